@@ -1,0 +1,35 @@
+# Two commands on a fresh machine:  make run   (set up + run the default job)
+#                                   make test  (set up + run the tests)
+# Both are idempotent: setup re-runs only when the lock or pyproject.toml change.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch 2.13.0+cpu: taken from this machine's wheel folder when present, else from PyTorch's CPU index.
+TORCH_INDEX ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl),,--extra-index-url https://download.pytorch.org/whl/cpu)
+PIP := $(BIN)/pip --disable-pip-version-check
+
+.PHONY: setup run test test-fast clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/cpu.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing the locked CPU stack into $(VENV) (about 3 minutes the first time) ..."
+	$(PIP) install -q --no-deps -r requirements/cpu.lock $(TORCH_INDEX) 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PIP) install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	$(BIN)/python -c "import vllm, prefect, duckdb, math_verify, curate.cli" 
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/curate run
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not engine"
+
+clean:
+	rm -rf $(VENV) .curate out curate.duckdb
