@@ -1,0 +1,60 @@
+"""Shapes of a chat request and its result, shared by the engines and the judges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Sampling:
+    n: int = 1
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 256
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {
+            "n": self.n, "temperature": self.temperature, "top_p": self.top_p,
+            "max_tokens": self.max_tokens, "seed": self.seed, "stop": list(self.stop),
+        }
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: list[dict]
+    sampling: Sampling = Sampling()
+    # Text the assistant turn starts with; the model continues it (e.g. "<think>\n").
+    prefill: str | None = None
+    # Constrain the output to this JSON schema (vLLM structured outputs / response_format).
+    json_schema: dict | None = None
+
+
+@dataclass
+class Completion:
+    text: str
+    finish_reason: str  # "stop" | "length" | ...
+    completion_tokens: int
+    stop_reason: str | int | None = None  # the stop string that ended the text, if any
+    reasoning: str | None = None  # a server's separate reasoning field, when it has one
+
+
+@dataclass
+class ChatResult:
+    completions: list[Completion] = field(default_factory=list)
+    prompt_tokens: int = 0
+    error: str | None = None  # set when the request failed after all retries
+
+
+ProgressFn = Callable[[int], None]
+
+
+class ChatBackend:
+    """What judges and stages need from an engine (see pipeline.engines.base.Engine)."""
+
+    model_name: str
+
+    def chat(self, requests: list[ChatRequest], on_progress: ProgressFn | None = None) -> list[ChatResult]:
+        raise NotImplementedError

