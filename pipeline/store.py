@@ -1,0 +1,268 @@
+"""The DuckDB catalog: every question, sample, verdict, score, selection and shard.
+
+Writes are bulk (a polars/Arrow frame per call) inside one transaction per batch, and keyed
+so that re-inserting a row is a no-op: a killed run resumes without duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ,
+    status VARCHAR NOT NULL,          -- running | finished | failed
+    config_hash VARCHAR NOT NULL,
+    config JSON NOT NULL,
+    counts JSON,
+    error VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS questions (
+    question_id VARCHAR PRIMARY KEY,  -- content hash of the question text
+    source VARCHAR NOT NULL,
+    domain VARCHAR NOT NULL,
+    subdomain VARCHAR,
+    text VARCHAR NOT NULL,
+    reference_answer VARCHAR,
+    answer_type VARCHAR,
+    tests VARCHAR[],
+    pool_path VARCHAR NOT NULL,
+    pool_line INTEGER NOT NULL,
+    first_run_id VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS quarantine (
+    run_id VARCHAR NOT NULL,
+    pool_path VARCHAR NOT NULL,
+    line INTEGER,
+    field VARCHAR,
+    error VARCHAR NOT NULL,
+    raw VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS samples (
+    sample_id VARCHAR PRIMARY KEY,    -- hash of question, generation config and index
+    question_id VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    sample_index INTEGER NOT NULL,
+    gen_config_hash VARCHAR NOT NULL,
+    model VARCHAR NOT NULL,
+    requested_format VARCHAR NOT NULL,
+    prompt_hash VARCHAR NOT NULL,
+    messages JSON NOT NULL,
+    raw_text VARCHAR NOT NULL,
+    reasoning VARCHAR,
+    answer VARCHAR,
+    think_closed_by VARCHAR,
+    reasoning_finish VARCHAR,
+    finish_reason VARCHAR NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    sampling_params JSON NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS verdicts (
+    sample_id VARCHAR NOT NULL,
+    stage VARCHAR NOT NULL,           -- filter | verify | judge
+    rule VARCHAR NOT NULL,
+    rule_version INTEGER NOT NULL,
+    passed BOOLEAN NOT NULL,
+    score DOUBLE,
+    reason VARCHAR,
+    details JSON,
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (sample_id, rule, rule_version)
+);
+
+CREATE TABLE IF NOT EXISTS question_difficulty (
+    question_id VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,          -- pass_rate | reasoning_length
+    version INTEGER NOT NULL,
+    score DOUBLE NOT NULL,            -- 0 easy .. 1 hard
+    n_samples INTEGER NOT NULL,
+    detail VARCHAR,
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (question_id, method, version)
+);
+
+CREATE TABLE IF NOT EXISTS exports (
+    export_id VARCHAR PRIMARY KEY,
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    out_dir VARCHAR NOT NULL,
+    config_hash VARCHAR NOT NULL,
+    manifest JSON NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS selections (
+    export_id VARCHAR NOT NULL,
+    sample_id VARCHAR NOT NULL,
+    domain VARCHAR NOT NULL,
+    difficulty DOUBLE,
+    reason VARCHAR NOT NULL,
+    PRIMARY KEY (export_id, sample_id)
+);
+
+CREATE TABLE IF NOT EXISTS shards (
+    export_id VARCHAR NOT NULL,
+    file VARCHAR NOT NULL,
+    rows INTEGER NOT NULL,
+    bytes BIGINT NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    PRIMARY KEY (export_id, file)
+);
+
+-- The newest version of each rule's verdict on each sample.
+CREATE OR REPLACE VIEW latest_verdicts AS
+SELECT * FROM verdicts
+QUALIFY row_number() OVER (PARTITION BY sample_id, rule ORDER BY rule_version DESC, created_at DESC) = 1;
+
+-- Why is a sample in or out? kept = it has verdicts and every latest one passed.
+CREATE OR REPLACE VIEW sample_status AS
+SELECT
+    s.sample_id,
+    s.question_id,
+    q.domain,
+    count(v.rule) > 0 AND coalesce(bool_and(v.passed), false) AS kept,
+    coalesce(list(v.rule ORDER BY v.rule) FILTER (WHERE NOT v.passed), []) AS failed_rules,
+    count(v.rule) AS n_verdicts
+FROM samples s
+JOIN questions q USING (question_id)
+LEFT JOIN latest_verdicts v USING (sample_id)
+GROUP BY s.sample_id, s.question_id, q.domain;
+"""
+
+
+class StoreLockedError(RuntimeError):
+    pass
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Store:
+    """One DuckDB file. Open it read-write for runs, read-only for queries."""
+
+    def __init__(self, path: str | Path, read_only: bool = False):
+        self.path = Path(path)
+        if read_only and not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such database (run `curate run` first)")
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLockedError(
+                    f"{self.path} is in use by another process (DuckDB allows one writer); "
+                    f"wait for the other run to finish. ({exc})"
+                ) from exc
+            raise
+        if not read_only:
+            self.con.execute(DDL)
+            self.con.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- bulk writes -----------------------------------------------------------------
+    # DuckDB 2.0: reads go through con.sql(...) (relations leave no open result behind);
+    # writes through con.execute(...). Frames are registered by name for one statement.
+
+    def _write(self, statements: list[tuple[str, str, pl.DataFrame]]) -> None:
+        """(verb, table, frame) triples in one transaction; verb is INSERT OR IGNORE / REPLACE."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for verb, table, frame in statements:
+                if frame.is_empty():
+                    continue
+                columns = ", ".join(f'"{c}"' for c in frame.columns)
+                self.con.register("_incoming", frame.to_arrow())
+                try:
+                    self.con.execute(f"{verb} INTO {table} ({columns}) SELECT {columns} FROM _incoming")
+                finally:
+                    self.con.unregister("_incoming")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def insert(self, table: str, frame: pl.DataFrame) -> int:
+        """Insert a frame in one transaction; rows whose key exists are skipped. Returns rows new."""
+        before = self.count(table)
+        self._write([("INSERT OR IGNORE", table, frame)])
+        return self.count(table) - before
+
+    def insert_many(self, frames: dict[str, pl.DataFrame]) -> None:
+        """Several tables in one transaction (e.g. an export's selections and its shard files)."""
+        self._write([("INSERT OR IGNORE", t, f) for t, f in frames.items()])
+
+    def replace(self, table: str, frame: pl.DataFrame) -> None:
+        """Insert or overwrite by primary key (for derived values such as difficulty)."""
+        self._write([("INSERT OR REPLACE", table, frame)])
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def frame(self, sql: str, params: list | None = None, **tables: pl.DataFrame) -> pl.DataFrame:
+        """Run a query; keyword frames are visible to it as tables of that name."""
+        for name, table in tables.items():
+            self.con.register(name, table.to_arrow())
+        try:
+            return self.con.sql(sql, params=params).pl() if params else self.con.sql(sql).pl()
+        finally:
+            for name in tables:
+                self.con.unregister(name)
+
+    def scalar(self, sql: str, params: list | None = None):
+        rows = self.con.sql(sql, params=params).fetchall() if params else self.con.sql(sql).fetchall()
+        return rows[0][0] if rows else None
+
+    def count(self, table: str) -> int:
+        return self.scalar(f"SELECT count(*) FROM {table}")
+
+    def existing_ids(self, table: str, column: str, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        found = self.frame(f"SELECT {column} FROM {table} WHERE {column} IN (SELECT id FROM probe)",
+                           probe=pl.DataFrame({"id": ids}))
+        return set(found[column].to_list())
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def start_run(self, config_json: dict, config_hash: str) -> str:
+        run_id = now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        self.con.execute(
+            "INSERT INTO runs (run_id, started_at, status, config_hash, config) VALUES (?, ?, 'running', ?, ?)",
+            [run_id, now(), config_hash, json.dumps(config_json)],
+        )
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, counts: dict | None = None, error: str | None = None) -> None:
+        self.con.execute(
+            "UPDATE runs SET finished_at = ?, status = ?, counts = ?, error = ? WHERE run_id = ?",
+            [now(), status, json.dumps(counts or {}), error, run_id],
+        )
