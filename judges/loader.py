@@ -1,0 +1,31 @@
+"""Find and load judge rules: built-in YAMLs in judges/rules/ plus a user's rules folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from schemas.judge_rule import JudgeRule
+from schemas.yaml_loading import ConfigError, load_yaml_model
+
+BUILTIN_DIR = Path(__file__).parent / "rules"
+
+
+def rule_files(extra_dir: str | Path | None = None) -> dict[str, Path]:
+    """Rule name (file stem) -> file; a user's folder overrides built-ins of the same name."""
+    files = {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.yaml"))}
+    if extra_dir:
+        files.update({p.stem: p for p in sorted(Path(extra_dir).glob("*.yaml"))})
+    return files
+
+
+def load_rule(name_or_path: str, extra_dir: str | Path | None = None) -> JudgeRule:
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        files = rule_files(extra_dir)
+        if name_or_path not in files:
+            raise ConfigError(f"unknown judge rule {name_or_path!r}; known: {sorted(files)}")
+        path = files[name_or_path]
+    rule = load_yaml_model(path, JudgeRule)
+    if rule.name != path.stem:
+        raise ConfigError(f"{path}:1: field 'name': rule name {rule.name!r} must match the file name {path.stem!r}")
+    return rule
