@@ -1,0 +1,70 @@
+"""Export stage: selected samples -> Parquet shards + manifest, written atomically.
+
+Rows are sorted (domain, sample_id) and carry no timestamps, so the same selection gives the
+same bytes. The folder is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas.shard import ShardFile, ShardManifest, ShortfallRow
+
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+SHARD_SCHEMA = pa.schema([
+    ("id", pa.string()), ("question_id", pa.string()), ("domain", pa.string()), ("subdomain", pa.string()),
+    ("source", pa.string()), ("requested_format", pa.string()), ("difficulty", pa.float64()),
+    ("model", pa.string()), ("messages", pa.list_(MESSAGE)), ("reasoning", pa.string()), ("answer", pa.string()),
+])
+
+
+def chat_records(rows: pl.DataFrame) -> pa.Table:
+    """rows: sample_id, question_id, domain, subdomain, source, requested_format, difficulty, model,
+    messages (the generation prompt as JSON), raw_text, reasoning, answer."""
+    records = []
+    for r in rows.sort(["domain", "sample_id"]).iter_rows(named=True):
+        prompt = [m for m in json.loads(r["messages"]) if m["role"] != "system"]  # drop the synthesis scaffold
+        records.append({
+            "id": r["sample_id"], "question_id": r["question_id"], "domain": r["domain"],
+            "subdomain": r["subdomain"], "source": r["source"], "requested_format": r["requested_format"],
+            "difficulty": r["difficulty"], "model": r["model"],
+            "messages": prompt + [{"role": "assistant", "content": r["raw_text"]}],
+            "reasoning": r["reasoning"], "answer": r["answer"],
+        })
+    return pa.Table.from_pylist(records, schema=SHARD_SCHEMA)
+
+
+def write_shards(table: pa.Table, out_dir: Path, export_id: str, run_id: str, config_hash: str,
+                 shard_rows: int, shortfall: list[ShortfallRow]) -> ShardManifest:
+    final = out_dir / export_id
+    tmp = out_dir / f".{export_id}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "data").mkdir(parents=True)
+    n_shards = max(1, -(-table.num_rows // shard_rows))
+    files = []
+    for i in range(n_shards):
+        part = table.slice(i * shard_rows, shard_rows)
+        name = f"data/train-{i:05d}-of-{n_shards:05d}.parquet"
+        pq.write_table(part, tmp / name, compression="zstd")
+        data = (tmp / name).read_bytes()
+        files.append(ShardFile(file=name, rows=part.num_rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest()))
+    frame = pl.from_arrow(table.select(["domain", "requested_format"]))
+    manifest = ShardManifest(
+        export_id=export_id, run_id=run_id, created_at=datetime.now(timezone.utc).isoformat(),
+        config_hash=config_hash, total_rows=table.num_rows,
+        counts_by_domain=dict(frame.group_by("domain").len().sort("domain").iter_rows()),
+        counts_by_format=dict(frame.group_by("requested_format").len().sort("requested_format").iter_rows()),
+        shards=files, shortfall=shortfall, columns=table.column_names,
+    )
+    (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return manifest

@@ -1,0 +1,76 @@
+"""Ingest stage: read the pools, store questions and quarantined rows, choose this run's questions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.hashing import stable_hash
+from pipeline.ingest import read_pool
+from pipeline.store import Store, now
+from schemas.config import CurateConfig
+
+
+@dataclass
+class IngestReport:
+    read: int
+    new_questions: int
+    quarantined: int
+    quarantine_messages: list[str]
+    pool: pl.DataFrame = field(repr=False)  # question_id, domain of every question read
+
+
+def ingest(store: Store, config: CurateConfig, run_id: str, base_dir: Path | None = None) -> IngestReport:
+    questions, quarantine = [], []
+    for pool in config.pools:
+        result = read_pool(pool, base_dir)
+        questions.extend(result.questions)
+        quarantine.extend(result.quarantine)
+    created = now()
+    q_frame = pl.DataFrame(
+        [q.model_dump() | {"first_run_id": run_id} for q in questions],
+        schema_overrides={"tests": pl.List(pl.String), "subdomain": pl.String,
+                          "reference_answer": pl.String, "answer_type": pl.String},
+    ) if questions else pl.DataFrame(schema={"question_id": pl.String, "domain": pl.String})
+    q_frame = q_frame.unique("question_id", keep="first", maintain_order=True)
+    x_frame = pl.DataFrame(
+        [r.model_dump() | {"run_id": run_id, "created_at": created} for r in quarantine],
+        schema_overrides={"line": pl.Int32, "field": pl.String, "raw": pl.String},
+    ) if quarantine else pl.DataFrame()
+    before = store.count("questions")
+    store.insert_many({"questions": q_frame, "quarantine": x_frame})
+    messages = [f"{r.pool_path}:{r.line or '-'}: {r.error}" for r in quarantine]
+    return IngestReport(
+        read=len(questions), new_questions=store.count("questions") - before,
+        quarantined=len(quarantine), quarantine_messages=messages,
+        pool=q_frame.select("question_id", "domain"),
+    )
+
+
+def select_questions(pool: pl.DataFrame, limit: int | None, seed: int) -> list[str]:
+    """This run's questions: the whole pool, or `limit` of them spread evenly over domains.
+
+    Within a domain the order is a seeded hash of the question id, so the same config picks
+    the same questions on every run (a re-run then finds all of its samples already made).
+    """
+    if pool.is_empty():
+        return []
+    ordered = pool.with_columns(
+        pl.col("question_id").map_elements(lambda q: stable_hash(q, seed), return_dtype=pl.String).alias("order")
+    ).sort(["domain", "order"])
+    if limit is None:
+        return ordered["question_id"].to_list()
+    sizes = dict(ordered.group_by("domain", maintain_order=True).len().iter_rows())
+    quota = {d: 0 for d in sizes}
+    remaining = min(limit, ordered.height)
+    # Round-robin one question at a time so small domains pass their unused share on.
+    while remaining:
+        for d in quota:
+            if remaining and quota[d] < sizes[d]:
+                quota[d] += 1
+                remaining -= 1
+    return [
+        qid for d in quota for qid in ordered.filter(pl.col("domain") == d)["question_id"].head(quota[d]).to_list()
+    ]

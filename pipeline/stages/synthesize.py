@@ -1,0 +1,208 @@
+"""Synthesize stage: n chat samples per question, each asked for an answer format.
+
+Sample ids hash the question, the generation config and the sample index, so the stage only
+generates samples that are missing: a re-run or a resumed run makes no duplicate calls.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipeline.engines.base import ChatRequest, Completion, Engine, Sampling
+from pipeline.hashing import seed_from, stable_hash
+from pipeline.progress import NoProgress, Progress
+from pipeline.store import Store, now
+from schemas.config import SynthesisConfig
+from schemas.formats import get_format
+
+# Bump when build_messages or the think handling changes what a prompt or sample looks like.
+PROMPT_VERSION = 1
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+SAMPLE_SCHEMA = {
+    "sample_id": pl.String, "question_id": pl.String, "run_id": pl.String, "sample_index": pl.Int32,
+    "gen_config_hash": pl.String, "model": pl.String, "requested_format": pl.String,
+    "prompt_hash": pl.String, "messages": pl.String, "raw_text": pl.String, "reasoning": pl.String,
+    "answer": pl.String, "think_closed_by": pl.String, "reasoning_finish": pl.String,
+    "finish_reason": pl.String, "prompt_tokens": pl.Int32, "completion_tokens": pl.Int32,
+    "sampling_params": pl.String, "created_at": pl.Datetime("us", "UTC"),
+}
+
+
+def gen_config_hash(cfg: SynthesisConfig, model: str) -> str:
+    relevant = cfg.model_dump(exclude={"batch_questions"})
+    return stable_hash("synthesis", PROMPT_VERSION, model, relevant)
+
+
+def choose_format(question_id: str, index: int, formats: list[str], seed: int) -> str:
+    """Rotate through the formats from a seeded start, so a question's n samples differ in format."""
+    start = seed_from(question_id, seed) % len(formats)
+    return formats[(start + index) % len(formats)]
+
+
+def build_messages(question: str, format_name: str, cfg: SynthesisConfig) -> list[dict]:
+    messages = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
+    messages.append({"role": "user", "content": f"{question}\n\n{get_format(format_name).instruction}"})
+    return messages
+
+
+def split_think(text: str, reasoning_field: str | None = None) -> tuple[str | None, str, str | None]:
+    """(reasoning, answer, closed_by) from a native completion."""
+    if reasoning_field:
+        return reasoning_field.strip(), text.strip(), "model"
+    match = re.search(re.escape(THINK_OPEN) + r"(.*?)" + re.escape(THINK_CLOSE), text, flags=re.S)
+    if match:
+        return match.group(1).strip(), text[match.end():].strip(), "model"
+    if THINK_OPEN in text:  # opened and never closed: all reasoning, no answer
+        return text.split(THINK_OPEN, 1)[1].strip(), "", None
+    return None, text.strip(), None
+
+
+@dataclass
+class _Planned:
+    sample_id: str
+    question_id: str
+    index: int
+    fmt: str
+    messages: list[dict]
+
+
+def _plan(questions: pl.DataFrame, cfg: SynthesisConfig, gen_hash: str) -> list[_Planned]:
+    planned = []
+    for qid, text in questions.select("question_id", "text").iter_rows():
+        for i in range(cfg.n):
+            fmt = choose_format(qid, i, cfg.formats, cfg.seed)
+            planned.append(_Planned(stable_hash(qid, gen_hash, i), qid, i, fmt, build_messages(text, fmt, cfg)))
+    return planned
+
+
+def _record(p: _Planned, run_id: str, gen_hash: str, model: str, cfg: SynthesisConfig, *, reasoning, answer,
+            closed_by, reasoning_finish, finish_reason, prompt_tokens, completion_tokens, sampling) -> dict:
+    raw = answer if reasoning is None else f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{answer}"
+    messages = json.dumps(p.messages, ensure_ascii=False)
+    return {
+        "sample_id": p.sample_id, "question_id": p.question_id, "run_id": run_id, "sample_index": p.index,
+        "gen_config_hash": gen_hash, "model": model, "requested_format": p.fmt,
+        "prompt_hash": stable_hash(messages, cfg.think_mode), "messages": messages, "raw_text": raw,
+        "reasoning": reasoning, "answer": answer, "think_closed_by": closed_by,
+        "reasoning_finish": reasoning_finish, "finish_reason": finish_reason,
+        "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+        "sampling_params": json.dumps(sampling), "created_at": now(),
+    }
+
+
+def _groups(planned: list[_Planned]) -> list[list[_Planned]]:
+    """Samples of one question asking the same format share a prompt: one request with n>1."""
+    groups: dict[tuple[str, str], list[_Planned]] = {}
+    for p in planned:
+        groups.setdefault((p.question_id, p.fmt), []).append(p)
+    return list(groups.values())
+
+
+def _run_native(engine, groups, cfg, run_id, gen_hash, progress) -> tuple[list[dict], int]:
+    requests = [
+        ChatRequest(g[0].messages, Sampling(n=len(g), temperature=cfg.temperature, top_p=cfg.top_p,
+                                            max_tokens=cfg.reasoning_max_tokens + cfg.answer_max_tokens,
+                                            seed=seed_from(g[0].sample_id)))
+        for g in groups
+    ]
+    results = engine.chat(requests, on_progress=progress.advance)
+    rows, errors = [], 0
+    for g, req, res in zip(groups, requests, results):
+        if res.error:
+            errors += len(g)
+            continue
+        for p, c in zip(g, res.completions):
+            reasoning, answer, closed = split_think(c.text, c.reasoning)
+            rows.append(_record(p, run_id, gen_hash, engine.model_name, cfg, reasoning=reasoning, answer=answer,
+                                closed_by=closed, reasoning_finish=None, finish_reason=c.finish_reason,
+                                prompt_tokens=res.prompt_tokens, completion_tokens=c.completion_tokens,
+                                sampling=req.sampling.as_dict() | {"think_mode": "native"}))
+    return rows, errors
+
+
+def _run_forced(engine, groups, cfg, run_id, gen_hash, progress) -> tuple[list[dict], int]:
+    think = [
+        ChatRequest(g[0].messages, Sampling(n=len(g), temperature=cfg.temperature, top_p=cfg.top_p,
+                                            max_tokens=cfg.reasoning_max_tokens, seed=seed_from(g[0].sample_id),
+                                            stop=(THINK_CLOSE,)), prefill=THINK_OPEN + "\n")
+        for g in groups
+    ]
+    think_results = engine.chat(think, on_progress=progress.advance)
+    # Phase 2: close the reasoning (by the model or forced) and let the model answer.
+    pending: list[tuple[_Planned, Completion, int, ChatRequest]] = []
+    errors = 0
+    for g, req, res in zip(groups, think, think_results):
+        if res.error:
+            errors += len(g)
+            progress.advance(len(g))
+            continue
+        pending.extend((p, c, res.prompt_tokens, req) for p, c in zip(g, res.completions))
+    answer_reqs = [
+        ChatRequest(p.messages, Sampling(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
+                                         max_tokens=cfg.answer_max_tokens, seed=seed_from(p.sample_id, "answer")),
+                    prefill=f"{THINK_OPEN}\n{c.text.strip()}\n{THINK_CLOSE}\n\n")
+        for p, c, _, _ in pending
+    ]
+    answers = engine.chat(answer_reqs, on_progress=progress.advance)
+    rows = []
+    for (p, c, prompt_tokens, req), areq, ares in zip(pending, answer_reqs, answers):
+        if ares.error:
+            errors += 1
+            continue
+        a = ares.completions[0]
+        if c.stop_reason == THINK_CLOSE:
+            closed, r_finish = "model", "stop"
+        elif c.finish_reason == "length":
+            closed, r_finish = "forced_budget", "length"
+        else:
+            closed, r_finish = "forced_eos", "stop"
+        sampling = req.sampling.as_dict() | {"think_mode": "forced", "answer_max_tokens": cfg.answer_max_tokens}
+        rows.append(_record(p, run_id, gen_hash, engine.model_name, cfg, reasoning=c.text.strip(),
+                            answer=a.text.strip(), closed_by=closed, reasoning_finish=r_finish,
+                            finish_reason=a.finish_reason, prompt_tokens=prompt_tokens,
+                            completion_tokens=c.completion_tokens + a.completion_tokens, sampling=sampling))
+    return rows, errors
+
+
+@dataclass
+class SynthesisReport:
+    planned: int
+    already_done: int
+    generated: int
+    errors: int
+
+
+def synthesize(store: Store, engine: Engine, cfg: SynthesisConfig, run_id: str, question_ids: list[str],
+               progress: Progress | None = None) -> SynthesisReport:
+    progress = progress or NoProgress()
+    gen_hash = gen_config_hash(cfg, engine.model_name)
+    questions = store.frame(
+        "SELECT question_id, text FROM questions WHERE question_id IN (SELECT question_id FROM probe) ORDER BY question_id",
+        probe=pl.DataFrame({"question_id": question_ids}, schema={"question_id": pl.String}),
+    )
+    planned = _plan(questions, cfg, gen_hash)
+    done = store.existing_ids("samples", "sample_id", [p.sample_id for p in planned])
+    todo = [p for p in planned if p.sample_id not in done]
+    groups = _groups(todo)
+    total = len(groups) + (len(todo) if cfg.think_mode == "forced" else 0)
+    progress.start("synthesis requests", total)
+    generated = errors = 0
+    run = _run_forced if cfg.think_mode == "forced" else _run_native
+    # Batches of questions: each batch is one engine pass and one store transaction.
+    by_question: dict[str, list[list[_Planned]]] = {}
+    for g in groups:
+        by_question.setdefault(g[0].question_id, []).append(g)
+    qids = list(by_question)
+    for start in range(0, len(qids), cfg.batch_questions):
+        batch = [g for q in qids[start:start + cfg.batch_questions] for g in by_question[q]]
+        rows, errs = run(engine, batch, cfg, run_id, gen_hash, progress)
+        errors += errs
+        if rows:
+            generated += store.insert("samples", pl.DataFrame(rows, schema=SAMPLE_SCHEMA))
+    progress.done()
+    return SynthesisReport(planned=len(planned), already_done=len(done), generated=generated, errors=errors)
