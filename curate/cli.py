@@ -1,0 +1,140 @@
+"""The `curate` command line: run the flow, query the store."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from pipeline.runtime_env import apply_defaults
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Curate chain-of-thought training data: synthesize, clean, judge, rebalance, export.")
+console = Console(stderr=True)
+
+# Statements `curate query` runs; everything else (DDL, DML, ATTACH, COPY, SET ...) is refused.
+_READ_ONLY = {"SELECT", "EXPLAIN", "PRAGMA"}
+
+
+@app.command()
+def run(
+    questions: Optional[list[Path]] = typer.Option(None, "--questions", "-q", help="Question pools (JSONL, JSON, Parquet, HF datasets folder); default: the config's pools."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Run config YAML (default: configs/default.yaml)."),
+    db: Path = typer.Option(Path("curate.duckdb"), "--db", help="DuckDB file holding every sample and verdict."),
+    out: Path = typer.Option(Path("out"), "--out", help="Folder for exported shard sets."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Questions for this run, spread over domains."),
+) -> None:
+    """Run the whole pipeline (Prefect flow `curate`) and export a shard set."""
+    apply_defaults()
+    from curate.progress import RichProgress
+    from flows.curate_flow import curate, progress_var, say_var
+    from pipeline.store import StoreLockedError
+    from schemas.yaml_loading import ConfigError
+
+    started = time.monotonic()
+    say_var.set(lambda msg: console.print(msg, markup=False, highlight=False))
+    try:
+        with RichProgress(console) as progress:
+            progress_var.set(progress)
+            counts = curate(config_path=str(config) if config else None,
+                            questions=[str(q) for q in questions] if questions else None,
+                            db=str(db), out=str(out), limit=limit)
+    except (ConfigError, StoreLockedError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    elapsed = time.monotonic() - started
+    _summary(counts, db, out, elapsed)
+
+
+def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
+    s, e = counts["synthesize"], counts["export"]
+    console.print(f"\nrun {counts['run_id']} finished in {elapsed:.0f} s")
+    console.print(f"  samples: {s['generated']} generated, {s['already_done']} already in {db}, {s['errors']} errors")
+    for rule, c in counts["filters"].items():
+        console.print(f"  filter {rule:<12} checked {c['checked']:>5}  failed {c['failed']:>5}")
+    v = counts["verify"]
+    console.print(f"  verify answer_match checked {v['checked']:>5}  correct {v['correct']:>5}")
+    for rule, j in counts["judges"].items():
+        console.print(f"  judge {rule} v{j['version']}: judged {j['judged']}, kept {j['kept']}, errors {j['errors']}")
+    console.print(f"  exported {e['rows']} samples {e['by_domain']} -> {out / e['export_id']}")
+    for short in e["shortfall"]:
+        more = short["questions_to_synthesize"]
+        console.print(f"  shortfall {short['domain']}: {short['missing']} more kept samples needed"
+                      + (f" (about {more} more questions)" if more else " (none kept yet)"))
+    console.print(f'  why in or out: curate query --db {db} "SELECT * FROM sample_status LIMIT 10"')
+
+
+@app.command()
+def query(
+    sql: str = typer.Argument(..., help="SQL to run (read-only)."),
+    db: Path = typer.Option(Path("curate.duckdb"), "--db", help="DuckDB file."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+) -> None:
+    """Run read-only SQL against the store (tables: runs, questions, quarantine, samples,
+    verdicts, question_difficulty, exports, selections, shards; views: sample_status,
+    latest_verdicts)."""
+    import duckdb
+
+    if fmt not in ("table", "csv", "json"):
+        console.print(f"[red]error:[/red] --format must be table, csv or json (got {fmt!r})")
+        raise typer.Exit(2)
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    refused = [st.type.name for st in statements if st.type.name not in _READ_ONLY]
+    if refused:
+        console.print(f"[red]refused:[/red] `curate query` is read-only; {', '.join(refused)} statements "
+                      "are not allowed. Change data with `curate run` (or open the file with duckdb yourself).")
+        raise typer.Exit(2)
+    from pipeline.store import Store, StoreLockedError
+
+    try:
+        store = Store(db, read_only=True)
+    except (FileNotFoundError, StoreLockedError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        frame = store.frame(sql)
+    except duckdb.Error as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    _print_frame(frame, fmt)
+
+
+def _print_frame(frame, fmt: str) -> None:
+    if fmt == "csv":
+        nested = [c for c, t in frame.schema.items() if t.is_nested()]
+        import polars as pl
+
+        frame = frame.with_columns([pl.col(c).map_elements(lambda v: json.dumps(v.to_list() if hasattr(v, "to_list") else v, default=str),
+                                                           return_dtype=pl.String) for c in nested])
+        sys.stdout.write(frame.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(frame.to_dicts(), default=str, ensure_ascii=False, indent=1) + "\n")
+    else:
+        from rich.table import Table
+
+        table = Table(show_lines=False)
+        for col in frame.columns:
+            table.add_column(col, overflow="fold")
+        for row in frame.iter_rows():
+            table.add_row(*["" if v is None else str(v)[:200] for v in row])
+        Console().print(table)
+        console.print(f"{frame.height} rows")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

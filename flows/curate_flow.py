@@ -1,0 +1,124 @@
+"""The `curate` Prefect flow: ingest -> synthesize -> filter -> verify -> judge -> difficulty
+-> rebalance + export. Stages live in pipeline/; this file only wires them."""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NONE
+
+from filters.registry import default_filters
+from judges.loader import load_rule
+from pipeline.config_loading import load_run_config
+from pipeline.engines.factory import make_engine
+from pipeline.progress import NoProgress, Progress
+from pipeline.run_lock import run_lock
+from pipeline.stages.difficulty import score_difficulty
+from pipeline.stages.filter import run_filters
+from pipeline.stages.ingest import ingest, select_questions
+from pipeline.stages.judge import run_judge
+from pipeline.stages.publish import select_and_export
+from pipeline.stages.synthesize import synthesize
+from pipeline.stages.verify import run_verify
+from pipeline.store import Store
+
+# The CLI sets these; flow parameters must stay JSON (Prefect records them), so live objects
+# such as the progress display and the log function travel in context variables.
+progress_var: contextvars.ContextVar[Progress] = contextvars.ContextVar("progress", default=NoProgress())
+say_var: contextvars.ContextVar = contextvars.ContextVar("say", default=print)
+
+# Stage tasks write to DuckDB themselves: nothing for Prefect to cache or persist. Each task
+# opens its own connection from the path (Prefect keeps task parameters alive, and a live
+# connection object held past shutdown makes DuckDB's bindings report leaks).
+_task = dict(cache_policy=NONE, persist_result=False)
+
+
+@task(name="ingest", **_task)
+def ingest_task(db, config, run_id):
+    with Store(db) as store:
+        return ingest(store, config, run_id)
+
+
+@task(name="synthesize", retries=1, **_task)
+def synthesize_task(db, engine, config, run_id, question_ids):
+    with Store(db) as store:
+        return synthesize(store, engine, config.synthesis, run_id, question_ids, progress_var.get())
+
+
+@task(name="rule-filters", **_task)
+def filter_task(db, config, run_id):
+    with Store(db) as store:
+        return run_filters(store, default_filters(config.filters), run_id, progress=progress_var.get())
+
+
+@task(name="verify", **_task)
+def verify_task(db, run_id):
+    with Store(db) as store:
+        return run_verify(store, run_id, progress=progress_var.get())
+
+
+@task(name="judge", **_task)
+def judge_task(db, engine, config, run_id, rule_name):
+    rule = load_rule(rule_name, config.judges.rules_dir)
+    with Store(db) as store:
+        return run_judge(store, rule, engine, run_id, batch_size=config.judges.batch_size,
+                         max_retries=config.judges.max_parse_retries, progress=progress_var.get())
+
+
+@task(name="difficulty", **_task)
+def difficulty_task(db, run_id, question_ids):
+    with Store(db) as store:
+        return score_difficulty(store, run_id, question_ids)
+
+
+@task(name="rebalance-export", **_task)
+def export_task(db, config, run_id, out_dir):
+    with Store(db) as store:
+        return select_and_export(store, config, run_id, Path(out_dir))
+
+
+@flow(name="curate", persist_result=False)
+def curate(config_path: str | None = None, questions: list[str] | None = None, db: str = "curate.duckdb",
+           out: str = "out", limit: int | None = None) -> dict:
+    with run_lock(db):
+        return _curate(config_path, questions, db, out, limit)
+
+
+def _curate(config_path, questions, db, out, limit) -> dict:
+    say = say_var.get()
+    config = load_run_config(config_path, questions, limit)
+    with Store(db) as store:
+        run_id = store.start_run(config.model_dump(mode="json"), config.config_hash())
+    counts: dict = {"run_id": run_id}
+    try:
+        report = ingest_task(db, config, run_id)
+        counts["ingest"] = {"read": report.read, "new": report.new_questions, "quarantined": report.quarantined}
+        for message in report.quarantine_messages[:10]:
+            say(f"[quarantine] {message}")
+        if report.quarantined > 10:
+            say(f"[quarantine] ... {report.quarantined - 10} more (SELECT * FROM quarantine)")
+        question_ids = select_questions(report.pool, config.limit, config.selection_seed)
+        say(f"{report.read} questions read ({report.new_questions} new, {report.quarantined} quarantined); "
+            f"{len(question_ids)} selected for this run")
+        engine = make_engine(config.engine, announce=say)
+        synth = synthesize_task(db, engine, config, run_id, question_ids)
+        counts["synthesize"] = vars(synth)
+        counts["filters"] = {c.rule: {"checked": c.checked, "failed": c.failed}
+                             for c in filter_task(db, config, run_id)}
+        counts["verify"] = vars(verify_task(db, run_id))
+        counts["judges"] = {name: vars(judge_task(db, engine, config, run_id, name))
+                            for name in config.judges.rules}
+        counts["difficulty"] = vars(difficulty_task(db, run_id, question_ids))
+        manifest = export_task(db, config, run_id, out)
+        counts["export"] = {"export_id": manifest.export_id, "rows": manifest.total_rows,
+                            "by_domain": manifest.counts_by_domain,
+                            "shortfall": [s.model_dump() for s in manifest.shortfall]}
+        with Store(db) as store:
+            store.finish_run(run_id, "finished", counts)
+        return counts
+    except BaseException as exc:
+        with Store(db) as store:
+            store.finish_run(run_id, "failed", counts, error=f"{type(exc).__name__}: {exc}")
+        raise
