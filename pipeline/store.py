@@ -150,6 +150,10 @@ GROUP BY s.sample_id, s.question_id, q.domain;
 """
 
 
+# Tables without a primary key (append-only logs).
+_KEYLESS = {"quarantine"}
+
+
 class StoreLockedError(RuntimeError):
     pass
 
@@ -195,21 +199,25 @@ class Store:
 
     def _write(self, statements: list[tuple[str, str, pl.DataFrame]]) -> None:
         """(verb, table, frame) triples in one transaction; verb is INSERT OR IGNORE / REPLACE."""
-        self.con.execute("BEGIN TRANSACTION")
+        statements = [(v, t, f) for v, t, f in statements if not f.is_empty()]
+        names = [f"_incoming_{i}" for i in range(len(statements))]
+        for name, (_, _, frame) in zip(names, statements):
+            self.con.register(name, frame.to_arrow())
         try:
-            for verb, table, frame in statements:
-                if frame.is_empty():
-                    continue
-                columns = ", ".join(f'"{c}"' for c in frame.columns)
-                self.con.register("_incoming", frame.to_arrow())
-                try:
-                    self.con.execute(f"{verb} INTO {table} ({columns}) SELECT {columns} FROM _incoming")
-                finally:
-                    self.con.unregister("_incoming")
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                for name, (verb, table, frame) in zip(names, statements):
+                    if table in _KEYLESS:  # nothing to conflict on: plain insert
+                        verb = "INSERT"
+                    columns = ", ".join(f'"{c}"' for c in frame.columns)
+                    self.con.execute(f"{verb} INTO {table} ({columns}) SELECT {columns} FROM {name}")
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+        finally:
+            for name in names:
+                self.con.unregister(name)
 
     def insert(self, table: str, frame: pl.DataFrame) -> int:
         """Insert a frame in one transaction; rows whose key exists are skipped. Returns rows new."""
