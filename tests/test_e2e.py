@@ -1,0 +1,159 @@
+"""End to end: `curate run` with the real vLLM CPU engine, a real DuckDB file and a real
+Prefect flow on a few real questions; then what landed in DuckDB and the shards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import datasets
+import duckdb
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from curate.cli import app
+from tests.conftest import DATA, ROOT
+
+pytestmark = pytest.mark.engine
+
+runner = CliRunner()
+
+
+def _config(tmp: Path) -> Path:
+    """The default config, pointed at a small pool, small budgets, a lenient judge."""
+    pool = tmp / "pool.jsonl"
+    lines = [
+        {"question": "What is 12 + 30?", "answer": "42", "domain": "math"},
+        {"question": "Write a Python function add(a, b) that returns a + b.", "domain": "code"},
+        {"question": "Water boils at what temperature in Celsius at sea level?", "answer": "100", "domain": "science"},
+        {"question": "If all cats are animals and Tom is a cat, is Tom an animal? Options: yes; no", "domain": "logic"},
+    ]
+    text = "\n".join(json.dumps(x) for x in lines)
+    text += '\n{"question": "broken json"\n{"answer": "no question here"}\n'
+    pool.write_text(text)
+    config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    config["pools"] = [{"path": str(pool), "source": "e2e", "answer_type": "math"}]
+    config["limit"] = None
+    config["synthesis"].update(reasoning_max_tokens=96, answer_max_tokens=64)
+    config["judges"] = {"rules": ["lenient_rule"], "rules_dir": str(ROOT / "tests" / "fixtures")}
+    config["filters"] = {"max_dup_line_frac": 1.0, "max_top_2gram_frac": 1.0, "max_dup_10gram_frac": 1.0,
+                         "length": {"default": {"min_reasoning_chars": 1}}}
+    config["rebalance"] = {"targets": {"math": 0.25, "code": 0.25, "science": 0.25, "logic": 0.25}}
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def e2e_run(tmp_path_factory, vllm_engine, prefect_server):
+    tmp = tmp_path_factory.mktemp("e2e")
+    db, out = tmp / "curate.duckdb", tmp / "out"
+    args = ["run", "--config", str(_config(tmp)), "--db", str(db), "--out", str(out)]
+    first = runner.invoke(app, args, catch_exceptions=False)
+    second = runner.invoke(app, args, catch_exceptions=False)
+    return db, out, first, second
+
+
+def _q(db: Path, sql: str):
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.sql(sql).fetchall()
+
+
+def test_run_succeeds_and_reports(e2e_run):
+    _, _, first, _ = e2e_run
+    assert first.exit_code == 0, first.output
+    assert "finished" in first.output and "quarantine" in first.output
+
+
+def test_every_table_has_rows(e2e_run):
+    db, *_ = e2e_run
+    for table in ("runs", "questions", "quarantine", "samples", "verdicts", "question_difficulty",
+                  "exports", "selections", "shards"):
+        assert _q(db, f"SELECT count(*) FROM {table}")[0][0] > 0, table
+
+
+def test_bad_rows_quarantined_with_line_and_field(e2e_run):
+    db, *_ = e2e_run
+    rows = _q(db, "SELECT line, field, error FROM quarantine WHERE run_id = (SELECT min(run_id) FROM runs) ORDER BY line")
+    assert [(r[0], r[1]) for r in rows] == [(5, None), (6, "question")]
+    assert "invalid JSON" in rows[0][2] and "missing required field" in rows[1][2]
+    # Each run reports what it could not read: the second run logged the same two rows.
+    assert _q(db, "SELECT count(*), count(DISTINCT run_id) FROM quarantine")[0] == (4, 2)
+
+
+def test_samples_record_what_made_them(e2e_run):
+    db, *_ = e2e_run
+    rows = _q(db, """SELECT count(*), count(DISTINCT question_id), min(completion_tokens), min(prompt_tokens),
+                            count(DISTINCT requested_format), bool_and(raw_text LIKE '<think>%</think>%'),
+                            bool_and(model = 'smollm2-135m-instruct'), bool_and(json_extract(sampling_params, '$.seed') IS NOT NULL)
+                     FROM samples""")[0]
+    n, questions, min_completion, min_prompt, formats, think_wrapped, model_ok, seeded = rows
+    assert (n, questions) == (8, 4)  # n=2 samples for each of the 4 good questions
+    assert min_completion > 0 and min_prompt > 0
+    assert formats >= 2  # the two samples of a question ask for different formats
+    assert think_wrapped and model_ok and seeded
+
+
+def test_every_sample_has_every_cheap_rule_verdict(e2e_run):
+    db, *_ = e2e_run
+    missing = _q(db, """SELECT s.sample_id, count(v.rule) FROM samples s
+                        LEFT JOIN verdicts v ON v.sample_id = s.sample_id AND v.stage = 'filter'
+                        GROUP BY 1 HAVING count(v.rule) <> 4""")
+    assert missing == []
+    # Verified where a reference exists (math and science here), judged where nothing failed.
+    assert _q(db, "SELECT count(*) FROM verdicts WHERE rule = 'answer_match'")[0][0] == 4
+    judged = _q(db, "SELECT count(*) FROM verdicts WHERE stage = 'judge'")[0][0]
+    survivors = _q(db, """SELECT count(*) FROM samples s WHERE NOT EXISTS (SELECT 1 FROM verdicts v
+                          WHERE v.sample_id = s.sample_id AND v.stage <> 'judge' AND NOT v.passed)""")[0][0]
+    assert judged == survivors > 0
+
+
+def test_sample_status_explains_every_sample(e2e_run):
+    db, *_ = e2e_run
+    rows = _q(db, "SELECT kept, failed_rules FROM sample_status")
+    assert len(rows) == 8
+    assert all(kept == (failed == []) for kept, failed in rows)
+
+
+def test_shards_load_with_datasets_and_match_the_manifest(e2e_run):
+    db, out, *_ = e2e_run
+    export_dir = Path(_q(db, "SELECT out_dir FROM exports ORDER BY created_at DESC LIMIT 1")[0][0])
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    files = [str(export_dir / s["file"]) for s in manifest["shards"]]
+    for s in manifest["shards"]:
+        assert hashlib.sha256((export_dir / s["file"]).read_bytes()).hexdigest() == s["sha256"]
+    ds = datasets.load_dataset("parquet", data_files=files, split="train")
+    assert ds.num_rows == manifest["total_rows"] > 0
+    assert {"id", "question_id", "domain", "messages", "reasoning", "answer", "difficulty"} <= set(ds.column_names)
+    assert ds[0]["messages"][-1]["role"] == "assistant" and ds[0]["messages"][-1]["content"].startswith("<think>")
+    selected = _q(db, f"SELECT count(*) FROM selections WHERE export_id = '{manifest['export_id']}'")[0][0]
+    assert selected == ds.num_rows
+    assert set(ds["id"]) <= {r[0] for r in _q(db, "SELECT sample_id FROM sample_status WHERE kept")}
+
+
+def test_rerun_generates_and_judges_nothing_new(e2e_run):
+    db, _, first, second = e2e_run
+    assert second.exit_code == 0, second.output
+    assert "0 generated, 8 already in" in second.output
+    assert "judged 0" in second.output
+    runs = _q(db, "SELECT status, counts FROM runs ORDER BY started_at")
+    assert [r[0] for r in runs] == ["finished", "finished"]
+    assert json.loads(runs[1][1])["synthesize"]["generated"] == 0
+
+
+def test_query_is_read_only_and_formats(e2e_run):
+    db, *_ = e2e_run
+    refused = runner.invoke(app, ["query", "--db", str(db), "DELETE FROM samples"])
+    assert refused.exit_code == 2 and "read-only" in refused.output
+    for sql in ("DROP TABLE samples", "ATTACH 'x.db'", "SELECT 1; INSERT INTO runs VALUES (1)"):
+        assert runner.invoke(app, ["query", "--db", str(db), sql]).exit_code == 2
+    as_json = runner.invoke(app, ["query", "--db", str(db), "--format", "json",
+                                  "SELECT domain, count(*) AS n FROM questions GROUP BY 1 ORDER BY 1"])
+    assert as_json.exit_code == 0
+    assert [r["domain"] for r in json.loads(as_json.stdout)] == ["code", "logic", "math", "science"]
+    as_csv = runner.invoke(app, ["query", "--db", str(db), "--format", "csv",
+                                 "SELECT sample_id, failed_rules FROM sample_status ORDER BY 1 LIMIT 2"])
+    assert as_csv.exit_code == 0 and as_csv.stdout.splitlines()[0] == "sample_id,failed_rules"
+    assert _q(db, "SELECT count(*) FROM samples")[0][0] == 8  # nothing was deleted
