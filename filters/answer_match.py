@@ -28,12 +28,15 @@ def options_of(question: str) -> list[str]:
 
 
 def match_choice(answer: str, reference: str, options: list[str]) -> RuleResult:
+    """The option named last wins; when one option sits inside another ("York" in "New York",
+    "3" in "-3") the mention that ends last, then the longer one, is the one named."""
     text = _norm(answer)
-    last_pos, picked = -1, None
+    best, picked = (-1, -1), None
     for opt in options or [reference]:
         for m in re.finditer(r"(?<!\w)" + re.escape(_norm(opt)) + r"(?!\w)", text):
-            if m.start() >= last_pos:
-                last_pos, picked = m.start(), opt
+            key = (m.end(), m.end() - m.start())
+            if key > best:
+                best, picked = key, opt
     if picked is None:
         return RuleResult(False, 0.0, "no option named in the answer")
     ok = _norm(picked) == _norm(reference)
