@@ -48,6 +48,22 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, object | RowError, str]]:
                 yield line_no, RowError(None, f"invalid JSON: {exc.msg} at column {exc.colno}"), line
 
 
+def _top_level_array_start(text: str, key: str) -> int | None:
+    """Offset just inside the array stored under `key` of the top-level object (not a nested
+    key of the same name): walk the top-level members, decoding and skipping each value."""
+    decoder = json.JSONDecoder()
+    ws = re.compile(r"[\s,]*")
+    pos = ws.match(text, text.index("{") + 1).end()
+    while pos < len(text) and text[pos] != "}":
+        name, pos = decoder.raw_decode(text, pos)
+        pos = re.compile(r"\s*:\s*").match(text, pos).end()
+        if name == key and text[pos] == "[":
+            return pos + 1
+        _, pos = decoder.raw_decode(text, pos)
+        pos = ws.match(text, pos).end()
+    return None
+
+
 def _iter_json(path: Path, records_key: str | None) -> Iterator[tuple[int, object | RowError, str]]:
     """Yield each record of a top-level array (or `records_key` array) with its line number."""
     text = path.read_text(encoding="utf-8", errors="replace")
@@ -65,9 +81,7 @@ def _iter_json(path: Path, records_key: str | None) -> Iterator[tuple[int, objec
         doc = doc[records_key]
         if isinstance(doc, list):  # top-level scalars (e.g. BIG-bench task_prefix) for templates
             doc = [dict(r, pool_meta=meta) if isinstance(r, dict) else r for r in doc]
-        # Find the array's position to report real line numbers inside it.
-        match = re.search(r'"%s"\s*:\s*\[' % re.escape(records_key), text)
-        start = match.end() if match else None
+        start = _top_level_array_start(text, records_key)
     else:
         start = text.index("[") + 1 if isinstance(doc, list) else None
     if not isinstance(doc, list):
