@@ -167,6 +167,7 @@ class Store:
 
     def __init__(self, path: str | Path, read_only: bool = False):
         self.path = Path(path)
+        self._column_cache: dict[str, set[str]] = {}
         if read_only and not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such database (run `curate run` first)")
         try:
@@ -200,6 +201,12 @@ class Store:
     def _write(self, statements: list[tuple[str, str, pl.DataFrame]]) -> None:
         """(verb, table, frame) triples in one transaction; verb is INSERT OR IGNORE / REPLACE."""
         statements = [(v, t, f) for v, t, f in statements if not f.is_empty()]
+        for _, table, frame in statements:
+            # DuckDB 2.0 silently drops a column the table lacks on INSERT ... (cols) SELECT:
+            # a misspelled column must be an error, not lost data.
+            unknown = sorted(set(frame.columns) - self._columns(table))
+            if unknown:
+                raise ValueError(f"table {table!r} has no column(s) {unknown}")
         names = [f"_incoming_{i}" for i in range(len(statements))]
         for name, (_, _, frame) in zip(names, statements):
             self.con.register(name, frame.to_arrow())
@@ -218,6 +225,15 @@ class Store:
         finally:
             for name in names:
                 self.con.unregister(name)
+
+    def _columns(self, table: str) -> set[str]:
+        if table not in self._column_cache:
+            rows = self.con.sql("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                params=[table]).fetchall()
+            if not rows:
+                raise ValueError(f"no table {table!r} in {self.path}")
+            self._column_cache[table] = {r[0] for r in rows}
+        return self._column_cache[table]
 
     def insert(self, table: str, frame: pl.DataFrame) -> int:
         """Insert a frame in one transaction; rows whose key exists are skipped. Returns rows new."""
