@@ -1,9 +1,11 @@
 """Rebalance stage: choose kept samples to match a target domain mix, harder questions first.
 
 Pure function of a frame of kept samples, so it is tested without a database.
-best_effort: the total is min(max_samples, all kept); each domain gets its share of it or
-  all it has, and the gap is reported as a shortfall (the mix skews only by what is missing).
+best_effort: aim at min(max_samples, all kept); each domain gets its share of that or all it
+  has (the mix skews only by what is missing).
 strict: the total shrinks until every domain can meet its exact share.
+In both modes the shortfall says, per domain, how many more kept samples the exact mix at the
+best_effort size would need, and roughly how many more questions to synthesize for them.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ class Selection:
 
 
 def _quotas(fracs: dict[str, float], total: int, available: dict[str, int], cap: bool) -> dict[str, int]:
-    """Largest-remainder rounding, so quotas sum to the total; with `cap`, leftover units go
-    only to domains that still have samples (best_effort must not waste them)."""
+    """Largest-remainder rounding: floor of each share, then at most one leftover unit per domain
+    by largest remainder, so quotas sum to the total. With `cap`, a leftover unit skips domains
+    that have no samples to give (best_effort must not waste it), so the sum can fall short of
+    the total; the gap is what the shortfall reports."""
     raw = {d: f * total for d, f in fracs.items()}
     quota = {d: math.floor(r) for d, r in raw.items()}
     left = total - sum(quota.values())
@@ -55,12 +59,15 @@ def rebalance(kept: pl.DataFrame, cfg: RebalanceConfig, questions_tried: dict[st
         .with_columns(rank=pl.int_range(pl.len()).over("domain"))
     )
     available = {d: int(ranked.filter(pl.col("domain") == d).height) for d in cfg.targets}
-    wanted_fracs = {d: f for d, f in cfg.targets.items() if f > 0}
+    fracs = {d: f for d, f in cfg.targets.items() if f > 0}
+    # The size both modes aim for, and the exact mix at that size (what a shortfall is measured against).
+    aim = min(cfg.max_samples, sum(available.values()))
+    wanted = _quotas(fracs, aim, available, cap=False)
     if cfg.mode == "strict":
-        total = min([cfg.max_samples] + [math.floor(available[d] / f) for d, f in wanted_fracs.items()])
+        total = min([aim] + [math.floor(available[d] / f) for d, f in fracs.items()])
+        quota = _quotas(fracs, total, available, cap=False)
     else:
-        total = min(cfg.max_samples, sum(available.values()))
-    quota = _quotas(wanted_fracs, total, available, cap=cfg.mode == "best_effort")
+        quota = {d: min(q, available[d]) for d, q in _quotas(fracs, aim, available, cap=True).items()}
     chosen = ranked.filter(
         pl.col("rank") < pl.col("domain").replace_strict(quota, default=0, return_dtype=pl.Int64)
     ).with_columns(
@@ -68,14 +75,13 @@ def rebalance(kept: pl.DataFrame, cfg: RebalanceConfig, questions_tried: dict[st
                          pl.col("difficulty").round(3), pl.col("domain").replace_strict(quota, default=0))
     ).select("sample_id", "domain", "difficulty", "reason")
     shortfall = []
-    for d, f in wanted_fracs.items():
-        got = min(quota[d], available[d])
-        missing = quota[d] - got
+    for d, f in fracs.items():
+        missing = wanted[d] - available[d]
         if missing <= 0:
             continue
         tried = (questions_tried or {}).get(d, 0)
         per_question = available[d] / tried if tried else 0.0
         estimate = math.ceil(missing / per_question) if per_question > 0 else None
-        shortfall.append(ShortfallRow(domain=d, target_fraction=f, wanted=quota[d], selected=got,
+        shortfall.append(ShortfallRow(domain=d, target_fraction=f, wanted=wanted[d], selected=quota[d],
                                       missing=missing, questions_to_synthesize=estimate))
     return Selection(chosen, shortfall)
