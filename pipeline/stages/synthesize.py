@@ -71,7 +71,7 @@ class _Planned:
     messages: list[dict]
 
 
-def _plan(questions: pl.DataFrame, cfg: SynthesisConfig, gen_hash: str) -> list[_Planned]:
+def plan_samples(questions: pl.DataFrame, cfg: SynthesisConfig, gen_hash: str) -> list[_Planned]:
     planned = []
     for qid, text in questions.select("question_id", "text").iter_rows():
         for i in range(cfg.n):
@@ -95,7 +95,7 @@ def _record(p: _Planned, run_id: str, gen_hash: str, model: str, cfg: SynthesisC
     }
 
 
-def _groups(planned: list[_Planned]) -> list[list[_Planned]]:
+def group_samples(planned: list[_Planned]) -> list[list[_Planned]]:
     """Samples of one question asking the same format share a prompt: one request with n>1."""
     groups: dict[tuple[str, str], list[_Planned]] = {}
     for p in planned:
@@ -103,13 +103,15 @@ def _groups(planned: list[_Planned]) -> list[list[_Planned]]:
     return list(groups.values())
 
 
+def native_request(group: list[_Planned], cfg: SynthesisConfig) -> ChatRequest:
+    """One request for a group of samples sharing a prompt (think_mode: native)."""
+    return ChatRequest(group[0].messages, Sampling(n=len(group), temperature=cfg.temperature, top_p=cfg.top_p,
+                                                   max_tokens=cfg.reasoning_max_tokens + cfg.answer_max_tokens,
+                                                   seed=seed_from(group[0].sample_id)))
+
+
 def _run_native(engine, groups, cfg, run_id, gen_hash, progress) -> tuple[list[dict], int]:
-    requests = [
-        ChatRequest(g[0].messages, Sampling(n=len(g), temperature=cfg.temperature, top_p=cfg.top_p,
-                                            max_tokens=cfg.reasoning_max_tokens + cfg.answer_max_tokens,
-                                            seed=seed_from(g[0].sample_id)))
-        for g in groups
-    ]
+    requests = [native_request(g, cfg) for g in groups]
     results = engine.chat(requests, on_progress=progress.advance)
     rows, errors = [], 0
     for g, req, res in zip(groups, requests, results):
@@ -185,10 +187,10 @@ def synthesize(store: Store, engine: Engine, cfg: SynthesisConfig, run_id: str, 
         "SELECT question_id, text FROM questions WHERE question_id IN (SELECT question_id FROM probe) ORDER BY question_id",
         probe=pl.DataFrame({"question_id": question_ids}, schema={"question_id": pl.String}),
     )
-    planned = _plan(questions, cfg, gen_hash)
+    planned = plan_samples(questions, cfg, gen_hash)
     done = store.existing_ids("samples", "sample_id", [p.sample_id for p in planned])
     todo = [p for p in planned if p.sample_id not in done]
-    groups = _groups(todo)
+    groups = group_samples(todo)
     total = len(groups) + (len(todo) if cfg.think_mode == "forced" else 0)
     progress.start("synthesis requests", total)
     generated = errors = 0
