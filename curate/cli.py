@@ -31,6 +31,9 @@ def run(
 ) -> None:
     """Run the whole pipeline (Prefect flow `curate`) and export a shard set."""
     apply_defaults()
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"vllm\..*")
     from curate.progress import RichProgress
     from flows.curate_flow import curate, progress_var, say_var
     from pipeline.store import StoreLockedError

@@ -31,7 +31,7 @@ def apply_defaults() -> Path:
         "VLLM_CACHE_ROOT": str(home / "vllm"),
         "VLLM_RPC_BASE_PATH": str(home / "vllm-rpc"),
         "VLLM_NO_USAGE_STATS": "1",
-        "VLLM_LOGGING_LEVEL": "WARNING",
+        "VLLM_LOGGING_LEVEL": "ERROR",  # its CPU warnings (tcmalloc, triton, ...) are noise here
         "TORCHINDUCTOR_CACHE_DIR": str(home / "inductor"),
         "TOKENIZERS_PARALLELISM": "false",
         # Prefect: temporary local server, state kept in the project, no telemetry.
