@@ -2,6 +2,8 @@
 #                                   make test  (set up + run the tests)
 # Both are idempotent: setup re-runs only when the lock or pyproject.toml change.
 
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,8 +19,8 @@ setup: $(STAMP)
 $(STAMP): requirements/cpu.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the locked CPU stack into $(VENV) (about 3 minutes the first time) ..."
-	$(PIP) install -q --no-deps -r requirements/cpu.lock $(TORCH_INDEX) 2>&1 | grep -v "is ignored: it is neither" || true
-	$(PIP) install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PIP) install -q --no-deps -r requirements/cpu.lock $(TORCH_INDEX) 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(PIP) install -q --no-deps --no-build-isolation -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	$(BIN)/python -c "import vllm, prefect, duckdb, math_verify, curate.cli" 
 	@touch $(STAMP)
 

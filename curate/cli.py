@@ -23,7 +23,7 @@ _READ_ONLY = {"SELECT", "EXPLAIN", "PRAGMA"}
 
 @app.command()
 def run(
-    questions: Optional[list[Path]] = typer.Option(None, "--questions", "-q", help="Question pools (JSONL, JSON, Parquet, HF datasets folder); default: the config's pools."),
+    questions: Optional[list[str]] = typer.Option(None, "--questions", "-q", help="Question pools (JSONL, JSON, Parquet, HF datasets folder); repeat the flag or use a glob ('pools/*.jsonl'); default: the config's pools."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Run config YAML (default: configs/default.yaml)."),
     db: Path = typer.Option(Path("curate.duckdb"), "--db", help="DuckDB file holding every sample and verdict."),
     out: Path = typer.Option(Path("out"), "--out", help="Folder for exported shard sets."),
@@ -39,19 +39,35 @@ def run(
     from pipeline.store import StoreLockedError
     from schemas.yaml_loading import ConfigError
 
+    paths = _expand(questions) if questions else None
     started = time.monotonic()
     say_var.set(lambda msg: console.print(msg, markup=False, highlight=False))
     try:
         with RichProgress(console) as progress:
             progress_var.set(progress)
             counts = curate(config_path=str(config) if config else None,
-                            questions=[str(q) for q in questions] if questions else None,
+                            questions=paths,
                             db=str(db), out=str(out), limit=limit)
     except (ConfigError, StoreLockedError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(2) from None
     elapsed = time.monotonic() - started
     _summary(counts, db, out, elapsed)
+
+
+def _expand(patterns: list[str]) -> list[str]:
+    """Globs expand to matching files (sorted); a plain path is kept even if missing, so the
+    run reports it (quarantine: file not found) instead of dropping it silently."""
+    import glob
+
+    paths: list[str] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            console.print(f"[red]error:[/red] --questions {pattern!r} matches no file")
+            raise typer.Exit(2)
+        paths.extend(matches)
+    return paths
 
 
 def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
@@ -67,7 +83,7 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
     console.print(f"  exported {e['rows']} samples {e['by_domain']} -> {out / e['export_id']}")
     for short in e["shortfall"]:
         more = short["questions_to_synthesize"]
-        console.print(f"  shortfall {short['domain']}: {short['missing']} more kept samples needed"
+        console.print(f"  shortfall {short['domain']}: {short['missing']} more kept sample(s) needed"
                       + (f" (about {more} more questions)" if more else " (none kept yet)"))
     console.print(f'  why in or out: curate query --db {db} "SELECT * FROM sample_status LIMIT 10"')
 
