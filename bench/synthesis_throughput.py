@@ -40,7 +40,7 @@ def main() -> None:
     from pipeline.store import Store
 
     config = load_run_config(limit=args.questions)
-    engine = make_engine(config.engine)
+    engine = make_engine(config.engine).unwrap()
     tmp = Path(tempfile.mkdtemp())
     with Store(tmp / "bench.duckdb") as store:
         run_id = store.start_run({}, "bench")

@@ -24,7 +24,7 @@ def vllm_engine():
     from pipeline.engines.factory import make_engine
     from schemas.config import EngineConfig
 
-    return make_engine(EngineConfig(), announce=lambda _m: None)
+    return make_engine(EngineConfig(), announce=lambda _m: None).unwrap()
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,44 @@
-"""Build the configured engine; the in-process vLLM engine is loaded once per process."""
+"""Build the configured engine; the in-process vLLM engine is loaded once per process, and
+only when something is actually sent to it (a resumed run with nothing left to generate
+or judge never loads the model)."""
 
 from __future__ import annotations
 
 import os
 
-from pipeline.engines.base import Engine
+from pipeline.engines.base import ChatRequest, ChatResult, Engine, ProgressFn
 from schemas.config import EngineConfig
 
 _loaded: dict[str, Engine] = {}
 
 
+class LazyEngine(Engine):
+    def __init__(self, model_name: str, load):
+        self.model_name = model_name
+        self._load = load
+        self._engine: Engine | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None
+
+    def unwrap(self) -> Engine:
+        """The real engine, loading it now if needed."""
+        if self._engine is None:
+            self._engine = self._load()
+        return self._engine
+
+    def chat(self, requests: list[ChatRequest], on_progress: ProgressFn | None = None) -> list[ChatResult]:
+        if not requests:
+            return []
+        return self.unwrap().chat(requests, on_progress)
+
+
 def make_engine(config: EngineConfig, announce=print) -> Engine:
+    return LazyEngine(config.model, lambda: _build(config, announce))
+
+
+def _build(config: EngineConfig, announce) -> Engine:
     if config.kind == "openai":
         if not config.base_url:
             raise ValueError("engine.base_url is required for kind: openai (e.g. http://127.0.0.1:8000/v1)")
