@@ -1,13 +1,15 @@
 """The filter contract: a named, versioned, pure rule over samples.
 
-Like datatrove's `BaseFilter.filter(doc) -> bool | (False, reason)`, a concrete filter is a
-few lines of logic in `check`; `check_batch` is the vectorized entry point stages call (the
-default maps `check` over rows; fast filters override it). No I/O, no DuckDB.
+Like datatrove's `BaseFilter.filter(doc) -> bool | (False, reason)`, a rule answers per
+sample with passed / score / reason. A rule implements ONE of:
+  check_batch(frame) -> frame(passed, score, reason)   vectorized (polars/numpy), preferred
+  check(sample) -> RuleResult                           per sample, for rules that cannot vectorize
+and gets the other for free, so per-document use (e.g. through the datatrove adapter) and
+batch use never drift apart. No I/O, no DuckDB.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -15,6 +17,14 @@ from typing import ClassVar
 import polars as pl
 
 RESULT_SCHEMA = {"passed": pl.Boolean, "score": pl.Float64, "reason": pl.String}
+
+# Types of the sample columns rules may read (see pipeline/stages/verdicts.py SAMPLE_VIEW).
+SAMPLE_DTYPES: dict[str, pl.DataType] = {
+    "sample_id": pl.String, "question_id": pl.String, "requested_format": pl.String, "raw_text": pl.String,
+    "reasoning": pl.String, "answer": pl.String, "think_closed_by": pl.String, "reasoning_finish": pl.String,
+    "finish_reason": pl.String, "completion_tokens": pl.Int64, "domain": pl.String,
+    "question_text": pl.String, "reference_answer": pl.String, "answer_type": pl.String, "level": pl.Float64,
+}
 
 
 @dataclass(frozen=True)
@@ -24,23 +34,37 @@ class RuleResult:
     reason: str | None = None  # why it failed (or a note when it passed)
 
 
-class SampleFilter(ABC):
+def one_row(sample: Mapping, columns: tuple[str, ...]) -> pl.DataFrame:
+    return pl.DataFrame({c: [sample.get(c)] for c in columns},
+                        schema={c: SAMPLE_DTYPES.get(c, pl.String) for c in columns})
+
+
+def results_frame(passed, score, reason) -> pl.DataFrame:
+    return pl.DataFrame({"passed": passed, "score": score, "reason": reason}, schema=RESULT_SCHEMA)
+
+
+class SampleFilter:
     name: ClassVar[str]
     version: ClassVar[int]
     # Columns of the sample batch the rule reads (documented and checked by check_batch).
     needs: ClassVar[tuple[str, ...]] = ()
 
-    @abstractmethod
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.check is SampleFilter.check and cls.check_batch is SampleFilter.check_batch:
+            if not getattr(cls, "__abstract__", False):
+                raise TypeError(f"{cls.__name__} must implement check or check_batch")
+
     def check(self, sample: Mapping) -> RuleResult:
-        ...
+        row = self.check_batch(one_row(sample, self.needs)).row(0, named=True)
+        return RuleResult(row["passed"], row["score"], row["reason"])
 
     def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
+        self.require(batch)
+        results = [self.check(row) for row in batch.select(self.needs).iter_rows(named=True)]
+        return results_frame([r.passed for r in results], [r.score for r in results], [r.reason for r in results])
+
+    def require(self, batch: pl.DataFrame) -> None:
         missing = [c for c in self.needs if c not in batch.columns]
         if missing:
             raise KeyError(f"filter {self.name!r} needs columns {missing}")
-        results = [self.check(row) for row in batch.select(self.needs).iter_rows(named=True)]
-        return pl.DataFrame(
-            {"passed": [r.passed for r in results], "score": [r.score for r in results],
-             "reason": [r.reason for r in results]},
-            schema=RESULT_SCHEMA,
-        )

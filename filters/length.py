@@ -1,30 +1,38 @@
-"""Length bounds on reasoning and answer, per domain (configurable)."""
+"""Length bounds on reasoning and answer, per domain (configurable), and near-empty answers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-from filters.base import RuleResult, SampleFilter
+import polars as pl
+
+from filters.base import SampleFilter
+from filters.exprs import evaluate, first_failure
 from schemas.config import LengthBounds
 
 
 class LengthFilter(SampleFilter):
     name = "length"
-    version = 1
+    version = 2
     needs = ("domain", "reasoning", "answer")
 
     def __init__(self, bounds_for: Callable[[str], LengthBounds]):
         self.bounds_for = bounds_for
 
-    def check(self, s: Mapping) -> RuleResult:
-        b = self.bounds_for(s["domain"])
-        r, a = len((s["reasoning"] or "").strip()), len((s["answer"] or "").strip())
-        if r < b.min_reasoning_chars:
-            return RuleResult(False, r, f"reasoning too short: {r} < {b.min_reasoning_chars} chars")
-        if r > b.max_reasoning_chars:
-            return RuleResult(False, r, f"reasoning too long: {r} > {b.max_reasoning_chars} chars")
-        if a < b.min_answer_chars:
-            return RuleResult(False, r, f"answer too short: {a} < {b.min_answer_chars} chars")
-        if a > b.max_answer_chars:
-            return RuleResult(False, r, f"answer too long: {a} > {b.max_answer_chars} chars")
-        return RuleResult(True, r)
+    def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
+        self.require(batch)
+        domains = batch["domain"].fill_null("").unique().to_list()
+        bounds = pl.DataFrame([{"domain": d, **self.bounds_for(d).model_dump()} for d in domains],
+                              schema_overrides={"domain": pl.String})
+        joined = batch.select("domain", "reasoning", "answer").with_columns(pl.col("domain").fill_null("")).join(
+            bounds, on="domain", how="left", maintain_order="left")
+        r = pl.col("reasoning").fill_null("").str.strip_chars().str.len_chars()
+        a = pl.col("answer").fill_null("").str.strip_chars().str.len_chars()
+        reason = first_failure([
+            (r < pl.col("min_reasoning_chars"), pl.format("reasoning too short: {} < {} chars", r, "min_reasoning_chars")),
+            (r > pl.col("max_reasoning_chars"), pl.format("reasoning too long: {} > {} chars", r, "max_reasoning_chars")),
+            (a < pl.col("min_answer_chars"), pl.format("answer too short: {} < {} chars", a, "min_answer_chars")),
+            (~pl.col("answer").fill_null("").str.contains(r"[^\W_]"), "answer has no letters or digits"),
+            (a > pl.col("max_answer_chars"), pl.format("answer too long: {} > {} chars", a, "max_answer_chars")),
+        ])
+        return evaluate(joined, reason, r)

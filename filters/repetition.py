@@ -1,83 +1,67 @@
-"""Repetition, after Gopher (Rae et al. 2021): duplicate lines, top 2-gram and duplicate 10-gram shares.
+"""Repetition, after Gopher (Rae et al. 2021): duplicate lines and paragraphs, top 2/3/4-gram
+shares, duplicate 10-gram share, and the longest repeated span.
 
-Loops are the typical failure of small or over-long reasoning; each ratio is the share of the
-text's characters that sits in repeated material. Gopher's web-text settings misfire on math
-CoT (LaTeX delimiter lines repeat, punctuation tokens inflate 5-grams), so words are
-alphanumeric runs, lines under 20 characters are ignored, and the defaults sit at about the
-99th percentile of good CoT (800 labelled Qwen2.5-Math responses; see tests/test_filters.py).
+Loops are the typical failure of small or over-long reasoning. Gopher's web-text settings
+misfire on math CoT (LaTeX delimiter lines repeat, punctuation tokens inflate n-grams), so
+words are alphanumeric runs, lines and paragraphs under 20 characters are ignored, and the
+defaults sit at about the 99th percentile of good CoT (800 labelled Qwen2.5-Math responses;
+see tests/test_filters.py and tests/test_cot_filters.py).
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-from collections.abc import Mapping
+import numpy as np
+import polars as pl
 
-from filters.base import RuleResult, SampleFilter
+from filters.base import SampleFilter
+from filters.exprs import evaluate, first_failure
+from filters.textstats import dup_ngram_coverage, dup_unit_share, scan, top_ngram_share
 
-_WORD = re.compile(r"[^\W_]+")
-_MIN_LINE_CHARS = 20
+_MIN_UNIT_CHARS = 20
 _MIN_WORDS_FOR_NGRAMS = 50  # n-gram shares of very short texts are noise
 
 
-def words_of(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
-
-
-def dup_line_fraction(text: str) -> float:
-    lines = [ln.strip() for ln in text.splitlines() if len(ln.strip()) >= _MIN_LINE_CHARS]
-    if len(lines) < 2:
-        return 0.0
-    return sum(c - 1 for c in Counter(lines).values()) / len(lines)
-
-
-def top_ngram_fraction(words: list[str], n: int) -> float:
-    """Characters covered by the most frequent n-gram (if repeated) over all word characters."""
-    if len(words) < n:
-        return 0.0
-    grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
-    gram, count = grams.most_common(1)[0]
-    if count < 2:
-        return 0.0
-    return count * sum(len(w) for w in gram) / max(sum(len(w) for w in words), 1)
-
-
-def dup_ngram_fraction(words: list[str], n: int) -> float:
-    """Characters inside n-grams that occur more than once, over all word characters."""
-    if len(words) < n:
-        return 0.0
-    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-    counts = Counter(grams)
-    covered = [False] * len(words)
-    for i, g in enumerate(grams):
-        if counts[g] > 1:
-            covered[i:i + n] = [True] * n
-    return sum(len(w) for w, c in zip(words, covered) if c) / max(sum(len(w) for w in words), 1)
+def repetition_stats(texts: pl.Series) -> pl.DataFrame:
+    """The repetition measures of each text, vectorized over the batch."""
+    sc = scan(texts, min_unit_bytes=_MIN_UNIT_CHARS)
+    w = sc.words
+    enough = w.counts >= _MIN_WORDS_FOR_NGRAMS
+    dup10, longest = dup_ngram_coverage(w.hashes, w.chars, w.offsets, 10)
+    return pl.DataFrame({
+        "dup_line": dup_unit_share(sc.lines.hashes, sc.lines.offsets),
+        "dup_para": dup_unit_share(sc.paragraphs.hashes, sc.paragraphs.offsets),
+        "top2": np.where(enough, top_ngram_share(w.hashes, w.chars, w.offsets, 2), 0.0),
+        "top3": np.where(enough, top_ngram_share(w.hashes, w.chars, w.offsets, 3), 0.0),
+        "top4": np.where(enough, top_ngram_share(w.hashes, w.chars, w.offsets, 4), 0.0),
+        "dup10": np.where(enough, dup10, 0.0),
+        "longest_span": longest,
+    })
 
 
 class RepetitionFilter(SampleFilter):
     name = "repetition"
-    version = 1
+    version = 2
     needs = ("reasoning", "answer")
 
-    def __init__(self, max_dup_line_frac: float = 0.3, max_top_2gram_frac: float = 0.25,
-                 max_dup_10gram_frac: float = 0.5):
-        self.max_dup_line = max_dup_line_frac
-        self.max_top_2gram = max_top_2gram_frac
-        self.max_dup_10gram = max_dup_10gram_frac
+    def __init__(self, max_dup_line_frac: float = 0.3, max_dup_para_frac: float = 0.3,
+                 max_top_2gram_frac: float = 0.25, max_top_3gram_frac: float = 0.25,
+                 max_top_4gram_frac: float = 0.3, max_dup_10gram_frac: float = 0.5,
+                 max_repeated_span_words: int = 120):
+        self.limits = dict(dup_line=max_dup_line_frac, dup_para=max_dup_para_frac, top2=max_top_2gram_frac,
+                           top3=max_top_3gram_frac, top4=max_top_4gram_frac, dup10=max_dup_10gram_frac)
+        self.max_span = max_repeated_span_words
 
-    def check(self, s: Mapping) -> RuleResult:
-        text = f"{s['reasoning'] or ''}\n{s['answer'] or ''}"
-        dup_lines = dup_line_fraction(text)
-        if dup_lines > self.max_dup_line:
-            return RuleResult(False, dup_lines, f"duplicate lines {dup_lines:.2f} > {self.max_dup_line}")
-        words = words_of(text)
-        if len(words) < _MIN_WORDS_FOR_NGRAMS:
-            return RuleResult(True, dup_lines)
-        top2 = top_ngram_fraction(words, 2)
-        if top2 > self.max_top_2gram:
-            return RuleResult(False, top2, f"top 2-gram share {top2:.2f} > {self.max_top_2gram}")
-        dup10 = dup_ngram_fraction(words, 10)
-        if dup10 > self.max_dup_10gram:
-            return RuleResult(False, dup10, f"duplicate 10-gram share {dup10:.2f} > {self.max_dup_10gram}")
-        return RuleResult(True, max(dup_lines, top2, dup10))
+    def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
+        self.require(batch)
+        # Reasoning and answer separately: an answer that restates the reasoning's conclusion
+        # repeats it by design; a loop lives inside one of them.
+        r, a = repetition_stats(batch["reasoning"]), repetition_stats(batch["answer"])
+        stats = r.select([pl.max_horizontal(r[c], a[c]).alias(c) for c in r.columns])
+        labels = dict(dup_line="duplicate lines", dup_para="duplicate paragraphs", top2="top 2-gram share",
+                      top3="top 3-gram share", top4="top 4-gram share", dup10="duplicate 10-gram share")
+        conditions = [(pl.col(k) > v, pl.format(f"{labels[k]} {{}} > {v}", pl.col(k).round(2)))
+                      for k, v in self.limits.items()]
+        conditions.append((pl.col("longest_span") > self.max_span,
+                           pl.format(f"a span of {{}} words repeats (> {self.max_span})", "longest_span")))
+        score = pl.max_horizontal(*[pl.col(k) for k in self.limits])
+        return evaluate(stats, first_failure(conditions), score)

@@ -1,32 +1,35 @@
-"""Think/answer structure: reasoning present and closed, an answer after it, nothing leaked."""
+"""Think/answer structure: reasoning present and closed, then a non-empty answer after it,
+one think block only, nothing leaked from chat templates or tokenizers."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+import polars as pl
 
-from filters.base import RuleResult, SampleFilter
+from filters.base import SampleFilter
+from filters.exprs import evaluate, first_failure
 
 # Chat-template and tokenizer markers that must never reach training text.
-_LEAKED = re.compile(r"<\|[a-z_]+\|>|<\|im_(start|end)\|>|</?s>|\[/?INST\]|<\|endoftext\|>", re.I)
+LEAKED = r"<\|[A-Za-z_]+\|>|<\|im_(?:start|end)\|>|</?s>|\[/?INST\]|<<SYS>>|<\|endoftext\|>|<｜[^｜]*｜>"
 
 
 class StructureFilter(SampleFilter):
     name = "structure"
-    version = 1
+    version = 2
     needs = ("reasoning", "answer", "think_closed_by", "raw_text")
 
-    def check(self, s: Mapping) -> RuleResult:
-        if not (s["reasoning"] or "").strip():
-            return RuleResult(False, reason="no reasoning before the answer")
-        if s["think_closed_by"] is None:
-            return RuleResult(False, reason="reasoning never closed with </think>")
-        answer = (s["answer"] or "").strip()
-        if not answer:
-            return RuleResult(False, reason="empty answer after the reasoning")
-        if "<think>" in answer or "</think>" in answer:
-            return RuleResult(False, reason="a think tag inside the answer")
-        leaked = _LEAKED.search(s["raw_text"] or "")
-        if leaked:
-            return RuleResult(False, reason=f"leaked special token {leaked.group(0)!r}")
-        return RuleResult(True)
+    def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
+        self.require(batch)
+        raw = pl.col("raw_text").fill_null("")
+        answer = pl.col("answer").fill_null("").str.strip_chars()
+        reason = first_failure([
+            (pl.col("reasoning").fill_null("").str.strip_chars() == "", "no reasoning before the answer"),
+            (pl.col("think_closed_by").is_null(), "reasoning never closed with </think>"),
+            (~raw.str.strip_chars_start().str.starts_with("<think>"), "text before the reasoning block"),
+            (answer == "", "empty answer after the reasoning"),
+            (answer.str.contains("<think>", literal=True) | answer.str.contains("</think>", literal=True),
+             "a think tag inside the answer"),
+            (raw.str.count_matches("<think>", literal=True) > 1, "a second <think> block"),
+            (raw.str.contains(LEAKED),
+             pl.format("leaked special token '{}'", raw.str.extract(f"({LEAKED})", 1))),
+        ])
+        return evaluate(batch, reason)

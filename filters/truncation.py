@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import polars as pl
 
-from filters.base import RuleResult, SampleFilter
+from filters.base import SampleFilter
+from filters.exprs import evaluate, first_failure
 
 
 class TruncationFilter(SampleFilter):
@@ -12,9 +13,9 @@ class TruncationFilter(SampleFilter):
     version = 1
     needs = ("finish_reason", "reasoning_finish")
 
-    def check(self, s: Mapping) -> RuleResult:
-        if s["finish_reason"] == "length":
-            return RuleResult(False, reason="answer cut at max_tokens (finish_reason=length)")
-        if s["reasoning_finish"] == "length":
-            return RuleResult(False, reason="reasoning ran out of its token budget")
-        return RuleResult(True)
+    def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
+        self.require(batch)
+        return evaluate(batch, first_failure([
+            (pl.col("finish_reason") == "length", "answer cut at max_tokens (finish_reason=length)"),
+            (pl.col("reasoning_finish") == "length", "reasoning ran out of its token budget"),
+        ]))
