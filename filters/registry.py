@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 from filters.base import SampleFilter
+from filters.completeness import CompletenessFilter
+from filters.language import LanguageFilter
 from filters.length import LengthFilter
+from filters.redundancy import RedundancyFilter
 from filters.repetition import RepetitionFilter
+from filters.self_identity import SelfIdentityFilter
 from filters.structure import StructureFilter
 from filters.truncation import TruncationFilter
 from schemas.config import FilterConfig
 
 
-def default_filters(cfg: FilterConfig) -> list[SampleFilter]:
-    return [
+def cheap_filters(cfg: FilterConfig) -> list[SampleFilter]:
+    rules: list[SampleFilter] = [
         StructureFilter(),
         TruncationFilter(),
         LengthFilter(cfg.bounds_for),
-        RepetitionFilter(cfg.max_dup_line_frac, cfg.max_top_2gram_frac, cfg.max_dup_10gram_frac),
+        RepetitionFilter(**cfg.repetition.model_dump()),
+        RedundancyFilter(**cfg.redundancy.model_dump()),
+        CompletenessFilter(**cfg.completeness.model_dump()),
+        LanguageFilter(**cfg.language.model_dump()),
+        SelfIdentityFilter(),
     ]
+    if cfg.datatrove:
+        from filters.datatrove_adapter import FromDatatrove
+
+        rules += [FromDatatrove.from_config(d) for d in cfg.datatrove]
+    unknown = set(cfg.disabled) - {r.name for r in rules}
+    if unknown:
+        raise ValueError(f"filters.disabled names unknown rules {sorted(unknown)}; known: {[r.name for r in rules]}")
+    return [r for r in rules if r.name not in cfg.disabled]

@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
-from filters.registry import default_filters
+from filters.registry import cheap_filters
 from judges.loader import load_rule
 from pipeline.config_loading import load_run_config
 from pipeline.engines.factory import make_engine
@@ -50,7 +50,7 @@ def synthesize_task(db, engine, config, run_id, question_ids):
 @task(name="rule-filters", **_task)
 def filter_task(db, config, run_id):
     with Store(db) as store:
-        return run_filters(store, default_filters(config.filters), run_id, progress=progress_var.get())
+        return run_filters(store, cheap_filters(config.filters), run_id, progress=progress_var.get())
 
 
 @task(name="verify", **_task)

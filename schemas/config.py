@@ -26,6 +26,7 @@ class FieldMap(_Strict):
     tests: str | None = None
     domain: str | None = "domain"  # per-record domain, used when present
     subdomain: str | None = None
+    level: str | None = None  # the source's difficulty (e.g. MATH level 1-5), see PoolConfig.level_max
 
 
 class PoolConfig(_Strict):
@@ -41,7 +42,8 @@ class PoolConfig(_Strict):
     # Per-record domain values mapped to ours (e.g. TheoremQA field "Physics" -> "science").
     domain_map: dict[str, str] | None = None
     answer_extract: Literal["plain", "gsm8k", "bigbench"] = "plain"
-    answer_type: Literal["math", "choice", "text", "code"] | None = None
+    answer_type: Literal["math", "numeric", "choice", "text", "code"] | None = None
+    level_max: float | None = None  # fields.level / level_max = level in [0, 1]
     split: str | None = None  # HF datasets folders with several splits
 
 
@@ -104,12 +106,53 @@ class LengthBounds(_Strict):
     max_answer_chars: int = 8000
 
 
+class RepetitionLimits(_Strict):
+    # About the 99th percentile of good math CoT (filters/repetition.py).
+    max_dup_line_frac: float = 0.3
+    max_dup_para_frac: float = 0.3
+    max_top_2gram_frac: float = 0.25
+    max_top_3gram_frac: float = 0.25
+    max_top_4gram_frac: float = 0.3
+    max_dup_10gram_frac: float = 0.5
+    max_repeated_span_words: int = 120
+
+
+class RedundancyLimits(_Strict):
+    max_markers_per_1k_chars: float = 4.0
+    min_markers: int = 8
+    max_repeated_openings: float = 0.5
+    max_after_answer_share: float = 0.6
+    min_reasoning_chars_for_after_answer: int = 1500
+
+
+class CompletenessLimits(_Strict):
+    min_chars_at_level_0: int = 200
+    min_chars_at_level_1: int = 600
+
+
+class LanguageLimits(_Strict):
+    max_second_script_share: float = 0.1
+    min_chars: int = 20
+
+
+class DatatroveFilter(_Strict):
+    """A datatrove filter run as one of our rules (filters/datatrove_adapter.py)."""
+
+    cls: str  # a class in datatrove.pipeline.filters, e.g. GopherRepetitionFilter
+    args: dict = Field(default_factory=dict)
+    text: Literal["raw_text", "reasoning", "answer"] = "raw_text"
+    name: str | None = None  # rule name in verdicts; default datatrove_<cls in snake case>
+    version: int = 1
+
+
 class FilterConfig(_Strict):
     length: dict[str, LengthBounds] = Field(default_factory=lambda: {"default": LengthBounds()})
-    # Repetition thresholds: about the 99th percentile of good math CoT (filters/repetition.py).
-    max_dup_line_frac: float = 0.3
-    max_top_2gram_frac: float = 0.25
-    max_dup_10gram_frac: float = 0.5
+    repetition: RepetitionLimits = RepetitionLimits()
+    redundancy: RedundancyLimits = RedundancyLimits()
+    completeness: CompletenessLimits = CompletenessLimits()
+    language: LanguageLimits = LanguageLimits()
+    disabled: list[str] = []  # names of cheap rules not to run
+    datatrove: list[DatatroveFilter] = []
 
     def bounds_for(self, domain: str) -> LengthBounds:
         return self.length.get(domain) or self.length.get("default") or LengthBounds()
