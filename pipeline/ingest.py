@@ -225,6 +225,16 @@ def to_question(pool: PoolConfig, record: object, path: Path, line: int) -> Ques
     if domain not in DOMAINS:
         raise RowError(pool.fields.domain or "domain", f"domain {domain!r} is not one of {DOMAINS}")
     subdomain = _get(record, pool.fields.subdomain) if pool.fields.subdomain else None
+    level = None
+    if pool.fields.level:
+        raw_level = _get(record, pool.fields.level)
+        if raw_level is not None:
+            if isinstance(raw_level, bool) or not isinstance(raw_level, (int, float)):
+                match = re.search(r"\d+(?:\.\d+)?", str(raw_level))  # "Level 3"
+                if not match:
+                    raise RowError(pool.fields.level, f"field {pool.fields.level!r} is not a number: {raw_level!r}")
+                raw_level = float(match.group())
+            level = min(1.0, max(0.0, float(raw_level) / (pool.level_max or 1.0)))
     answer_type = pool.answer_type or record_answer_type
     if answer_type is None:
         answer_type = "code" if tests else ("math" if reference is not None else None)
@@ -237,6 +247,7 @@ def to_question(pool: PoolConfig, record: object, path: Path, line: int) -> Ques
         reference_answer=reference,
         answer_type=answer_type if (reference is not None or tests) else None,
         tests=tests,
+        level=level,
         pool_path=str(path),
         pool_line=line,
     )

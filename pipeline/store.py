@@ -14,7 +14,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Additive changes for databases made by earlier versions (applied on every read-write open).
+MIGRATIONS = [
+    "ALTER TABLE questions ADD COLUMN IF NOT EXISTS level DOUBLE",
+]
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -39,6 +44,7 @@ CREATE TABLE IF NOT EXISTS questions (
     reference_answer VARCHAR,
     answer_type VARCHAR,
     tests VARCHAR[],
+    level DOUBLE,                     -- source difficulty scaled to 0..1
     pool_path VARCHAR NOT NULL,
     pool_line INTEGER NOT NULL,
     first_run_id VARCHAR NOT NULL
@@ -181,9 +187,9 @@ class Store:
             raise
         if not read_only:
             self.con.execute(DDL)
-            self.con.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-            )
+            for statement in MIGRATIONS:
+                self.con.execute(statement)
+            self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
     def close(self) -> None:
         self.con.close()

@@ -27,6 +27,7 @@ class Question(BaseModel):
     # match), "code" (tests run in a sandbox), or None when there is no reference.
     answer_type: str | None = None
     tests: list[str] | None = None
+    level: float | None = None  # the source's difficulty scaled to 0..1 (None: unknown)
     pool_path: str
     pool_line: int
 

@@ -32,7 +32,7 @@ def ingest(store: Store, config: CurateConfig, run_id: str, base_dir: Path | Non
     q_frame = pl.DataFrame(
         [q.model_dump() | {"first_run_id": run_id} for q in questions],
         schema_overrides={"tests": pl.List(pl.String), "subdomain": pl.String,
-                          "reference_answer": pl.String, "answer_type": pl.String},
+                          "reference_answer": pl.String, "answer_type": pl.String, "level": pl.Float64},
     ) if questions else pl.DataFrame(schema={"question_id": pl.String, "domain": pl.String})
     q_frame = q_frame.unique("question_id", keep="first", maintain_order=True)
     x_frame = pl.DataFrame(
