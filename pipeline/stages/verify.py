@@ -12,26 +12,14 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from filters.answer_match import AnswerMatch
+from filters.answer_match import VERIFIABLE_TYPES, AnswerMatch, check_rows
 from pipeline.progress import NoProgress, Progress
 from pipeline.stages.verdicts import unjudged, verdict_frame
 from pipeline.store import Store
 
-_VERIFIABLE = "answer_type IN ('math', 'choice', 'text') AND reference_answer IS NOT NULL"
+_VERIFIABLE = f"answer_type IN {VERIFIABLE_TYPES} AND reference_answer IS NOT NULL"
 _CHUNK = 2000
 _TASK_ROWS = 64
-
-
-def _check_rows(rows: list[dict]) -> list[tuple[bool, float | None, str | None]]:
-    rule = AnswerMatch()
-    out = []
-    for row in rows:
-        try:
-            r = rule.check(row)
-            out.append((r.passed, r.score, r.reason))
-        except Exception as exc:  # one pathological answer must not stop the stage
-            out.append((False, None, f"verifier error: {type(exc).__name__}: {exc}"[:300]))
-    return out
 
 
 @dataclass
@@ -56,7 +44,7 @@ def run_verify(store: Store, run_id: str, workers: int = 2, progress: Progress |
             rows = batch.select(AnswerMatch.needs).to_dicts()
             parts = [rows[i:i + _TASK_ROWS] for i in range(0, len(rows), _TASK_ROWS)]
             results = []
-            for part in pool.map(_check_rows, parts):
+            for part in pool.map(check_rows, parts):
                 results.extend(part)
                 progress.advance(len(part))
             frame = pl.DataFrame(results, schema={"passed": pl.Boolean, "score": pl.Float64, "reason": pl.String},
