@@ -38,8 +38,16 @@ def _config(tmp: Path) -> Path:
     config["limit"] = None
     config["synthesis"].update(reasoning_max_tokens=96, answer_max_tokens=64)
     config["judges"] = {"rules": ["lenient_rule"], "rules_dir": str(ROOT / "tests" / "fixtures")}
-    config["filters"] = {"max_dup_line_frac": 1.0, "max_top_2gram_frac": 1.0, "max_dup_10gram_frac": 1.0,
-                         "length": {"default": {"min_reasoning_chars": 1}}}
+    # Every cheap rule runs and writes its verdict, with limits the 135M model's text passes.
+    config["filters"] = {
+        "length": {"default": {"min_reasoning_chars": 1}},
+        "repetition": {k: 1.0 for k in ("max_dup_line_frac", "max_dup_para_frac", "max_top_2gram_frac",
+                                         "max_top_3gram_frac", "max_top_4gram_frac", "max_dup_10gram_frac")}
+        | {"max_repeated_span_words": 100000},
+        "redundancy": {"min_markers": 100000, "max_repeated_openings": 1.0, "max_after_answer_share": 1.0},
+        "completeness": {"min_chars_at_level_0": 0, "min_chars_at_level_1": 0},
+        "language": {"max_second_script_share": 1.0, "min_chars": 100000},
+    }
     config["rebalance"] = {"targets": {"math": 0.25, "code": 0.25, "science": 0.25, "logic": 0.25}}
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -98,10 +106,14 @@ def test_samples_record_what_made_them(e2e_run):
 
 def test_every_sample_has_every_cheap_rule_verdict(e2e_run):
     db, *_ = e2e_run
-    missing = _q(db, """SELECT s.sample_id, count(v.rule) FROM samples s
-                        LEFT JOIN verdicts v ON v.sample_id = s.sample_id AND v.stage = 'filter'
-                        GROUP BY 1 HAVING count(v.rule) <> 4""")
-    assert missing == []
+    from filters.registry import cheap_filters
+    from schemas.config import FilterConfig
+
+    n_rules = len(cheap_filters(FilterConfig()))
+    missing = _q(db, f"""SELECT s.sample_id, count(v.rule) FROM samples s
+                         LEFT JOIN verdicts v ON v.sample_id = s.sample_id AND v.stage = 'filter'
+                         GROUP BY 1 HAVING count(v.rule) <> {n_rules}""")
+    assert n_rules == 8 and missing == []
     # Verified where a reference exists (math and science here), judged where nothing failed.
     assert _q(db, "SELECT count(*) FROM verdicts WHERE rule = 'answer_match'")[0][0] == 4
     judged = _q(db, "SELECT count(*) FROM verdicts WHERE stage = 'judge'")[0][0]

@@ -15,7 +15,7 @@ import pytest
 from pipeline.run_lock import run_lock
 from pipeline.stages.synthesize import SAMPLE_SCHEMA
 from pipeline.stages.verdicts import VERDICT_SCHEMA, unjudged, verdict_frame
-from pipeline.store import Store, StoreLockedError, now
+from pipeline.store import SCHEMA_VERSION, Store, StoreLockedError, now
 from tests.conftest import ROOT
 
 TABLES = {"meta", "runs", "questions", "quarantine", "samples", "verdicts", "question_difficulty",
@@ -69,11 +69,26 @@ def status(store: Store) -> dict:
 # --- schema and idempotent writes -------------------------------------------------------------
 
 
+def test_opening_an_older_database_adds_new_columns(tmp_path: Path):
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:  # the questions table as schema version 1 made it
+        con.execute("""CREATE TABLE questions (question_id VARCHAR PRIMARY KEY, source VARCHAR NOT NULL,
+            domain VARCHAR NOT NULL, subdomain VARCHAR, text VARCHAR NOT NULL, reference_answer VARCHAR,
+            answer_type VARCHAR, tests VARCHAR[], pool_path VARCHAR NOT NULL, pool_line INTEGER NOT NULL,
+            first_run_id VARCHAR NOT NULL)""")
+        con.execute("INSERT INTO questions VALUES ('q', 's', 'math', NULL, 'x', NULL, NULL, NULL, 'p', 1, 'r')")
+    with Store(path) as s:
+        assert s.scalar("SELECT level IS NULL FROM questions WHERE question_id = 'q'") is True
+        assert s.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == str(SCHEMA_VERSION)
+
+
 def test_new_store_has_all_tables_views_and_schema_version(tmp_path: Path):
     with Store(tmp_path / "new.duckdb") as s:
         names = set(s.frame("SELECT table_name FROM information_schema.tables")["table_name"].to_list())
         assert TABLES | VIEWS <= names
-        assert s.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == "1"
+        assert s.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == str(SCHEMA_VERSION)
         assert s.count("samples") == 0
     # Re-opening an existing file keeps its rows and does not duplicate meta.
     with Store(tmp_path / "new.duckdb") as s:
