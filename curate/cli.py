@@ -78,6 +78,8 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
         console.print(f"  filter {rule:<12} checked {c['checked']:>5}  failed {c['failed']:>5}")
     v = counts["verify"]
     console.print(f"  verify answer_match checked {v['checked']:>5}  correct {v['correct']:>5}")
+    console.print(f"  verify code_tests   checked {v['code_checked']:>5}  passed  {v['code_passed']:>5}"
+                  + (f"  (sandbox errors, retried next run: {v['code_errors']})" if v["code_errors"] else ""))
     for rule, j in counts["judges"].items():
         console.print(f"  judge {rule} v{j['version']}: judged {j['judged']}, kept {j['kept']}, errors {j['errors']}")
     console.print(f"  exported {e['rows']} samples {e['by_domain']} -> {out / e['export_id']}")

@@ -24,6 +24,7 @@ SAMPLE_DTYPES: dict[str, pl.DataType] = {
     "reasoning": pl.String, "answer": pl.String, "think_closed_by": pl.String, "reasoning_finish": pl.String,
     "finish_reason": pl.String, "completion_tokens": pl.Int64, "domain": pl.String,
     "question_text": pl.String, "reference_answer": pl.String, "answer_type": pl.String, "level": pl.Float64,
+    "tests": pl.List(pl.String),
 }
 
 

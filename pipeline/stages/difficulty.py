@@ -1,8 +1,9 @@
 """Difficulty stage (the simplest honest signal; 0 = easy, 1 = hard).
 
-pass_rate (v1): where a reference exists, 1 - share of the question's samples that the
-  verifier accepted. With n=2 this takes only the values 0, 0.5 and 1: coarse but real.
-reasoning_length (v1): otherwise (code, no reference), the median reasoning length of the
+pass_rate (v1): where a reference or tests exist, 1 - share of the question's samples that the
+  verifier accepted (answer_match, code_tests). With n=2 this takes only the values 0, 0.5
+  and 1: coarse but real.
+reasoning_length (v1): otherwise (no reference), the median reasoning length of the
   question's samples, scaled by 4,000 characters and capped at 1. A weak proxy: longer
   reasoning suggests a harder question, but a looping model also writes long.
 """
@@ -29,7 +30,7 @@ def score_difficulty(store: Store, run_id: str, question_ids: list[str]) -> Diff
     by_pass = store.frame("""
         SELECT s.question_id, 1 - avg(v.passed::INT) AS score, count(*) AS n_samples,
                sum(v.passed::INT) || '/' || count(*) || ' samples correct' AS detail
-        FROM samples s JOIN latest_verdicts v ON v.sample_id = s.sample_id AND v.rule = 'answer_match'
+        FROM samples s JOIN latest_verdicts v ON v.sample_id = s.sample_id AND v.rule IN ('answer_match', 'code_tests')
         WHERE s.question_id IN (SELECT question_id FROM probe)
         GROUP BY s.question_id
     """, probe=probe).with_columns(method=pl.lit("pass_rate"))

@@ -16,7 +16,7 @@ VERDICT_SCHEMA = {
 SAMPLE_VIEW = """
 SELECT s.sample_id, s.question_id, s.requested_format, s.raw_text, s.reasoning, s.answer,
        s.think_closed_by, s.reasoning_finish, s.finish_reason, s.completion_tokens,
-       q.domain, q.text AS question_text, q.reference_answer, q.answer_type, q.level
+       q.domain, q.text AS question_text, q.reference_answer, q.answer_type, q.level, q.tests
 FROM samples s JOIN questions q USING (question_id)
 """
 

@@ -1,7 +1,11 @@
-"""Verify stage: correctness against references, in a process pool.
+"""Verify stage: correctness against references.
 
-Math-Verify bounds its parsing with signal.alarm, which only works in a main thread; Prefect
-runs tasks in worker threads, so checks run in spawned worker processes (also using both cores).
+answer_match: Math-Verify bounds its parsing with signal.alarm, which only works in a main
+  thread; Prefect runs tasks in worker threads, so checks run in spawned worker processes
+  (also using both cores).
+code_tests: the program in a code answer runs against the question's tests in the sandbox
+  (pipeline/sandbox.py: a process per job, namespaces, limits). A sandbox setup error is
+  not a verdict on the sample: nothing is stored, so the next run retries it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from filters.answer_match import VERIFIABLE_TYPES, AnswerMatch, check_rows
+from filters.code_extract import build_test_program, extract_program, required_names
 from pipeline.progress import NoProgress, Progress
 from pipeline.stages.verdicts import unjudged, verdict_frame
 from pipeline.store import Store
@@ -20,12 +25,52 @@ from pipeline.store import Store
 _VERIFIABLE = f"answer_type IN {VERIFIABLE_TYPES} AND reference_answer IS NOT NULL"
 _CHUNK = 2000
 _TASK_ROWS = 64
+CODE_RULE, CODE_RULE_VERSION = "code_tests", 1
+_CODE = "answer_type = 'code' AND tests IS NOT NULL AND len(tests) > 0"
+_CODE_CHUNK = 64
 
 
 @dataclass
 class VerifyReport:
     checked: int
     correct: int
+    code_checked: int = 0
+    code_passed: int = 0
+    code_errors: int = 0  # sandbox setup problems: no verdict stored, retried next run
+
+
+def run_code_tests(store: Store, run_id: str, workers: int = 2, timeout_s: float = 10,
+                   progress: Progress | None = None) -> tuple[int, int, int]:
+    from pipeline.sandbox import run_many
+
+    progress = progress or NoProgress()
+    checked = passed = errors = 0
+    retry_later: set[str] = set()
+    progress.start(f"verify: {CODE_RULE}", 0)
+    while True:
+        batch = unjudged(store, CODE_RULE, CODE_RULE_VERSION, where=_CODE, limit=_CODE_CHUNK + len(retry_later))
+        batch = batch.filter(~pl.col("sample_id").is_in(list(retry_later)))
+        if batch.is_empty():
+            break
+        jobs = [(extract_program(r["answer"], required_names(r["tests"])), build_test_program(r["tests"]))
+                for r in batch.iter_rows(named=True)]
+        results = run_many(jobs, workers=workers, timeout_s=timeout_s)
+        ok = [r.status != "error" for r in results]
+        retry_later |= {sid for sid, good in zip(batch["sample_id"], ok) if not good}
+        errors += ok.count(False)
+        kept = batch.filter(pl.Series(ok))
+        frame = pl.DataFrame(
+            {"passed": [r.passed for r, g in zip(results, ok) if g],
+             "score": [float(r.passed) for r, g in zip(results, ok) if g],
+             "reason": [None if r.passed else f"{r.status}: {r.detail}" for r, g in zip(results, ok) if g]},
+            schema={"passed": pl.Boolean, "score": pl.Float64, "reason": pl.String})
+        store.insert("verdicts", verdict_frame(kept["sample_id"].to_list(), frame, stage="verify", rule=CODE_RULE,
+                                               version=CODE_RULE_VERSION, run_id=run_id))
+        checked += kept.height
+        passed += int(frame["passed"].sum())
+        progress.advance(batch.height)
+    progress.done()
+    return checked, passed, errors
 
 
 def run_verify(store: Store, run_id: str, workers: int = 2, progress: Progress | None = None) -> VerifyReport:
@@ -57,4 +102,5 @@ def run_verify(store: Store, run_id: str, workers: int = 2, progress: Progress |
         if pool is not None:
             pool.shutdown()
         progress.done()
-    return VerifyReport(checked, correct)
+    code_checked, code_passed, code_errors = run_code_tests(store, run_id, workers=workers, progress=progress)
+    return VerifyReport(checked, correct, code_checked, code_passed, code_errors)
