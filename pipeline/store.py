@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Additive changes for databases made by earlier versions (applied on every read-write open).
 MIGRATIONS = [
@@ -135,13 +135,46 @@ CREATE TABLE IF NOT EXISTS shards (
     PRIMARY KEY (export_id, file)
 );
 
+-- Verdicts on questions (decontamination, dedup), made before any sample is synthesized.
+CREATE TABLE IF NOT EXISTS question_verdicts (
+    question_id VARCHAR NOT NULL,
+    stage VARCHAR NOT NULL,           -- decontam | dedup
+    rule VARCHAR NOT NULL,
+    rule_version INTEGER NOT NULL,
+    passed BOOLEAN NOT NULL,
+    score DOUBLE,
+    reason VARCHAR,
+    details JSON,                     -- matched benchmark item, cluster id, ...
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (question_id, rule, rule_version)
+);
+
+CREATE OR REPLACE VIEW latest_question_verdicts AS
+SELECT * FROM question_verdicts
+QUALIFY row_number() OVER (PARTITION BY question_id, rule ORDER BY rule_version DESC, created_at DESC) = 1;
+
+-- Questions the pipeline will not synthesize for, and why.
+CREATE OR REPLACE VIEW question_status AS
+SELECT q.question_id, q.domain, q.source,
+       coalesce(bool_and(v.passed), true) AS usable,
+       coalesce(list(v.rule ORDER BY v.rule) FILTER (WHERE NOT v.passed), []) AS failed_rules
+FROM questions q LEFT JOIN latest_question_verdicts v USING (question_id)
+GROUP BY q.question_id, q.domain, q.source;
+
 -- The newest version of each rule's verdict on each sample.
 CREATE OR REPLACE VIEW latest_verdicts AS
 SELECT * FROM verdicts
 QUALIFY row_number() OVER (PARTITION BY sample_id, rule ORDER BY rule_version DESC, created_at DESC) = 1;
 
--- Why is a sample in or out? kept = it has verdicts and every latest one passed.
+-- Why is a sample in or out? kept = it has verdicts and every latest one passed, its own and
+-- its question's (a contaminated or duplicate question drops its samples too).
 CREATE OR REPLACE VIEW sample_status AS
+WITH v AS (
+    SELECT sample_id, rule, passed FROM latest_verdicts
+    UNION ALL
+    SELECT s.sample_id, qv.rule, qv.passed FROM samples s JOIN latest_question_verdicts qv USING (question_id)
+)
 SELECT
     s.sample_id,
     s.question_id,
@@ -151,7 +184,7 @@ SELECT
     count(v.rule) AS n_verdicts
 FROM samples s
 JOIN questions q USING (question_id)
-LEFT JOIN latest_verdicts v USING (sample_id)
+LEFT JOIN v USING (sample_id)
 GROUP BY s.sample_id, s.question_id, q.domain;
 """
 
