@@ -71,8 +71,10 @@ def _expand(patterns: list[str]) -> list[str]:
 
 
 def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
-    s, e = counts["synthesize"], counts["export"]
+    s, e, q = counts["synthesize"], counts["export"], counts["screen"]
     console.print(f"\nrun {counts['run_id']} finished in {elapsed:.0f} s")
+    console.print(f"  questions: {q['decontam_checked']} checked against benchmarks ({q['contaminated']} contaminated), "
+                  f"{q['duplicates']} duplicates set aside")
     console.print(f"  samples: {s['generated']} generated, {s['already_done']} already in {db}, {s['errors']} errors")
     for rule, c in counts["filters"].items():
         console.print(f"  filter {rule:<12} checked {c['checked']:>5}  failed {c['failed']:>5}")

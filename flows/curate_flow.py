@@ -9,6 +9,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NONE
 
+from filters.decontam import AnswerContamination
 from filters.registry import cheap_filters
 from judges.loader import load_rule
 from pipeline.config_loading import load_run_config
@@ -18,6 +19,7 @@ from pipeline.run_lock import run_lock
 from pipeline.stages.difficulty import score_difficulty
 from pipeline.stages.filter import run_filters
 from pipeline.stages.ingest import ingest, select_questions
+from pipeline.stages.screen import benchmark_index, screen_questions, usable
 from pipeline.stages.judge import run_judge
 from pipeline.stages.publish import select_and_export
 from pipeline.stages.synthesize import synthesize
@@ -41,6 +43,14 @@ def ingest_task(db, config, run_id):
         return ingest(store, config, run_id)
 
 
+@task(name="screen-questions", **_task)
+def screen_task(db, config, run_id, pool):
+    index = benchmark_index(config, None)
+    with Store(db) as store:
+        report = screen_questions(store, config, run_id, pool, index)
+        return report, usable(store, pool), index
+
+
 @task(name="synthesize", retries=1, **_task)
 def synthesize_task(db, engine, config, run_id, question_ids):
     with Store(db) as store:
@@ -48,9 +58,13 @@ def synthesize_task(db, engine, config, run_id, question_ids):
 
 
 @task(name="rule-filters", **_task)
-def filter_task(db, config, run_id):
+def filter_task(db, config, run_id, index):
     with Store(db) as store:
-        return run_filters(store, cheap_filters(config.filters), run_id, progress=progress_var.get())
+        counts = run_filters(store, cheap_filters(config.filters), run_id, progress=progress_var.get())
+        if config.decontamination.check_answers:
+            counts += run_filters(store, [AnswerContamination(index)], run_id, stage="decontam",
+                                  progress=progress_var.get())
+        return counts
 
 
 @task(name="verify", **_task)
@@ -99,14 +113,17 @@ def _curate(config_path, questions, db, out, limit) -> dict:
             say(f"[quarantine] {message}")
         if report.quarantined > 10:
             say(f"[quarantine] ... {report.quarantined - 10} more (SELECT * FROM quarantine)")
-        question_ids = select_questions(report.pool, config.limit, config.selection_seed)
+        screen, pool, index = screen_task(db, config, run_id, report.pool)
+        counts["screen"] = vars(screen)
+        question_ids = select_questions(pool, config.limit, config.selection_seed)
         say(f"{report.read} questions read ({report.new_questions} new, {report.quarantined} quarantined); "
+            f"{report.pool.height - pool.height} set aside by decontamination or dedup; "
             f"{len(question_ids)} selected for this run")
         engine = make_engine(config.engine, announce=say)
         synth = synthesize_task(db, engine, config, run_id, question_ids)
         counts["synthesize"] = vars(synth)
         counts["filters"] = {c.rule: {"checked": c.checked, "failed": c.failed}
-                             for c in filter_task(db, config, run_id)}
+                             for c in filter_task(db, config, run_id, index)}
         counts["verify"] = vars(verify_task(db, run_id))
         counts["judges"] = {name: vars(judge_task(db, engine, config, run_id, name))
                             for name in config.judges.rules}

@@ -28,7 +28,10 @@ def load_run_config(config_path: str | Path | None = None, questions: list[str] 
         for q in questions:
             resolved = str(Path(q).resolve())
             pools.append(by_path.get(resolved) or PoolConfig(path=resolved))
-    update: dict = {"pools": pools}
+    benchmarks = [b.model_copy(update={"path": str((base / b.path).resolve())})
+                  for b in config.decontamination.benchmarks]
+    update: dict = {"pools": pools,
+                    "decontamination": config.decontamination.model_copy(update={"benchmarks": benchmarks})}
     if limit is not None:
         update["limit"] = limit
     return config.model_copy(update=update)

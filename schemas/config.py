@@ -158,6 +158,32 @@ class FilterConfig(_Strict):
         return self.length.get(domain) or self.length.get("default") or LengthBounds()
 
 
+class BenchmarkFileConfig(_Strict):
+    """A benchmark to decontaminate against, besides the shipped ones (data/benchmarks)."""
+
+    path: str  # .jsonl, .jsonl.gz, .json (a list, or records_key), .json.gz, .parquet
+    text_field: str = "question"  # the benchmark question / prompt (dotted paths allowed)
+    name: str | None = None  # benchmark name in verdicts; default: the file name without suffixes
+    solution_field: str | None = None  # reference solution text, checked against generated answers
+    id_field: str | None = None  # item id; default: the record number (1-based)
+    records_key: str | None = None  # JSON object files: the key holding the list of records
+
+
+class DecontaminationConfig(_Strict):
+    # The shipped benchmarks (math500, aime24, amc23, gsm8k_test, humaneval): all, none, or some.
+    shipped: bool | list[str] = True
+    benchmarks: list[BenchmarkFileConfig] = []  # paths relative to the config file
+    check_answers: bool = True  # also check generated answers (rule decontam_answer)
+
+
+class DedupConfig(_Strict):
+    enabled: bool = True
+    near: bool = True  # MinHash near duplicates besides exact ones
+    # Sources whose questions are templated minimal pairs (one word changed is another question):
+    # exact dedup only. fnmatch patterns on the pool's source name.
+    exact_only_sources: list[str] = ["bigbench-*"]
+
+
 class JudgeConfig(_Strict):
     rules: list[str] = ["logical_completeness"]  # names of YAML rules, or paths to YAML files
     rules_dir: str | None = None  # extra folder of rule YAMLs (besides the built-in ones)
@@ -192,6 +218,8 @@ class CurateConfig(_Strict):
     selection_seed: int = 0
     engine: EngineConfig = EngineConfig()
     synthesis: SynthesisConfig = SynthesisConfig()
+    decontamination: DecontaminationConfig = DecontaminationConfig()
+    dedup: DedupConfig = DedupConfig()
     filters: FilterConfig = FilterConfig()
     judges: JudgeConfig = JudgeConfig()
     rebalance: RebalanceConfig = RebalanceConfig()

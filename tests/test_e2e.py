@@ -32,6 +32,10 @@ def _config(tmp: Path) -> Path:
     ]
     text = "\n".join(json.dumps(x) for x in lines)
     text += '\n{"question": "broken json"\n{"answer": "no question here"}\n'
+    # A benchmark question (MATH-500) and a duplicate of the first question: screened out.
+    benchmark = json.loads((DATA / "benchmarks" / "math500.jsonl").open().readline())
+    text += json.dumps({"question": benchmark["problem"], "answer": benchmark["answer"], "domain": "math"}) + "\n"
+    text += json.dumps({"question": "What is 12+30 ?", "answer": "42", "domain": "math"}) + "\n"
     pool.write_text(text)
     config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
     config["pools"] = [{"path": str(pool), "source": "e2e", "answer_type": "math"}]
@@ -91,6 +95,18 @@ def test_bad_rows_quarantined_with_line_and_field(e2e_run):
     assert _q(db, "SELECT count(*), count(DISTINCT run_id) FROM quarantine")[0] == (4, 2)
 
 
+def test_contaminated_and_duplicate_questions_are_screened_out_before_synthesis(e2e_run):
+    db, *_ = e2e_run
+    status = dict(_q(db, "SELECT q.text, s.failed_rules FROM question_status s JOIN questions q USING (question_id)"))
+    assert len(status) == 6
+    assert status["What is 12+30 ?"] == ["dedup"]
+    assert [rules for text, rules in status.items() if text.startswith("Convert the point")] == [["decontam_ngram"]]
+    reason = _q(db, "SELECT reason FROM question_verdicts WHERE rule = 'decontam_ngram' AND NOT passed")[0][0]
+    assert reason.startswith("math500 question")
+    synthesized = {r[0] for r in _q(db, "SELECT DISTINCT q.text FROM samples JOIN questions q USING (question_id)")}
+    assert "What is 12+30 ?" not in synthesized and len(synthesized) == 4
+
+
 def test_samples_record_what_made_them(e2e_run):
     db, *_ = e2e_run
     rows = _q(db, """SELECT count(*), count(DISTINCT question_id), min(completion_tokens), min(prompt_tokens),
@@ -114,6 +130,10 @@ def test_every_sample_has_every_cheap_rule_verdict(e2e_run):
                          LEFT JOIN verdicts v ON v.sample_id = s.sample_id AND v.stage = 'filter'
                          GROUP BY 1 HAVING count(v.rule) <> {n_rules}""")
     assert n_rules == 8 and missing == []
+    # Every generated answer is also checked against the benchmarks.
+    assert _q(db, "SELECT count(*), bool_and(passed) FROM verdicts WHERE rule = 'decontam_answer'")[0] == (8, True)
+    # And every question of the pool against benchmarks and duplicates, before synthesis.
+    assert _q(db, "SELECT count(DISTINCT question_id) FROM question_verdicts WHERE stage = 'decontam'")[0][0] == 6
     # Verified where a reference exists (math and science here), judged where nothing failed.
     assert _q(db, "SELECT count(*) FROM verdicts WHERE rule = 'answer_match'")[0][0] == 4
     judged = _q(db, "SELECT count(*) FROM verdicts WHERE stage = 'judge'")[0][0]

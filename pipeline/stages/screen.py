@@ -1,0 +1,105 @@
+"""Screen stage: question-level rules before any sample is made.
+
+decontam_ngram: a question overlapping a benchmark item is not used (filters/decontam.py).
+  Checked once per question and benchmark set: a verdict made against another set of
+  benchmarks (its fingerprint is in details) is redone.
+dedup: of each cluster of exact or near duplicates only the representative is used
+  (filters/dedup.py); the first question in pool order represents its cluster. Clusters
+  depend on the whole pool, so dedup runs over all of it, and is skipped when the pool and
+  parameters are the ones it last ran on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from filters.decontam import NgramIndex
+from filters.decontam import question_verdict as decontam_row
+from filters.dedup import DedupItem, DedupParams, deduplicate
+from filters.dedup import question_verdict as dedup_row
+from pipeline.benchmarks import build_index
+from pipeline.hashing import stable_hash
+from pipeline.store import Store, now
+from schemas.config import CurateConfig
+
+QV_SCHEMA = {
+    "question_id": pl.String, "stage": pl.String, "rule": pl.String, "rule_version": pl.Int32, "passed": pl.Boolean,
+    "score": pl.Float64, "reason": pl.String, "details": pl.String, "run_id": pl.String,
+    "created_at": pl.Datetime("us", "UTC"),
+}
+
+
+@dataclass
+class ScreenReport:
+    decontam_checked: int
+    contaminated: int
+    dedup_ran: bool
+    duplicates: int
+
+
+def _frame(rows: list[dict], run_id: str) -> pl.DataFrame:
+    created = now()
+    return pl.DataFrame([r | {"details": json.dumps(r["details"]), "run_id": run_id, "created_at": created}
+                         for r in rows], schema=QV_SCHEMA)
+
+
+def benchmark_index(config: CurateConfig, base_dir: Path | None) -> NgramIndex:
+    d = config.decontamination
+    return build_index(d.benchmarks, shipped=d.shipped, base_dir=base_dir)
+
+
+def screen_questions(store: Store, config: CurateConfig, run_id: str, pool: pl.DataFrame, index: NgramIndex) -> ScreenReport:
+    ids = pool.select("question_id")
+    todo = store.frame(f"""
+        SELECT q.question_id, q.text FROM questions q
+        WHERE q.question_id IN (SELECT question_id FROM ids) AND NOT EXISTS (
+            SELECT 1 FROM question_verdicts v WHERE v.question_id = q.question_id AND v.rule = '{index.rule}'
+              AND v.rule_version = {index.version}
+              AND json_extract_string(v.details, '$.benchmarks') = '{index.fingerprint}')
+        ORDER BY q.question_id""", ids=ids)
+    rows = [decontam_row(index.match(text), index) | {"question_id": qid} for qid, text in todo.iter_rows()]
+    store.replace("question_verdicts", _frame(rows, run_id))
+    report = ScreenReport(len(rows), sum(not r["passed"] for r in rows), False, 0)
+    if config.dedup.enabled:
+        report.dedup_ran, report.duplicates = _dedup(store, config, run_id, pool)
+    return report
+
+
+def _dedup(store: Store, config: CurateConfig, run_id: str, pool: pl.DataFrame) -> tuple[bool, int]:
+    params = DedupParams()
+    questions = store.frame(
+        "SELECT p.question_id, q.text, q.reference_answer, q.source FROM pool p JOIN questions q USING (question_id)",
+        pool=pool.with_row_index("position").select("position", "question_id"),
+    ) if not pool.is_empty() else pl.DataFrame()
+    fingerprint = stable_hash("dedup", pool["question_id"].to_list(), params.describe(),
+                              config.dedup.model_dump(), length=16)
+    done = store.scalar("""SELECT count(*) FROM question_verdicts
+                           WHERE stage = 'dedup' AND json_extract_string(details, '$.pool') = ?""", [fingerprint])
+    if done == pool.height:
+        return False, store.scalar("""SELECT count(*) FROM question_verdicts WHERE stage = 'dedup'
+                                      AND json_extract_string(details, '$.pool') = ? AND NOT passed""", [fingerprint])
+    order = {qid: i for i, qid in enumerate(pool["question_id"].to_list())}
+    rows = sorted(questions.iter_rows(named=True), key=lambda r: order[r["question_id"]])
+    exact_only = config.dedup.exact_only_sources
+    items = [DedupItem(r["question_id"], r["text"], r["reference_answer"],
+                       near=config.dedup.near and not any(fnmatch.fnmatch(r["source"], p) for p in exact_only))
+             for r in rows]
+    verdicts = deduplicate(items, params)
+    out = []
+    for v in verdicts:
+        row = dedup_row(v, params) | {"question_id": v.item_id}
+        row["details"] = row["details"] | {"pool": fingerprint}
+        out.append(row)
+    store.replace("question_verdicts", _frame(out, run_id))
+    return True, sum(not r["passed"] for r in out)
+
+
+def usable(store: Store, pool: pl.DataFrame) -> pl.DataFrame:
+    """The pool without questions a screening rule rejected."""
+    return store.frame("""SELECT p.question_id, p.domain FROM pool p JOIN question_status s USING (question_id)
+                          WHERE s.usable ORDER BY p.position""", pool=pool.with_row_index("position"))
