@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+from contextlib import contextmanager
 
 from pipeline.engines.base import ChatRequest, ChatResult, Completion, Engine, ProgressFn
 
@@ -10,6 +12,30 @@ log = logging.getLogger(__name__)
 
 # Requests per LLM.chat call: large enough to batch well, small enough for a live progress bar.
 _CHUNK = 64
+
+
+def _unscannable(value) -> bool:
+    try:
+        return hasattr(value, "__dict__") and not hasattr(vars(value), "get")
+    except TypeError:
+        return False
+
+
+@contextmanager
+def _hidden_from_kernel_scan():
+    """vLLM 0.32's CPU worker rebinds Triton kernels by scanning every module in sys.modules
+    and calling vars(value).get("kernel") on each attribute. llvmlite's ffi `lib` object
+    (imported with numba, which our filters use) answers any attribute, __dict__ included,
+    with a function wrapper, and the scan crashes. Such modules hold no vLLM kernels: hide
+    them from sys.modules while the engine starts, then put them back."""
+    hidden = {name: module for name, module in list(sys.modules.items())
+              if any(_unscannable(v) for v in list(getattr(module, "__dict__", {}).values()))}
+    for name in hidden:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        sys.modules.update(hidden)
 
 
 class VllmEngine(Engine):
@@ -25,10 +51,11 @@ class VllmEngine(Engine):
             vllm_args.setdefault("enable_chunked_prefill", False)
             vllm_args.setdefault("max_num_batched_tokens", max(16384, max_model_len))
         self.model_name = model_name or model_path
-        self._llm = LLM(
-            model=model_path, dtype=dtype, max_model_len=max_model_len,
-            enforce_eager=enforce_eager, seed=seed, **vllm_args,
-        )
+        with _hidden_from_kernel_scan():
+            self._llm = LLM(
+                model=model_path, dtype=dtype, max_model_len=max_model_len,
+                enforce_eager=enforce_eager, seed=seed, **vllm_args,
+            )
 
     def _params(self, request: ChatRequest):
         from vllm import SamplingParams
