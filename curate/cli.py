@@ -84,7 +84,11 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
                   + (f"  (sandbox errors, retried next run: {v['code_errors']})" if v["code_errors"] else ""))
     for rule, j in counts["judges"].items():
         console.print(f"  judge {rule} v{j['version']}: judged {j['judged']}, kept {j['kept']}, errors {j['errors']}")
-    console.print(f"  exported {e['rows']} samples {e['by_domain']} -> {out / e['export_id']}")
+    if e["rows"]:
+        console.print(f"  exported {e['rows']} samples {e['by_domain']} -> {out / e['export_id']}")
+    else:
+        console.print(f"  nothing kept, nothing exported (manifest only: {out / e['export_id']}); "
+                      "the failed_rules column of sample_status says why")
     for short in e["shortfall"]:
         more = short["questions_to_synthesize"]
         console.print(f"  shortfall {short['domain']}: {short['missing']} more kept sample(s) needed"

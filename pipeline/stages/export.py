@@ -48,7 +48,9 @@ def write_shards(table: pa.Table, out_dir: Path, export_id: str, run_id: str, co
     tmp = out_dir / f".{export_id}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "data").mkdir(parents=True)
-    n_shards = max(1, -(-table.num_rows // shard_rows))
+    # An empty selection writes no data file: a 0-row Parquet file makes datasets.load_dataset
+    # fail ("BatchSize must be greater than 0"); the manifest says 0 rows instead.
+    n_shards = -(-table.num_rows // shard_rows)
     files = []
     for i in range(n_shards):
         part = table.slice(i * shard_rows, shard_rows)
