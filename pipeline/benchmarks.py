@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from filters.decontam import BenchmarkItem, DecisionRule, NgramIndex
+from pipeline.ingest import get_path
 from schemas.config import BenchmarkFileConfig  # noqa: F401 - re-exported for callers
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -119,15 +120,6 @@ def _records(path: Path, records_key: str | None) -> Iterator[tuple[int, dict]]:
     raise BenchmarkError(f"benchmark file {path}: unsupported format (use .jsonl, .json, .parquet, optionally .gz)")
 
 
-def _get(record: dict, dotted: str):
-    value = record
-    for part in dotted.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
 def _read(path: Path, name: str, text_field: str, solution_field: str | None, id_field: str | None,
           records_key: str | None = None, clean_solution=None) -> list[BenchmarkItem]:
     items: list[BenchmarkItem] = []
@@ -136,7 +128,7 @@ def _read(path: Path, name: str, text_field: str, solution_field: str | None, id
         where = f"benchmark file {path}, record {num}"
         if not isinstance(rec, dict):
             raise BenchmarkError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-        text = _get(rec, text_field)
+        text = get_path(rec, text_field)
         if not isinstance(text, str) or not text.strip():
             got = ("is missing" if text is None else f"must be text, got {type(text).__name__}"
                    if not isinstance(text, str) else "is empty")
@@ -144,7 +136,7 @@ def _read(path: Path, name: str, text_field: str, solution_field: str | None, id
         if id_field is None:
             item_id = str(num)
         else:
-            raw_id = _get(rec, id_field)
+            raw_id = get_path(rec, id_field)
             if raw_id is None or isinstance(raw_id, (dict, list)):
                 raise BenchmarkError(f"{where}: id field {id_field!r} is missing or not a scalar")
             item_id = str(raw_id)
@@ -153,7 +145,7 @@ def _read(path: Path, name: str, text_field: str, solution_field: str | None, id
         seen.add(item_id)
         items.append(BenchmarkItem(name, item_id, text, "question"))
         if solution_field is not None:
-            sol = _get(rec, solution_field)
+            sol = get_path(rec, solution_field)
             if sol is not None and not isinstance(sol, str):
                 raise BenchmarkError(
                     f"{where}: solution field {solution_field!r} must be text, got {type(sol).__name__}")

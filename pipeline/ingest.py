@@ -138,7 +138,8 @@ def iter_records(pool: PoolConfig, path: Path) -> Iterator[tuple[int, object | R
 # --- mapping one record to a Question --------------------------------------------------
 
 
-def _get(record: dict, dotted: str):
+def get_path(record: dict, dotted: str):
+    """record["a"]["b"] for "a.b"; None when any part is missing."""
     value = record
     for part in dotted.split("."):
         if not isinstance(value, dict) or part not in value:
@@ -187,7 +188,7 @@ def _reference(pool: PoolConfig, record: dict) -> tuple[str | None, str, str | N
     name = pool.fields.answer
     if name is None:
         return None, "", None
-    raw = _as_answer(_get(record, name), name)
+    raw = _as_answer(get_path(record, name), name)
     if raw is not None and pool.answer_extract == "gsm8k":
         if "####" not in raw:
             raise RowError(name, f"field {name!r} has no '#### <answer>' line (answer_extract: gsm8k)")
@@ -206,17 +207,17 @@ def to_question(pool: PoolConfig, record: object, path: Path, line: int) -> Ques
         if not text:
             raise RowError("question_template", "question_template rendered an empty question")
     else:
-        text = _as_text(_get(record, pool.fields.question), pool.fields.question, required=True)
+        text = _as_text(get_path(record, pool.fields.question), pool.fields.question, required=True)
     reference, suffix, record_answer_type = _reference(pool, record)
     text += suffix
     tests = None
     if pool.fields.tests:
-        tests = _get(record, pool.fields.tests)
+        tests = get_path(record, pool.fields.tests)
         if tests is not None and (not isinstance(tests, list) or not all(isinstance(t, str) for t in tests)):
             raise RowError(pool.fields.tests, f"field {pool.fields.tests!r} must be a list of strings")
     domain = pool.domain
-    if pool.fields.domain and isinstance(_get(record, pool.fields.domain), str):
-        domain = _get(record, pool.fields.domain)
+    if pool.fields.domain and isinstance(get_path(record, pool.fields.domain), str):
+        domain = get_path(record, pool.fields.domain)
         if pool.domain_map is not None:
             if domain not in pool.domain_map:
                 raise RowError(pool.fields.domain, f"domain value {domain!r} is not in the pool's domain_map")
@@ -224,10 +225,10 @@ def to_question(pool: PoolConfig, record: object, path: Path, line: int) -> Ques
     domain = (domain or "other").lower()
     if domain not in DOMAINS:
         raise RowError(pool.fields.domain or "domain", f"domain {domain!r} is not one of {DOMAINS}")
-    subdomain = _get(record, pool.fields.subdomain) if pool.fields.subdomain else None
+    subdomain = get_path(record, pool.fields.subdomain) if pool.fields.subdomain else None
     level = None
     if pool.fields.level:
-        raw_level = _get(record, pool.fields.level)
+        raw_level = get_path(record, pool.fields.level)
         if raw_level is not None:
             if isinstance(raw_level, bool) or not isinstance(raw_level, (int, float)):
                 match = re.search(r"\d+(?:\.\d+)?", str(raw_level))  # "Level 3"
