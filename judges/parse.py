@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.judge_rule import JudgeRule
 
@@ -13,6 +13,7 @@ class JudgeOutcome:
     score: int | None
     rationale: str | None
     error: str | None  # why the output could not be used (never counted as a pass)
+    flags: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -33,5 +34,9 @@ def parse_output(rule: JudgeRule, text: str, finish_reason: str) -> JudgeOutcome
         return JudgeOutcome(None, None, f"score is not an integer: {score!r}")
     if not rule.scale.min <= score <= rule.scale.max:
         return JudgeOutcome(None, None, f"score {score} outside {rule.scale.min}..{rule.scale.max}")
+    flags = data.get("flags", [])
+    if not isinstance(flags, list) or any(f not in rule.flags for f in flags):
+        return JudgeOutcome(None, None, f"flags must be a list drawn from {rule.flags}: {flags!r}")
     rationale = data.get("rationale")
-    return JudgeOutcome(score, str(rationale)[: rule.rationale_max_chars] if rationale is not None else None, None)
+    return JudgeOutcome(score, str(rationale)[: rule.rationale_max_chars] if rationale is not None else None, None,
+                        sorted(set(flags)))

@@ -20,6 +20,13 @@ def neutralize(text: str | None) -> str:
     return (text or "").replace("<<<", "< < <").replace(">>>", "> > >")
 
 
+def _format_instruction(name: str | None) -> str:
+    """The instruction the sample's prompt gave for its answer format ("" when unknown)."""
+    from schemas.formats import FORMATS
+
+    return FORMATS[name].instruction if name in FORMATS else ""
+
+
 def rubric(rule: JudgeRule) -> str:
     levels = "\n".join(f"{k}: {v}" for k, v in sorted(rule.scale.anchors.items()))
     return (
@@ -27,7 +34,8 @@ def rubric(rule: JudgeRule) -> str:
         f"{rule.description.strip()}\n\n"
         f"Score on a scale from {rule.scale.min} to {rule.scale.max}:\n{levels}\n\n"
         f'Reply only with JSON: {{"rationale": "<at most {rule.rationale_max_chars} characters>", '
-        f'"score": <integer {rule.scale.min}-{rule.scale.max}>}}.'
+        f'"score": <integer {rule.scale.min}-{rule.scale.max}>'
+        + (f', "flags": <a list drawn from {rule.flags}>' if rule.flags else "") + "}."
     )
 
 
@@ -38,6 +46,7 @@ def render_messages(rule: JudgeRule, sample: dict) -> list[dict]:
         answer=neutralize(sample.get("answer")),
         reference=neutralize(sample.get("reference_answer")),
         requested_format=sample.get("requested_format"),
+        format_instruction=_format_instruction(sample.get("requested_format")),
         domain=sample.get("domain"),
         open=OPEN, close=CLOSE,
     )

@@ -69,7 +69,7 @@ def judge_samples(rule: JudgeRule, samples: list[dict], engine: ChatBackend, max
 
 def _verdict(rule: JudgeRule, o: JudgeOutcome, raw: list[str], tokens: list[int], attempts: int) -> dict:
     details = json.dumps({"raw": raw, "prompt_tokens": tokens[0], "completion_tokens": tokens[1],
-                          "attempts": attempts, "error": o.error})
+                          "attempts": attempts, "error": o.error, "flags": o.flags})
     if not o.ok:
         return {"passed": False, "score": None, "reason": f"judge error: {o.error}", "details": details}
     passed = o.score >= rule.threshold

@@ -1,18 +1,46 @@
-"""A judge rule, declared in one YAML file under judges/rules/ (or a user's rules folder)."""
+"""A judge rule, declared in one YAML file under judges/rules/ (or a user's rules folder).
+
+    name, version, description            what it judges; bump version when the rule changes
+    applies_to                            which samples: domains, formats, reference needed,
+                                          after which stages, only undecided, only uncertain
+    prompt                                Jinja template of the user message (sample parts
+                                          between delimiters); the rubric is the system message
+    scale, threshold                      integer scale with an anchor per level; keep >= threshold
+    flags                                 optional named flags the judge may raise
+    calibration                           optional: refuse to run until an eval meets min_agreement
+    engine, sampling                      optional own engine (e.g. a larger judge model); sampling
+"""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.config import EngineConfig
 
-class AppliesTo(BaseModel):
+
+class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Uncertain(_Strict):
+    """Judge only samples whose earlier judge score sits in [min_score, max_score]."""
+
+    rule: str
+    min_score: float
+    max_score: float
+
+
+class AppliesTo(_Strict):
     domains: list[str] | None = None  # None: every domain
     formats: list[str] | None = None  # None: every requested format
+    requires_reference: bool = False  # only samples whose question has a reference answer
+    # Stages whose verdicts must all have passed first (cheap rules, verification, earlier judges).
+    after_stages: list[str] = ["filter", "decontam", "verify"]
+    only_undecided: bool = True  # skip samples any earlier rule of any stage already rejected
+    uncertain: Uncertain | None = None
 
 
-class Scale(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Scale(_Strict):
     min: int = 1
     max: int = 5
     anchors: dict[int, str]  # what each level means, shown to the judge
@@ -27,25 +55,32 @@ class Scale(BaseModel):
         return self
 
 
-class JudgeSampling(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JudgeSampling(_Strict):
     temperature: float = 0.0
     max_tokens: int = 160
     seed: int = 0
 
 
-class JudgeRule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Calibration(_Strict):
+    labels: str  # a labelled set (pairwise like LLMBar, or pointwise JSONL); relative to the rule file
+    min_agreement: float = Field(ge=0, le=1)
+    limit: int | None = None  # evaluate on the first N items only
+
+
+class JudgeRule(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     version: int = Field(ge=1)
     description: str
     applies_to: AppliesTo = AppliesTo()
     # Jinja template of the user message. Variables: question, reasoning, answer, reference,
-    # requested_format, domain, rubric (the rendered scale), and the delimiters open/close.
+    # requested_format, format_instruction, domain, and the delimiters open/close.
     prompt: str
     scale: Scale
     threshold: int  # keep when score >= threshold
     rationale_max_chars: int = Field(default=160, ge=16, le=2000)
+    flags: list[str] = []  # e.g. [unsupported_claim, arithmetic_error]
+    calibration: Calibration | None = None
+    engine: EngineConfig | None = None  # None: the run's engine
     sampling: JudgeSampling = JudgeSampling()
 
     @model_validator(mode="after")
@@ -58,12 +93,13 @@ class JudgeRule(BaseModel):
 
     def output_schema(self) -> dict:
         """JSON schema the engine is constrained to (bounded text, so a tiny model cannot loop)."""
-        return {
-            "type": "object",
-            "properties": {
-                "rationale": {"type": "string", "maxLength": self.rationale_max_chars},
-                "score": {"type": "integer", "minimum": self.scale.min, "maximum": self.scale.max},
-            },
-            "required": ["rationale", "score"],
-            "additionalProperties": False,
+        properties: dict = {
+            "rationale": {"type": "string", "maxLength": self.rationale_max_chars},
+            "score": {"type": "integer", "minimum": self.scale.min, "maximum": self.scale.max},
         }
+        required = ["rationale", "score"]
+        if self.flags:
+            properties["flags"] = {"type": "array", "items": {"type": "string", "enum": self.flags},
+                                   "maxItems": len(self.flags), "uniqueItems": True}
+            required.append("flags")
+        return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
