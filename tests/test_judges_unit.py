@@ -259,7 +259,7 @@ def test_judge_passes_scores_and_thresholds(rule: JudgeRule):
     assert len(engine.calls) == 1
     details = json.loads(results[0]["details"])
     assert details == {"raw": [ok(5, "complete")[0]], "prompt_tokens": 100, "completion_tokens": 12,
-                       "attempts": 1, "error": None}
+                       "attempts": 1, "error": None, "flags": []}
 
 
 def test_judge_requests_carry_schema_messages_and_sampling(rule: JudgeRule):
@@ -316,7 +316,7 @@ def test_judge_engine_errors_are_retried_then_recorded(rule: JudgeRule):
     assert results[1] == {
         "passed": False, "score": None, "reason": "judge error: engine error: connection refused",
         "details": json.dumps({"raw": [], "prompt_tokens": 0, "completion_tokens": 0, "attempts": 3,
-                               "error": "engine error: connection refused"}),
+                               "error": "engine error: connection refused", "flags": []}),
     }
 
 
