@@ -83,7 +83,14 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
     console.print(f"  verify code_tests   checked {v['code_checked']:>5}  passed  {v['code_passed']:>5}"
                   + (f"  (sandbox errors, retried next run: {v['code_errors']})" if v["code_errors"] else ""))
     for rule, j in counts["judges"].items():
-        console.print(f"  judge {rule} v{j['version']}: judged {j['judged']}, kept {j['kept']}, errors {j['errors']}")
+        if j["refused"]:
+            console.print(f"  judge {rule} v{j['version']}: not run ({j['refused']})")
+            continue
+        line = (f"  judge {rule} v{j['version']}: judged {j['judged']} of {j['eligible']} due, kept {j['kept']}, "
+                f"errors {j['errors']}, tokens {j['prompt_tokens']}+{j['completion_tokens']}")
+        if j["skipped_budget"]:
+            line += f", {j['skipped_budget']} left by the token budget (judge_pending)"
+        console.print(line)
     if e["rows"]:
         console.print(f"  exported {e['rows']} samples {e['by_domain']} -> {out / e['export_id']}")
     else:

@@ -20,7 +20,7 @@ from pipeline.stages.difficulty import score_difficulty
 from pipeline.stages.filter import run_filters
 from pipeline.stages.ingest import ingest, select_questions
 from pipeline.stages.screen import benchmark_index, screen_questions, usable
-from pipeline.stages.judge import run_judge
+from pipeline.stages.judge import TokenBudget, run_judge
 from pipeline.stages.publish import select_and_export
 from pipeline.stages.synthesize import synthesize
 from pipeline.stages.verify import run_verify
@@ -74,11 +74,31 @@ def verify_task(db, run_id):
 
 
 @task(name="judge", **_task)
-def judge_task(db, engine, config, run_id, rule_name):
+def judge_task(db, engine, config, run_id, rule_name, tokens_left):
+    """One judge rule; `tokens_left` is what the run's token budget still allows (None: no limit)."""
     rule = load_rule(rule_name, config.judges.rules_dir)
+    if rule.engine is not None:  # the rule names its own judge model
+        engine = make_engine(rule.engine, announce=say_var.get())
     with Store(db) as store:
         return run_judge(store, rule, engine, run_id, batch_size=config.judges.batch_size,
-                         max_retries=config.judges.max_parse_retries, progress=progress_var.get())
+                         max_retries=config.judges.max_parse_retries, budget=TokenBudget(tokens_left),
+                         progress=progress_var.get())
+
+
+def _judge_all(db, engine, config, run_id) -> dict:
+    """Judge rules in configured order, sharing the run's token budget."""
+    say, left, reports = say_var.get(), config.judges.token_budget, {}
+    for name in config.judges.rules:
+        report = judge_task(db, engine, config, run_id, name, left)
+        if report.refused:
+            say(f"[judge] {name} not run: {report.refused}")
+        if report.skipped_budget:
+            say(f"[judge] {name}: token budget reached, {report.skipped_budget} samples left for a later run "
+                "(SELECT * FROM judge_pending)")
+        if left is not None:
+            left = max(0, left - report.prompt_tokens - report.completion_tokens)
+        reports[name] = vars(report)
+    return reports
 
 
 @task(name="difficulty", **_task)
@@ -125,8 +145,7 @@ def _curate(config_path, questions, db, out, limit) -> dict:
         counts["filters"] = {c.rule: {"checked": c.checked, "failed": c.failed}
                              for c in filter_task(db, config, run_id, index)}
         counts["verify"] = vars(verify_task(db, run_id))
-        counts["judges"] = {name: vars(judge_task(db, engine, config, run_id, name))
-                            for name in config.judges.rules}
+        counts["judges"] = _judge_all(db, engine, config, run_id)
         counts["difficulty"] = vars(difficulty_task(db, run_id, question_ids))
         manifest = export_task(db, config, run_id, out)
         counts["export"] = {"export_id": manifest.export_id, "rows": manifest.total_rows,

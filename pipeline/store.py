@@ -14,11 +14,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Additive changes for databases made by earlier versions (applied on every read-write open).
 MIGRATIONS = [
     "ALTER TABLE questions ADD COLUMN IF NOT EXISTS level DOUBLE",
+    "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS prompt_tokens INTEGER",
+    "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS completion_tokens INTEGER",
 ]
 
 DDL = """
@@ -93,7 +95,39 @@ CREATE TABLE IF NOT EXISTS verdicts (
     details JSON,
     run_id VARCHAR NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
+    prompt_tokens INTEGER,            -- judges: tokens spent on this verdict (all attempts)
+    completion_tokens INTEGER,
     PRIMARY KEY (sample_id, rule, rule_version)
+);
+
+-- Samples a judge rule was due to judge but did not, because the run's token budget ran out.
+CREATE TABLE IF NOT EXISTS judge_skips (
+    run_id VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,
+    rule_version INTEGER NOT NULL,
+    sample_id VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (run_id, rule, rule_version, sample_id)
+);
+
+-- Judge rules measured against labelled sets (`curate judges eval`); calibration gates read it.
+CREATE TABLE IF NOT EXISTS judge_evals (
+    eval_id VARCHAR PRIMARY KEY,
+    rule VARCHAR NOT NULL,
+    rule_version INTEGER NOT NULL,
+    model VARCHAR NOT NULL,
+    labels VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,            -- pairwise | pointwise
+    n_items INTEGER NOT NULL,
+    n_judged INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    ties INTEGER,
+    agreement DOUBLE,
+    accuracy DOUBLE,
+    kappa DOUBLE,
+    details JSON,
+    created_at TIMESTAMPTZ NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS question_difficulty (
@@ -167,13 +201,22 @@ CREATE OR REPLACE VIEW latest_verdicts AS
 SELECT * FROM verdicts
 QUALIFY row_number() OVER (PARTITION BY sample_id, rule ORDER BY rule_version DESC, created_at DESC) = 1;
 
+-- Judging still owed: skipped for the token budget and not judged since.
+CREATE OR REPLACE VIEW judge_pending AS
+SELECT k.* FROM judge_skips k
+WHERE NOT EXISTS (SELECT 1 FROM verdicts v
+                  WHERE v.sample_id = k.sample_id AND v.rule = k.rule AND v.rule_version = k.rule_version);
+
 -- Why is a sample in or out? kept = it has verdicts and every latest one passed, its own and
--- its question's (a contaminated or duplicate question drops its samples too).
+-- its question's (a contaminated or duplicate question drops its samples too), and no judge
+-- is still owed (a pending rule counts as not passed, listed as "<rule> (pending)").
 CREATE OR REPLACE VIEW sample_status AS
 WITH v AS (
     SELECT sample_id, rule, passed FROM latest_verdicts
     UNION ALL
     SELECT s.sample_id, qv.rule, qv.passed FROM samples s JOIN latest_question_verdicts qv USING (question_id)
+    UNION ALL
+    SELECT DISTINCT sample_id, rule || ' (pending)', false FROM judge_pending
 )
 SELECT
     s.sample_id,

@@ -189,6 +189,9 @@ class JudgeConfig(_Strict):
     rules_dir: str | None = None  # extra folder of rule YAMLs (besides the built-in ones)
     max_parse_retries: int = 2
     batch_size: int = 64
+    # Prompt + completion tokens all judge rules of one run may spend; None: no limit. When it
+    # runs out, judging stops between batches and the rest is listed in the judge_pending view.
+    token_budget: int | None = Field(default=None, ge=1)
 
 
 class RebalanceConfig(_Strict):

@@ -1,56 +1,163 @@
-"""Judge stage: LLM judge rules, in configured order, on samples that passed every cheap rule.
+"""Judge stage: LLM judge rules in configured order, each on the samples it applies to.
 
-Judging is the expensive step, so it runs only on samples no earlier verdict has rejected
-(a cascade), and only where this rule at this version has no verdict yet (so adding a rule
-and re-running is a backfill that judges exactly what is missing).
+Eligibility comes from the rule's applies_to: every verdict of the listed stages passed
+(after_stages), or no verdict of any stage failed (only_undecided, the cascade: cheap rules
+first, judges only on what is still undecided); domains, formats, a reference answer, and an
+earlier judge's score inside an uncertain band. Only samples without a verdict from this rule
+at this version are judged, so re-running judges nothing and adding a rule is a backfill.
+
+A token budget (prompt + completion tokens, shared by the run's rules) stops judging between
+batches; the samples still due are recorded in judge_skips, listed by the judge_pending view
+and never counted as kept until a later run judges them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 import polars as pl
 
-from judges.run import applies, judge_samples
+from judges.run import judge_samples
 from pipeline.progress import NoProgress, Progress
 from pipeline.stages.verdicts import unjudged, verdict_frame
-from pipeline.store import Store
+from pipeline.store import Store, now
 from schemas.chat import ChatBackend
 from schemas.judge_rule import JudgeRule
 
-# Undecided so far: no failed latest verdict from any earlier rule.
-_SURVIVORS = "NOT EXISTS (SELECT 1 FROM latest_verdicts lv WHERE lv.sample_id = x.sample_id AND NOT lv.passed)"
+
+@dataclass
+class TokenBudget:
+    limit: int | None  # None: unlimited
+    spent: int = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.spent >= self.limit
 
 
 @dataclass
 class JudgeReport:
     rule: str
     version: int
-    judged: int
-    kept: int
-    errors: int
+    eligible: int = 0
+    judged: int = 0
+    kept: int = 0
+    errors: int = 0
+    skipped_budget: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    refused: str | None = None  # why the rule did not run (e.g. not calibrated)
+    notes: list[str] = field(default_factory=list)
 
 
-def run_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run_id: str, batch_size: int = 64,
-              max_retries: int = 2, only_survivors: bool = True, progress: Progress | None = None) -> JudgeReport:
+def _quoted(values: list[str]) -> str:
+    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+
+
+def eligible(store: Store, rule: JudgeRule, limit: int | None = None) -> pl.DataFrame:
+    """Samples this rule at this version should judge now (see the module docstring)."""
+    a = rule.applies_to
+    where: list[str] = []
+    params: list = []
+    # The rule's own older versions never decide for it: a new version re-judges everything.
+    if a.only_undecided:
+        where.append("""NOT EXISTS (SELECT 1 FROM latest_verdicts lv WHERE lv.sample_id = x.sample_id
+                        AND NOT lv.passed AND lv.rule <> ?)""")
+        params.append(rule.name)
+        where.append("""NOT EXISTS (SELECT 1 FROM latest_question_verdicts qv
+                        WHERE qv.question_id = x.question_id AND NOT qv.passed)""")
+    if a.after_stages:
+        # Every listed stage must have been through, and passed: no failed verdict of it...
+        where.append(f"""NOT EXISTS (SELECT 1 FROM latest_verdicts lv WHERE lv.sample_id = x.sample_id
+                         AND NOT lv.passed AND lv.rule <> ? AND lv.stage IN {_quoted(a.after_stages)})""")
+        params.append(rule.name)
+        # ...and the cheap filters, which every sample gets, must have run at all.
+        if "filter" in a.after_stages:
+            where.append("EXISTS (SELECT 1 FROM verdicts f WHERE f.sample_id = x.sample_id AND f.stage = 'filter')")
+    if a.domains is not None:
+        where.append(f"x.domain IN {_quoted(a.domains)}")
+    if a.formats is not None:
+        where.append(f"x.requested_format IN {_quoted(a.formats)}")
+    if a.requires_reference:
+        where.append("x.reference_answer IS NOT NULL")
+    if a.uncertain is not None:
+        where.append("""EXISTS (SELECT 1 FROM latest_verdicts u WHERE u.sample_id = x.sample_id AND u.rule = ?
+                        AND u.score BETWEEN ? AND ?)""")
+        params += [a.uncertain.rule, a.uncertain.min_score, a.uncertain.max_score]
+    return unjudged(store, rule.name, rule.version, where=" AND ".join(where) or "TRUE", limit=limit,
+                    where_params=params)
+
+
+def _batch_size(budget: TokenBudget, report: JudgeReport, batch_size: int) -> int:
+    """Under a budget, size the next batch by the tokens per sample seen so far, so judging
+    stops close to the budget rather than a whole batch past it."""
+    if budget.limit is None or report.judged == 0:
+        return batch_size
+    per_sample = (report.prompt_tokens + report.completion_tokens) / report.judged
+    return max(1, min(batch_size, int((budget.limit - budget.spent) // max(per_sample, 1))))
+
+
+def calibration_gap(store: Store, rule: JudgeRule) -> str | None:
+    """Why a rule that requires calibration may not run yet (None: it may)."""
+    if rule.calibration is None:
+        return None
+    best = store.scalar("SELECT max(agreement) FROM judge_evals WHERE rule = ? AND rule_version = ?",
+                        [rule.name, rule.version])
+    need = rule.calibration.min_agreement
+    if best is None:
+        return (f"needs calibration: no eval of {rule.name} v{rule.version} yet "
+                f"(run `curate judges eval {rule.name}`; needs agreement >= {need})")
+    if best < need:
+        return f"needs calibration: best agreement {best:.3f} < {need} for {rule.name} v{rule.version}"
+    return None
+
+
+def run_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run_id: str, *, batch_size: int = 64,
+              max_retries: int = 2, budget: TokenBudget | None = None, limit: int | None = None,
+              progress: Progress | None = None) -> JudgeReport:
     progress = progress or NoProgress()
-    pending = unjudged(store, rule.name, rule.version, where=_SURVIVORS if only_survivors else "TRUE")
-    rows = [r for r in pending.to_dicts() if applies(rule, r)]
+    budget = budget or TokenBudget(None)
+    report = JudgeReport(rule.name, rule.version)
+    gap = calibration_gap(store, rule)
+    if gap:
+        report.refused = gap
+        return report
+    pending = eligible(store, rule, limit)
+    rows = pending.to_dicts()
+    report.eligible = len(rows)
     progress.start(f"judge: {rule.name} v{rule.version}", len(rows))
-    judged = kept = errors = 0
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
+    done = 0
+    while done < len(rows) and not budget.exhausted:
+        batch = rows[done:done + _batch_size(budget, report, batch_size)]
         results = judge_samples(rule, batch, engine, max_retries=max_retries, on_progress=progress.advance)
+        tokens = []
+        for r in results:
+            d = json.loads(r["details"])
+            tokens.append((d["prompt_tokens"], d["completion_tokens"]))
         frame = pl.DataFrame(
             {"passed": [r["passed"] for r in results], "score": [r["score"] for r in results],
              "reason": [r["reason"] for r in results]},
             schema={"passed": pl.Boolean, "score": pl.Float64, "reason": pl.String},
         )
-        store.insert("verdicts", verdict_frame([r["sample_id"] for r in batch], frame, stage="judge",
-                                               rule=rule.name, version=rule.version, run_id=run_id,
-                                               details=[r["details"] for r in results]))
-        judged += len(batch)
-        kept += int(frame["passed"].sum())
-        errors += sum(1 for r in results if r["score"] is None)
+        store.insert("verdicts", verdict_frame([r["sample_id"] for r in batch], frame, stage="judge", rule=rule.name,
+                                               version=rule.version, run_id=run_id,
+                                               details=[r["details"] for r in results], tokens=tokens))
+        budget.spent += sum(p + c for p, c in tokens)
+        report.prompt_tokens += sum(p for p, _ in tokens)
+        report.completion_tokens += sum(c for _, c in tokens)
+        report.judged += len(batch)
+        report.kept += int(frame["passed"].sum())
+        report.errors += sum(1 for r in results if r["score"] is None)
+        done += len(batch)
+    skipped = rows[done:]
+    if skipped:
+        report.skipped_budget = len(skipped)
+        created = now()
+        store.insert("judge_skips", pl.DataFrame({
+            "run_id": run_id, "rule": rule.name, "rule_version": rule.version,
+            "sample_id": [r["sample_id"] for r in skipped],
+            "reason": f"token budget of {budget.limit} reached", "created_at": created,
+        }, schema_overrides={"rule_version": pl.Int32, "created_at": pl.Datetime("us", "UTC")}))
     progress.done()
-    return JudgeReport(rule.name, rule.version, judged, kept, errors)
+    return report
