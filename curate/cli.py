@@ -17,6 +17,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Curate chain-of-thought training data: synthesize, clean, judge, rebalance, export.")
 console = Console(stderr=True)
 
+from curate.judges_cli import app as judges_app  # noqa: E402
+
+app.add_typer(judges_app, name="judges")
+
 # Statements `curate query` runs; everything else (DDL, DML, ATTACH, COPY, SET ...) is refused.
 _READ_ONLY = {"SELECT", "EXPLAIN", "PRAGMA"}
 
@@ -110,8 +114,8 @@ def query(
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
 ) -> None:
     """Run read-only SQL against the store (tables: runs, questions, quarantine, samples,
-    verdicts, question_difficulty, exports, selections, shards; views: sample_status,
-    latest_verdicts)."""
+    verdicts, question_verdicts, judge_skips, judge_evals, question_difficulty, exports,
+    selections, shards; views: sample_status, latest_verdicts, judge_pending)."""
     import duckdb
 
     if fmt not in ("table", "csv", "json"):

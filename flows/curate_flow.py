@@ -74,7 +74,7 @@ def verify_task(db, run_id):
 
 
 @task(name="judge", **_task)
-def judge_task(db, engine, config, run_id, rule_name, tokens_left):
+def judge_task(db, engine, config, run_id, rule_name, tokens_left, limit=None):
     """One judge rule; `tokens_left` is what the run's token budget still allows (None: no limit)."""
     rule = load_rule(rule_name, config.judges.rules_dir)
     if rule.engine is not None:  # the rule names its own judge model
@@ -82,7 +82,7 @@ def judge_task(db, engine, config, run_id, rule_name, tokens_left):
     with Store(db) as store:
         return run_judge(store, rule, engine, run_id, batch_size=config.judges.batch_size,
                          max_retries=config.judges.max_parse_retries, budget=TokenBudget(tokens_left),
-                         progress=progress_var.get())
+                         limit=limit, progress=progress_var.get())
 
 
 def _judge_all(db, engine, config, run_id) -> dict:

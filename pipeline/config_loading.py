@@ -32,6 +32,8 @@ def load_run_config(config_path: str | Path | None = None, questions: list[str] 
                   for b in config.decontamination.benchmarks]
     update: dict = {"pools": pools,
                     "decontamination": config.decontamination.model_copy(update={"benchmarks": benchmarks})}
+    if config.judges.rules_dir:
+        update["judges"] = config.judges.model_copy(update={"rules_dir": str((base / config.judges.rules_dir).resolve())})
     if limit is not None:
         update["limit"] = limit
     return config.model_copy(update=update)

@@ -189,3 +189,54 @@ def test_query_is_read_only_and_formats(e2e_run):
                                  "SELECT sample_id, failed_rules FROM sample_status ORDER BY 1 LIMIT 2"])
     assert as_csv.exit_code == 0 and as_csv.stdout.splitlines()[0] == "sample_id,failed_rules"
     assert _q(db, "SELECT count(*) FROM samples")[0][0] == 8  # nothing was deleted
+
+
+# --- judge rules on the stored run: test one sample, add a rule, backfill it --------------------
+
+
+def test_judges_test_renders_runs_and_stores_nothing(e2e_run):
+    db, *_ = e2e_run
+    sample_id = _q(db, "SELECT sample_id FROM samples ORDER BY 1 LIMIT 1")[0][0]
+    before = _q(db, "SELECT count(*) FROM verdicts")[0][0]
+    result = runner.invoke(app, ["judges", "test", "logical_completeness", "--sample", sample_id[:12],
+                                 "--db", str(db)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "<<<BEGIN reasoning" in result.stdout and "Rule: logical_completeness" in result.stdout
+    assert "logical_completeness v1: score" in result.stdout
+    assert _q(db, "SELECT count(*) FROM verdicts")[0][0] == before
+    missing = runner.invoke(app, ["judges", "test", "logical_completeness", "--sample", "nope", "--db", str(db)])
+    assert missing.exit_code == 2 and "no sample" in missing.output
+
+
+def test_add_a_rule_then_backfill_judges_only_what_is_missing(e2e_run, tmp_path):
+    db, *_ = e2e_run
+    config = db.parent / "config.yaml"
+    rules = tmp_path / "rules"
+    added = runner.invoke(app, ["judges", "add", "strict_check", "--dir", str(rules)])
+    assert added.exit_code == 0, added.output
+    assert (rules / "strict_check.yaml").exists()
+    args = ["judges", "backfill", "strict_check", "--rules-dir", str(rules), "--config", str(config), "--db", str(db)]
+    first = runner.invoke(app, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    # Due: samples that passed every stage so far (the cascade), i.e. kept before this rule.
+    judged = _q(db, "SELECT count(*), count(*) FILTER (WHERE passed) FROM verdicts WHERE rule = 'strict_check'")[0]
+    assert judged[0] > 0
+    assert f"judged {judged[0]}, kept {judged[1]}, dropped {judged[0] - judged[1]}" in first.output
+    again = runner.invoke(app, args, catch_exceptions=False)
+    assert again.exit_code == 0 and "judged 0, kept 0, dropped 0" in again.output
+    backfills = _q(db, "SELECT status, config->>'rule' FROM runs WHERE config->>'command' = 'judges backfill'")
+    assert backfills == [("finished", "strict_check")] * 2
+    listed = runner.invoke(app, ["judges", "list", "--rules-dir", str(rules), "--db", str(db)])
+    assert "strict_check" in listed.stdout and f"{judged[0]} ({judged[1]})" in listed.stdout
+
+
+def test_backfill_refuses_an_uncalibrated_rule(e2e_run, tmp_path):
+    db, *_ = e2e_run
+    rules = tmp_path / "rules"
+    assert runner.invoke(app, ["judges", "add", "needs_eval", "--dir", str(rules)]).exit_code == 0
+    path = rules / "needs_eval.yaml"
+    path.write_text(path.read_text().replace("# calibration: {labels: ../data/labels/my_set.jsonl, min_agreement: 0.7}",
+                                             "calibration: {labels: labels.jsonl, min_agreement: 0.7}"))
+    result = runner.invoke(app, ["judges", "backfill", "needs_eval", "--rules-dir", str(rules), "--db", str(db)])
+    assert result.exit_code == 1 and "needs calibration" in result.output
+    assert _q(db, "SELECT count(*) FROM verdicts WHERE rule = 'needs_eval'")[0][0] == 0

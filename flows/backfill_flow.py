@@ -1,0 +1,43 @@
+"""The `judge-backfill` Prefect flow: run one judge rule over what is already in the store.
+
+Adding a rule is one YAML file plus this flow (`curate judges backfill RULE`): it judges only
+samples with no verdict from the rule at its version, so a second run judges nothing."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.curate_flow import judge_task, say_var
+from judges.loader import load_rule
+from pipeline.config_loading import load_run_config
+from pipeline.engines.factory import make_engine
+from pipeline.run_lock import run_lock
+from pipeline.store import Store
+
+
+@flow(name="judge-backfill", persist_result=False)
+def judge_backfill(rule: str, config_path: str | None = None, rules_dir: str | None = None,
+                   db: str = "curate.duckdb", limit: int | None = None, token_budget: int | None = None) -> dict:
+    config = load_run_config(config_path)
+    if rules_dir:
+        config = config.model_copy(update={"judges": config.judges.model_copy(update={"rules_dir": rules_dir})})
+    judge_rule = load_rule(rule, config.judges.rules_dir)  # fail before locking or recording a run
+    with run_lock(db):
+        with Store(db) as store:
+            run_id = store.start_run({"command": "judges backfill", "rule": judge_rule.name,
+                                      "rule_version": judge_rule.version, "limit": limit,
+                                      "token_budget": token_budget, **config.model_dump(mode="json")},
+                                     config.config_hash())
+        counts: dict = {"run_id": run_id}
+        try:
+            # Lazy: the model loads only if something is due.
+            engine = make_engine(config.engine, announce=say_var.get())
+            counts["judges"] = {judge_rule.name: vars(judge_task(db, engine, config, run_id, rule,
+                                                                 token_budget, limit))}
+            with Store(db) as store:
+                store.finish_run(run_id, "finished", counts)
+            return counts
+        except BaseException as exc:
+            with Store(db) as store:
+                store.finish_run(run_id, "failed", counts, error=f"{type(exc).__name__}: {exc}")
+            raise
