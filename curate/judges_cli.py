@@ -285,13 +285,13 @@ def eval_rule(rule_name: str = typer.Argument(..., metavar="RULE"),
     label_set = load_labels(labels, limit=limit)
     engine, model = _engine_for(rule, cfg)
     with RichProgress(console) as progress:
-        progress.start(f"eval {rule.name} on {labels.name}", len(label_set.items))
+        progress.start(f"eval {rule.name} on {labels.name}", label_set.judgements)
         result = evaluate(rule, label_set, engine, max_retries=cfg.judges.max_parse_retries,
                           batch_size=cfg.judges.batch_size, on_progress=progress.advance)
         progress.done()
     with Store(db) as store:
         eval_id = store_eval(store, rule, result, model, str(labels))
-    out.print(f"{rule.name} v{rule.version} on {labels} ({model}): {result.summary()}", markup=False, highlight=False)
+    out.print(f"{result.summary()}  [{labels}, {model}]", markup=False, highlight=False)
     console.print(f"stored as judge_evals.eval_id = {eval_id} in {db}")
     if rule.calibration:
         ok = result.agreement is not None and result.agreement >= rule.calibration.min_agreement

@@ -240,3 +240,20 @@ def test_backfill_refuses_an_uncalibrated_rule(e2e_run, tmp_path):
     result = runner.invoke(app, ["judges", "backfill", "needs_eval", "--rules-dir", str(rules), "--db", str(db)])
     assert result.exit_code == 1 and "needs calibration" in result.output
     assert _q(db, "SELECT count(*) FROM verdicts WHERE rule = 'needs_eval'")[0][0] == 0
+
+
+def test_judges_eval_stores_agreement_that_calibration_reads(e2e_run, tmp_path):
+    db, *_ = e2e_run
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("\n".join(json.dumps(x) for x in [
+        {"question": "What is 2 + 2?", "answer": "2 + 2 = 4, so the answer is 4.", "label": True},
+        {"question": "What is 2 + 2?", "answer": "Bananas are yellow.", "label": False},
+        {"question": "Name a primary colour.", "answer": "Red is a primary colour.", "label": True},
+    ]) + "\n")
+    result = runner.invoke(app, ["judges", "eval", "lenient_rule", "--labels", str(labels), "--db", str(db),
+                                 "--rules-dir", str(ROOT / "tests" / "fixtures")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    row = _q(db, "SELECT kind, n_items, n_judged + errors, agreement FROM judge_evals WHERE rule = 'lenient_rule'")
+    assert len(row) == 1 and row[0][:3] == ("pointwise", 3, 3)
+    assert row[0][3] is None or 0 <= row[0][3] <= 1
+    assert "lenient_rule v1 (pointwise, 3 items): agreement" in result.stdout
