@@ -2,10 +2,13 @@
 
 The rubric (description, scale, output format) is the system message and identical for every
 sample of a rule, so vLLM's prefix cache reuses it; the sample goes in the user message
-between delimiters, and delimiter look-alikes inside sample text are neutralized.
+between delimiters, and delimiter look-alikes and chat-template role markers inside sample
+text are neutralized.
 """
 
 from __future__ import annotations
+
+import re
 
 import jinja2
 
@@ -15,9 +18,25 @@ OPEN, CLOSE = "<<<BEGIN ", "<<<END "
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
+# Chat-template markers a tokenizer turns into special tokens even inside message text: with
+# them, sample text could end the user turn and open a system or assistant turn of its own.
+# A space splits each one (still readable for the judge, no longer a token). Role markers go
+# first, then runs of 3+ angle brackets (our delimiters), so no step can rebuild an earlier one.
+_ROLE_MARKERS = (
+    ("<|", "< |"), ("|>", "| >"),          # ChatML and most others: <|im_start|>, <|eot_id|>, ...
+    ("<\uff5c", "< \uff5c"), ("\uff5c>", "\uff5c >"),  # full-width bars: <｜begin▁of▁sentence｜>
+    ("[INST]", "[ INST]"), ("[/INST]", "[ /INST]"),  # Mistral / Llama 2
+    ("</s>", "< /s>"), ("<s>", "< s>"),    # SentencePiece BOS / EOS
+)
+_BRACKET_RUN = re.compile(r"<{3,}|>{3,}")  # our OPEN / CLOSE start with "<<<"; ">>>" mirrors them
+
+
 def neutralize(text: str | None) -> str:
-    """Sample text must not be able to close a delimiter block or open a new one."""
-    return (text or "").replace("<<<", "< < <").replace(">>>", "> > >")
+    """Sample text must not be able to close a delimiter block, open a new one, or open a chat turn."""
+    text = text or ""
+    for marker, defused in _ROLE_MARKERS:
+        text = text.replace(marker, defused)
+    return _BRACKET_RUN.sub(lambda m: " ".join(m.group()), text)
 
 
 def _format_instruction(name: str | None) -> str:

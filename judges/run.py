@@ -11,6 +11,9 @@ from schemas.chat import ChatBackend, ChatRequest, Sampling
 from schemas.judge_rule import JudgeRule
 
 
+RETRY_TEMPERATURE = 0.7
+
+
 def applies(rule: JudgeRule, sample: dict) -> bool:
     """Does the rule apply to this sample by its own fields (domain, format, reference)?
 
@@ -26,8 +29,8 @@ def judge_samples(rule: JudgeRule, samples: list[dict], engine: ChatBackend, max
                   on_progress: Callable[[int], None] | None = None) -> list[dict]:
     """One result per sample: passed, score, reason, details (raw output, tokens, attempts).
 
-    Output that does not parse is retried with another seed up to `max_retries` times, then
-    recorded as a judge error that fails the sample.
+    Output that does not parse is retried (sampled, with another seed) up to `max_retries`
+    times, then recorded as a judge error that fails the sample.
     """
     messages = [render_messages(rule, s) for s in samples]
     results: list[dict | None] = [None] * len(samples)
@@ -39,7 +42,7 @@ def judge_samples(rule: JudgeRule, samples: list[dict], engine: ChatBackend, max
         if not todo:
             break
         requests = [
-            ChatRequest(messages[i], Sampling(n=1, temperature=rule.sampling.temperature, top_p=1.0,
+            ChatRequest(messages[i], Sampling(n=1, temperature=_temperature(rule, attempt), top_p=1.0,
                                               max_tokens=rule.sampling.max_tokens,
                                               seed=rule.sampling.seed + attempt),
                         json_schema=rule.output_schema())
@@ -69,6 +72,11 @@ def judge_samples(rule: JudgeRule, samples: list[dict], engine: ChatBackend, max
                 retry.append(i)
         todo = retry
     return results  # type: ignore[return-value]
+
+
+def _temperature(rule: JudgeRule, attempt: int) -> float:
+    """A retry at temperature 0 would repeat the failed output whatever the seed: retries sample."""
+    return rule.sampling.temperature if attempt == 0 else max(rule.sampling.temperature, RETRY_TEMPERATURE)
 
 
 def _verdict(rule: JudgeRule, o: JudgeOutcome, raw: list[str], tokens: list[int], attempts: int) -> dict:

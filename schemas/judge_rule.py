@@ -99,7 +99,8 @@ class JudgeRule(_Strict):
         }
         required = ["rationale", "score"]
         if self.flags:
+            # No uniqueItems: vLLM's structured-output backends reject it; parse_output dedups.
             properties["flags"] = {"type": "array", "items": {"type": "string", "enum": self.flags},
-                                   "maxItems": len(self.flags), "uniqueItems": True}
+                                   "maxItems": len(self.flags)}
             required.append("flags")
         return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}

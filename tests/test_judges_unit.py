@@ -13,7 +13,7 @@ import pytest
 from judges.loader import BUILTIN_DIR, load_rule, rule_files
 from judges.parse import parse_output
 from judges.render import CLOSE, OPEN, neutralize, render_messages, rubric
-from judges.run import applies, judge_samples
+from judges.run import RETRY_TEMPERATURE, applies, judge_samples
 from schemas.chat import ChatBackend, ChatRequest, ChatResult, Completion
 from schemas.judge_rule import JudgeRule
 from schemas.yaml_loading import ConfigError
@@ -274,13 +274,15 @@ def test_judge_requests_carry_schema_messages_and_sampling(rule: JudgeRule):
     assert (s.n, s.temperature, s.max_tokens, s.seed) == (1, 0.0, 64, 10)
 
 
-def test_judge_retries_unparsable_output_with_new_seeds(rule: JudgeRule):
+def test_judge_retries_unparsable_output_sampled_with_new_seeds(rule: JudgeRule):
     engine = FakeEngineForOrchestrationTest({1: [BAD, CUT, ok(4, tokens=20)], 2: [ok(5)]})
     progress = []
     results = judge_samples(rule, [sample(1), sample(2)], engine, max_retries=2, on_progress=progress.append)
     assert [len(batch) for batch in engine.calls] == [2, 1, 1]  # only the failing sample is retried
     seeds = [batch[0].sampling.seed for batch in engine.calls]
     assert seeds == [10, 11, 12]
+    # Greedy first; a greedy retry would repeat the failure, so retries sample.
+    assert [batch[0].sampling.temperature for batch in engine.calls] == [0.0, RETRY_TEMPERATURE, RETRY_TEMPERATURE]
     assert results[0]["passed"] is True and results[0]["score"] == 4.0
     details = json.loads(results[0]["details"])
     assert details["attempts"] == 3

@@ -62,7 +62,10 @@ class VllmEngine(Engine):
         from vllm.sampling_params import StructuredOutputsParams
 
         s = request.sampling
-        structured = StructuredOutputsParams(json=request.json_schema) if request.json_schema else None
+        # No free whitespace between JSON tokens: a tiny model otherwise pads with newlines until
+        # max_tokens and the JSON never closes.
+        structured = (StructuredOutputsParams(json=request.json_schema, disable_any_whitespace=True)
+                      if request.json_schema else None)
         return SamplingParams(
             n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
             seed=s.seed, stop=list(s.stop) or None, structured_outputs=structured,
