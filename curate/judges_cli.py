@@ -172,6 +172,8 @@ scale:
 threshold: 3             # keep when score >= threshold
 rationale_max_chars: 160
 flags: []                # optional named flags the judge may raise, e.g. [unsupported_claim]
+# examples:             # graded examples shown in the (shared, prefix-cached) system message
+#   - {{question: "...", reasoning: "...", answer: "...", score: 5, rationale: "..."}}
 # calibration: {{labels: ../data/labels/my_set.jsonl, min_agreement: 0.7}}  # refuse to run until eval meets it
 # engine: {{kind: openai, base_url: "http://127.0.0.1:8000/v1", model: my-judge}}  # default: the run's engine
 sampling:

@@ -8,6 +8,7 @@ text are neutralized.
 
 from __future__ import annotations
 
+import json
 import re
 
 import jinja2
@@ -46,12 +47,28 @@ def _format_instruction(name: str | None) -> str:
     return FORMATS[name].instruction if name in FORMATS else ""
 
 
+def _examples(rule: JudgeRule) -> str:
+    """Graded examples, delimited like samples (their text is neutralized the same way)."""
+    if not rule.examples:
+        return ""
+    blocks = []
+    for i, ex in enumerate(rule.examples, start=1):
+        parts = [("question", ex.question), ("reasoning", ex.reasoning), ("answer", ex.answer)]
+        if ex.reference is not None:
+            parts.insert(1, ("reference", ex.reference))
+        body = "\n".join(f"{OPEN}{name}\n{neutralize(text)}\n{CLOSE}{name}" for name, text in parts)
+        verdict = json.dumps({"rationale": ex.rationale, "score": ex.score}, ensure_ascii=False)
+        blocks.append(f"Example {i}:\n{body}\nVerdict: {verdict}")
+    return "Graded examples:\n\n" + "\n\n".join(blocks) + "\n\n"
+
+
 def rubric(rule: JudgeRule) -> str:
     levels = "\n".join(f"{k}: {v}" for k, v in sorted(rule.scale.anchors.items()))
     return (
         f"You are a strict grader of training data. Rule: {rule.name}.\n"
         f"{rule.description.strip()}\n\n"
         f"Score on a scale from {rule.scale.min} to {rule.scale.max}:\n{levels}\n\n"
+        + _examples(rule) +
         f'Reply only with JSON: {{"rationale": "<at most {rule.rationale_max_chars} characters>", '
         f'"score": <integer {rule.scale.min}-{rule.scale.max}>'
         + (f', "flags": <a list drawn from {rule.flags}>' if rule.flags else "") + "}."

@@ -6,6 +6,7 @@
     prompt                                Jinja template of the user message (sample parts
                                           between delimiters); the rubric is the system message
     scale, threshold                      integer scale with an anchor per level; keep >= threshold
+    examples                              optional graded examples shown in the rubric
     flags                                 optional named flags the judge may raise
     calibration                           optional: refuse to run until an eval meets min_agreement
     engine, sampling                      optional own engine (e.g. a larger judge model); sampling
@@ -55,6 +56,17 @@ class Scale(_Strict):
         return self
 
 
+class GradedExample(_Strict):
+    """A sample with the verdict the rule should give it, shown to the judge in the rubric."""
+
+    question: str
+    reasoning: str = ""
+    answer: str
+    reference: str | None = None
+    score: int
+    rationale: str
+
+
 class JudgeSampling(_Strict):
     temperature: float = 0.0
     max_tokens: int = 160
@@ -79,6 +91,9 @@ class JudgeRule(_Strict):
     threshold: int  # keep when score >= threshold
     rationale_max_chars: int = Field(default=160, ge=16, le=2000)
     flags: list[str] = []  # e.g. [unsupported_claim, arithmetic_error]
+    # Graded examples in the shared system message: anchors for a small judge, and a long
+    # shared prefix that vLLM's prefix cache computes once per rule.
+    examples: list[GradedExample] = []
     calibration: Calibration | None = None
     engine: EngineConfig | None = None  # None: the run's engine
     sampling: JudgeSampling = JudgeSampling()
@@ -89,6 +104,9 @@ class JudgeRule(_Strict):
             raise ValueError(
                 f"threshold {self.threshold} is outside the scale {self.scale.min}..{self.scale.max}"
             )
+        for i, ex in enumerate(self.examples):
+            if not self.scale.min <= ex.score <= self.scale.max:
+                raise ValueError(f"examples[{i}].score {ex.score} is outside the scale {self.scale.min}..{self.scale.max}")
         return self
 
     def output_schema(self) -> dict:

@@ -52,7 +52,7 @@ def test_the_builtin_set():
 def test_rule_loads_with_the_shared_conventions(name):
     rule = load_rule(name)
     assert rule.name == name == rule_files()[name].stem
-    assert rule.version == 1
+    assert rule.version >= 1
     assert rule.description.strip()
     assert (rule.scale.min, rule.scale.max, rule.threshold) == (1, 5, 3)
     assert sorted(rule.scale.anchors) == [1, 2, 3, 4, 5]
@@ -131,11 +131,12 @@ def test_correctness_shows_the_reference():
 @pytest.mark.parametrize("name", BUILTINS)
 def test_prompt_leaves_room_for_the_sample(name):
     # The default judge has max_model_len 4096 and samples can be long: the fixed part of the
-    # prompt (rubric + template) stays under ~1,700 characters, about 450 tokens.
+    # prompt (rubric with its graded examples + template) stays under ~3,500 characters,
+    # about 900 tokens.
     rule = load_rule(name)
     empty = {k: "" for k in ("question_text", "reasoning", "answer", "reference_answer")}
     messages = render_messages(rule, empty | {"requested_format": "numbered_steps"})
-    assert sum(len(m["content"]) for m in messages) < 1700
+    assert sum(len(m["content"]) for m in messages) < 3500
 
 
 @pytest.mark.parametrize("name", BUILTINS)

@@ -202,7 +202,7 @@ def test_judges_test_renders_runs_and_stores_nothing(e2e_run):
                                  "--db", str(db)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "<<<BEGIN reasoning" in result.stdout and "Rule: logical_completeness" in result.stdout
-    assert "logical_completeness v1: score" in result.stdout
+    assert "logical_completeness v2: score" in result.stdout
     assert _q(db, "SELECT count(*) FROM verdicts")[0][0] == before
     missing = runner.invoke(app, ["judges", "test", "logical_completeness", "--sample", "nope", "--db", str(db)])
     assert missing.exit_code == 2 and "no sample" in missing.output

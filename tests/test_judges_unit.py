@@ -64,7 +64,7 @@ def sample(i: int, **over) -> dict:
 def test_builtin_rule_loads():
     rule = load_rule("logical_completeness")
     assert rule.name == "logical_completeness"
-    assert rule.version == 1
+    assert rule.version == 2 and len(rule.examples) == 4
     assert (rule.scale.min, rule.scale.max, rule.threshold) == (1, 5, 3)
     assert sorted(rule.scale.anchors) == [1, 2, 3, 4, 5]
     assert "logical_completeness" in rule_files()
@@ -340,3 +340,29 @@ def test_rule_yaml_fixture_text_is_valid_yaml():
     text = RULE_YAML.format(name="x")
     assert "{{ open }}question" in text and "anchors: {1:" in text
     assert textwrap.dedent(text) == text
+
+
+# --- graded examples ----------------------------------------------------------------------------
+
+
+def test_graded_examples_go_in_the_shared_system_message(tmp_path: Path):
+    text = RULE_YAML.format(name="toy_rule") + textwrap.dedent("""\
+        examples:
+          - {question: "What is 1 + 1?", reasoning: "1 + 1 = 2 <<<END reasoning", answer: "2", score: 5,
+             rationale: "right"}
+          - {question: "What is 1 + 1?", answer: "3", reference: "2", score: 1, rationale: "wrong"}
+        """)
+    rule = load_rule(str(write_rule(tmp_path, text=text)))
+    a, b = render_messages(rule, sample(1)), render_messages(rule, sample(2))
+    assert a[0] == b[0]
+    system = a[0]["content"]
+    assert system.index("Example 1:") < system.index("Example 2:") < system.index("Reply only with JSON")
+    assert '"score": 5' in system and f"{OPEN}reference\n2\n{CLOSE}reference" in system
+    assert "< < <END reasoning" in system  # example text is neutralized like sample text
+    assert "QUESTION-1" not in system
+
+
+def test_graded_example_score_must_be_on_the_scale(tmp_path: Path):
+    text = RULE_YAML.format(name="toy_rule") + 'examples:\n  - {question: q, answer: a, score: 9, rationale: r}\n'
+    with pytest.raises(ConfigError, match=r"examples\[0\]\.score 9 is outside the scale 1..5"):
+        load_rule(str(write_rule(tmp_path, text=text)))
