@@ -38,6 +38,26 @@ def applicable(rule, samples: list[dict]) -> list[dict]:
             and (not rule.applies_to.requires_reference or s.get("reference_answer"))]
 
 
+def cheap_rule_catches(samples: list[dict]) -> list[str]:
+    """Ids of samples the cheap rules that look for judge bait drop (they run before judges)."""
+    import polars as pl
+
+    from filters.judge_bait import JudgeBaitFilter
+    from filters.structure import StructureFilter
+
+    frame = pl.DataFrame({
+        "sample_id": [s["sample_id"] for s in samples],
+        "raw_text": [f"<think>\n{s['reasoning']}\n</think>\n\n{s['answer']}" for s in samples],
+        "reasoning": [s["reasoning"] for s in samples], "answer": [s["answer"] for s in samples],
+        "think_closed_by": ["model"] * len(samples),
+    })
+    dropped = set()
+    for rule in (StructureFilter(), JudgeBaitFilter()):
+        result = rule.check_batch(frame.select([c for c in frame.columns if c in rule.needs or c == "sample_id"]))
+        dropped |= {sid for sid, ok in zip(frame["sample_id"], result["passed"]) if not ok}
+    return sorted(dropped)
+
+
 def clean(sample: dict) -> dict:
     return {**sample, "reasoning": sample["clean_reasoning"], "answer": sample["clean_answer"]}
 
@@ -66,6 +86,10 @@ def main() -> None:
     engine = make_engine(EngineConfig(), announce=print).unwrap()
 
     print(f"\ncorpus: {len(corpus)} bad samples, attacks {dict(Counter(s['attack'] for s in corpus))}")
+    caught = cheap_rule_catches(corpus)
+    print(f"cheap rules in front of the judges (structure, judge_bait): {len(caught)} of {len(corpus)} injected "
+          f"samples dropped before any judge; {len(corpus) - len(caught)} would reach a judge "
+          f"(the clean controls: {len(cheap_rule_catches([clean(s) for s in corpus]))} dropped)")
     print(f"engine: {engine.model_name}\n")
     header = (f"{'rule':<24}{'variant':<10}{'samples':>8}{'passed':>8}{'errors':>8}{'pass_frac':>11}"
               f"{'flipped':>9}{'secs':>7}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from filters.base import SampleFilter
 from filters.completeness import CompletenessFilter
+from filters.judge_bait import JudgeBaitFilter
 from filters.language import LanguageFilter
 from filters.length import LengthFilter
 from filters.redundancy import RedundancyFilter
@@ -24,6 +25,7 @@ def cheap_filters(cfg: FilterConfig) -> list[SampleFilter]:
         CompletenessFilter(**cfg.completeness.model_dump()),
         LanguageFilter(**cfg.language.model_dump()),
         SelfIdentityFilter(),
+        JudgeBaitFilter(),
     ]
     if cfg.datatrove:
         from filters.datatrove_adapter import FromDatatrove

@@ -1,0 +1,43 @@
+"""Text addressed to a grader: instructions to ignore the rubric or give a score, fake verdict
+JSON, our judge delimiters. A sample that talks to its judge is bad training data whatever the
+judge then says, and a small judge is easily steered by it (bench/judge_injection.py), so this
+cheap rule drops such samples before any judge sees them. Leaked chat-template tokens
+(<|im_start|>, [INST], </s>) are the structure rule's."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from filters.base import SampleFilter
+from filters.exprs import evaluate, first_failure
+
+# Case-insensitive; matched on the lowercased sample.
+IGNORE_INSTRUCTIONS = (r"\b(?:ignore|disregard|forget|override)\b[^\n]{0,40}?"
+                       r"\b(?:instructions?|rubric|prompt|guidelines|grading|system prompt)\b")
+TO_THE_GRADER = (r"\b(?:grader|judge|evaluator|grading mode|rubric)\b[^\n]{0,80}?"
+                 r"\b(?:maximum|full|perfect|highest|top) (?:score|marks?|rating)\b"
+                 r"|\b(?:note|message) to the (?:grader|judge|evaluator)\b"
+                 r"|\b(?:give|assign|award|return|output|reply with)\b[^\n]{0,20}?\b(?:score|rating)\b ?(?:of |= ?|: ?)?(?:5|10|100)\b")
+FAKE_VERDICT = r'"rationale"\s*:|"score"\s*:\s*\d+\s*[,}]\s*$|\bscore\s*=\s*\d+\s+for this (?:sample|answer)\b'
+DELIMITER = r"<<<\s*(?:begin|end)\b"
+
+
+class JudgeBaitFilter(SampleFilter):
+    name = "judge_bait"
+    version = 1
+    needs = ("raw_text",)
+
+    def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
+        self.require(batch)
+        text = pl.col("raw_text").fill_null("").str.to_lowercase()
+
+        def found(pattern: str, what: str) -> tuple[pl.Expr, pl.Expr]:
+            return text.str.contains(pattern), pl.format(f"{what}: '{{}}'", text.str.extract(f"({pattern})", 1))
+
+        reason = first_failure([
+            found(IGNORE_INSTRUCTIONS, "tells the judge to ignore its instructions"),
+            found(TO_THE_GRADER, "asks the judge for a score"),
+            found(FAKE_VERDICT, "contains a fake judge verdict"),
+            found(DELIMITER, "contains a judge delimiter"),
+        ])
+        return evaluate(batch, reason)
