@@ -50,6 +50,10 @@ class VllmEngine(Engine):
             # Whole-prompt prefill avoids it; per-sample seeds are what make samples reproducible.
             vllm_args.setdefault("enable_chunked_prefill", False)
             vllm_args.setdefault("max_num_batched_tokens", max(16384, max_model_len))
+        # No free whitespace inside structured JSON output (an engine-wide setting in vLLM 0.32;
+        # the per-request flag is ignored): a small model otherwise pads with newlines until
+        # max_tokens and the JSON never closes.
+        vllm_args.setdefault("structured_outputs_config", {"backend": "xgrammar", "disable_any_whitespace": True})
         self.model_name = model_name or model_path
         with _hidden_from_kernel_scan():
             self._llm = LLM(
@@ -62,10 +66,7 @@ class VllmEngine(Engine):
         from vllm.sampling_params import StructuredOutputsParams
 
         s = request.sampling
-        # No free whitespace between JSON tokens: a tiny model otherwise pads with newlines until
-        # max_tokens and the JSON never closes.
-        structured = (StructuredOutputsParams(json=request.json_schema, disable_any_whitespace=True)
-                      if request.json_schema else None)
+        structured = StructuredOutputsParams(json=request.json_schema) if request.json_schema else None
         return SamplingParams(
             n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
             seed=s.seed, stop=list(s.stop) or None, structured_outputs=structured,
