@@ -12,7 +12,7 @@ from judges.loader import load_rule
 from pipeline.config_loading import load_run_config
 from pipeline.engines.factory import make_engine
 from pipeline.run_lock import run_lock
-from pipeline.store import Store
+from pipeline.run_record import recorded_run
 
 
 @flow(name="judge-backfill", persist_result=False)
@@ -23,21 +23,11 @@ def judge_backfill(rule: str, config_path: str | None = None, rules_dir: str | N
         config = config.model_copy(update={"judges": config.judges.model_copy(update={"rules_dir": rules_dir})})
     judge_rule = load_rule(rule, config.judges.rules_dir)  # fail before locking or recording a run
     with run_lock(db):
-        with Store(db) as store:
-            run_id = store.start_run({"command": "judges backfill", "rule": judge_rule.name,
-                                      "rule_version": judge_rule.version, "limit": limit,
-                                      "token_budget": token_budget, **config.model_dump(mode="json")},
-                                     config.config_hash())
-        counts: dict = {"run_id": run_id}
-        try:
+        run_config = {"command": "judges backfill", "rule": judge_rule.name, "rule_version": judge_rule.version,
+                      "limit": limit, "token_budget": token_budget, **config.model_dump(mode="json")}
+        with recorded_run(db, run_config, config.config_hash()) as (run_id, counts):
             # Lazy: the model loads only if something is due.
             engine = make_engine(config.engine, announce=say_var.get())
             counts["judges"] = {judge_rule.name: vars(judge_task(db, engine, config, run_id, rule,
                                                                  token_budget, limit))}
-            with Store(db) as store:
-                store.finish_run(run_id, "finished", counts)
-            return counts
-        except BaseException as exc:
-            with Store(db) as store:
-                store.finish_run(run_id, "failed", counts, error=f"{type(exc).__name__}: {exc}")
-            raise
+        return counts

@@ -16,6 +16,7 @@ from pipeline.config_loading import load_run_config
 from pipeline.engines.factory import make_engine
 from pipeline.progress import NoProgress, Progress
 from pipeline.run_lock import run_lock
+from pipeline.run_record import recorded_run
 from pipeline.stages.difficulty import score_difficulty
 from pipeline.stages.filter import run_filters
 from pipeline.stages.ingest import ingest, select_questions
@@ -123,10 +124,7 @@ def curate(config_path: str | None = None, questions: list[str] | None = None, d
 def _curate(config_path, questions, db, out, limit) -> dict:
     say = say_var.get()
     config = load_run_config(config_path, questions, limit)
-    with Store(db) as store:
-        run_id = store.start_run(config.model_dump(mode="json"), config.config_hash())
-    counts: dict = {"run_id": run_id}
-    try:
+    with recorded_run(db, config.model_dump(mode="json"), config.config_hash()) as (run_id, counts):
         report = ingest_task(db, config, run_id)
         counts["ingest"] = {"read": report.read, "new": report.new_questions, "quarantined": report.quarantined}
         for message in report.quarantine_messages[:10]:
@@ -151,10 +149,4 @@ def _curate(config_path, questions, db, out, limit) -> dict:
         counts["export"] = {"export_id": manifest.export_id, "rows": manifest.total_rows,
                             "by_domain": manifest.counts_by_domain,
                             "shortfall": [s.model_dump() for s in manifest.shortfall]}
-        with Store(db) as store:
-            store.finish_run(run_id, "finished", counts)
-        return counts
-    except BaseException as exc:
-        with Store(db) as store:
-            store.finish_run(run_id, "failed", counts, error=f"{type(exc).__name__}: {exc}")
-        raise
+    return counts

@@ -264,3 +264,19 @@ def test_run_lock_conflicts_across_processes(tmp_path: Path):
     assert f"pid {os.getpid()}" in held.stdout
     free = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert free.stdout.strip() == "acquired"
+
+
+def test_recorded_run_finishes_or_fails_with_the_counts_so_far(tmp_path: Path):
+    from pipeline.run_record import recorded_run
+
+    db = str(tmp_path / "runs.duckdb")
+    with recorded_run(db, {"a": 1}, "h") as (run_id, counts):
+        counts["stage"] = 3
+    with pytest.raises(KeyboardInterrupt):
+        with recorded_run(db, {"a": 1}, "h") as (failed_id, counts):
+            counts["stage"] = 1
+            raise KeyboardInterrupt
+    with Store(db, read_only=True) as store:
+        rows = dict((r[0], r[1:]) for r in store.frame("SELECT run_id, status, counts, error FROM runs").rows())
+    assert rows[run_id][0] == "finished" and '"stage": 3' in rows[run_id][1]
+    assert rows[failed_id][0] == "failed" and '"stage": 1' in rows[failed_id][1] and rows[failed_id][2] == "KeyboardInterrupt: "
