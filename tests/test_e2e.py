@@ -129,7 +129,7 @@ def test_every_sample_has_every_cheap_rule_verdict(e2e_run):
     missing = _q(db, f"""SELECT s.sample_id, count(v.rule) FROM samples s
                          LEFT JOIN verdicts v ON v.sample_id = s.sample_id AND v.stage = 'filter'
                          GROUP BY 1 HAVING count(v.rule) <> {n_rules}""")
-    assert n_rules == 8 and missing == []
+    assert n_rules == 9 and missing == []
     # Every generated answer is also checked against the benchmarks.
     assert _q(db, "SELECT count(*), bool_and(passed) FROM verdicts WHERE rule = 'decontam_answer'")[0] == (8, True)
     # And every question of the pool against benchmarks and duplicates, before synthesis.
