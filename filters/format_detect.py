@@ -1,0 +1,69 @@
+"""Which answer style an answer realizes. Pure functions of the answer text (after </think>).
+
+`matches(style, text)` says whether the text satisfies a requested style (a numbered answer that
+ends in \\boxed{} satisfies both `numbered_steps` and `boxed`); `realized_style(text)` names the
+one most specific style the text shows, for distributions."""
+
+from __future__ import annotations
+
+import json
+import re
+
+_NUMBERED = re.compile(r"^\s*\d+[.)]\s+\S", re.M)
+_BULLET = re.compile(r"^\s*[-*\u2022]\s+\S", re.M)
+_HEADING = re.compile(r"^#{1,6}\s+\S", re.M)
+_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$", re.M)
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$", re.M)
+_FENCE_FIRST = re.compile(r"\A\s*```[\w+-]*\n.*?\n```", re.S)
+_JSON_FENCE = re.compile(r"\A\s*```(?:json)?\s*\n(.*?)\n```\s*\Z", re.S)
+
+
+def _json_object(text: str) -> bool:
+    body = text.strip()
+    fenced = _JSON_FENCE.match(body)
+    if fenced:
+        body = fenced.group(1).strip()
+    try:
+        return isinstance(json.loads(body), dict)
+    except ValueError:
+        return False
+
+
+def _sentences(text: str) -> int:
+    return len(re.findall(r"[.!?](\s|$)", text.strip()))
+
+
+def _prose(text: str) -> bool:
+    """Sentences in paragraphs, no lists, headings, tables or code."""
+    t = text.strip()
+    structured = any(p.search(t) for p in (_NUMBERED, _BULLET, _HEADING, _TABLE_RULE)) or "```" in t
+    return not structured and _sentences(t) >= 2
+
+
+DETECTORS = {
+    "json_object": _json_object,
+    "code_first": lambda t: bool(_FENCE_FIRST.match(t)) and bool(t[_FENCE_FIRST.match(t).end():].strip()),
+    "table": lambda t: bool(_TABLE_RULE.search(t)) and len(_TABLE_ROW.findall(t)) >= 2,
+    "markdown_headings": lambda t: bool(_HEADING.search(t)),
+    "numbered_steps": lambda t: len(_NUMBERED.findall(t)) >= 2,
+    "bullets": lambda t: len(_BULLET.findall(t)) >= 2,
+    "boxed": lambda t: "\\boxed{" in t,
+    "terse_final": lambda t: 0 < len(t.strip()) <= 120 and "\n" not in t.strip() and _sentences(t) < 2,
+    "prose": _prose,
+}
+# Most specific first: the first style that matches is the realized one.
+PRECEDENCE = list(DETECTORS)
+
+
+def matches(style: str, text: str | None) -> bool:
+    if style not in DETECTORS:
+        raise ValueError(f"no detector for answer style {style!r}; known: {sorted(DETECTORS)}")
+    return bool(text and text.strip()) and DETECTORS[style](text)
+
+
+def realized_style(text: str | None) -> str:
+    """The most specific style the text shows, or "unknown"."""
+    for style in PRECEDENCE:
+        if matches(style, text):
+            return style
+    return "unknown"

@@ -1,0 +1,63 @@
+"""Answer-style detectors (filters/format_detect.py) on hand-written positive and negative
+examples of every style in the catalog (schemas/formats.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from filters.format_detect import DETECTORS, matches, realized_style
+from schemas.formats import FORMATS
+
+EXAMPLES = {
+    "numbered_steps": "1. Half of 48 is 24.\n2. Add April and May: 48 + 24 = 72.\nThe answer is 72.",
+    "bullets": "- April: 48 clips\n- May: 24 clips\n- Total: 72 clips",
+    "markdown_headings": "## Approach\nAdd both months.\n\n## Answer\n72 clips.",
+    "table": "| month | clips |\n|---|---|\n| April | 48 |\n| May | 24 |\n\nTotal: 72.",
+    "json_object": '{"explanation": "48 + 24", "answer": "72"}',
+    "code_first": "```python\ndef add(a, b):\n    return a + b\n```\nThe function returns the sum of its arguments.",
+    "boxed": "She sold 48 + 24 = 72 clips, so the answer is \\boxed{72}.\nThat covers April and May together.",
+    "terse_final": "72",
+    "prose": "In May she sold half of April's 48 clips, which is 24. Together that makes 72 clips.",
+}
+
+NEGATIVES = {
+    "numbered_steps": ["1. Only one numbered line here.", "In 1990 there were 3 cats."],
+    "bullets": ["- just one bullet", "5 - 3 = 2 and 7 - 1 = 6"],
+    "markdown_headings": ["The #1 answer is 72.", "#hashtag not a heading"],
+    "table": ["| a lone row |", "x | y and z | w"],
+    "json_object": ['{"answer": 72', "[1, 2, 3]", "The answer is {72}."],
+    "code_first": ["Here is code:\n```python\nprint(1)\n```", "```python\nprint(1)\n```"],
+    "boxed": ["The answer is 72.", "boxed answers are nice"],
+    "terse_final": ["", "The answer is 72.\nBecause 48 + 24 = 72.", "x" * 121],
+    "prose": ["72", "1. First.\n2. Second. Done.", "## Answer\nIt is 72. Really."],
+}
+
+
+def test_every_catalog_style_has_a_detector_and_examples():
+    assert set(FORMATS) == set(DETECTORS) == set(EXAMPLES) == set(NEGATIVES)
+    assert len(FORMATS) >= 8
+
+
+@pytest.mark.parametrize("style", sorted(EXAMPLES))
+def test_positive_example_matches_and_is_realized_as_its_style(style):
+    assert matches(style, EXAMPLES[style])
+    assert realized_style(EXAMPLES[style]) == style
+
+
+@pytest.mark.parametrize(("style", "text"), [(s, t) for s, texts in sorted(NEGATIVES.items()) for t in texts])
+def test_negative_example_does_not_match(style, text):
+    assert not matches(style, text)
+
+
+def test_styles_combine_and_the_most_specific_one_is_realized():
+    text = "1. 48 / 2 = 24\n2. 48 + 24 = 72\n\nFinal answer: \\boxed{72}"
+    assert matches("numbered_steps", text) and matches("boxed", text)
+    assert realized_style(text) == "numbered_steps"
+    fenced_json = '```json\n{"explanation": "sum", "answer": 72}\n```'
+    assert realized_style(fenced_json) == "json_object"
+
+
+def test_empty_and_unknown():
+    assert realized_style(None) == realized_style("   ") == "unknown"
+    with pytest.raises(ValueError, match="no detector for answer style 'haiku'"):
+        matches("haiku", "text")
