@@ -113,12 +113,12 @@ def _verdict_counts(db: Path) -> dict:
 def show(rule_name: str = typer.Argument(..., metavar="RULE"), config: Optional[Path] = ConfigOpt,
          rules_dir: Optional[Path] = RulesDirOpt, db: Path = DbOpt) -> None:
     """The rule's YAML, the system message every sample shares, its output schema, and its record in --db."""
-    from judges.loader import rule_files
+    from judges.loader import rule_path
     from judges.render import rubric
 
     _, folder = _context(config, rules_dir)
     rule = _rule(rule_name, folder)
-    path = Path(rule_name) if rule_name.endswith((".yaml", ".yml")) else rule_files(folder)[rule_name]
+    path = rule_path(rule_name, folder)
     out.rule(f"{path}")
     out.print(path.read_text(encoding="utf-8"), markup=False, highlight=False)
     out.rule("system message (shared by every sample: vLLM's prefix cache reuses it)")
@@ -273,7 +273,7 @@ def eval_rule(rule_name: str = typer.Argument(..., metavar="RULE"),
     """Agreement, accuracy and Cohen's kappa against a labelled set; stored in --db (judge_evals)."""
     from curate.progress import RichProgress
     from judges.eval import evaluate, load_labels, store_eval
-    from judges.loader import rule_files
+    from judges.loader import rule_path
     from pipeline.store import Store
 
     cfg, folder = _context(config, rules_dir)
@@ -281,8 +281,7 @@ def eval_rule(rule_name: str = typer.Argument(..., metavar="RULE"),
     if labels is None:
         if rule.calibration is None:
             _fail(f"{rule.name} declares no calibration.labels; pass --labels FILE")
-        rule_path = Path(rule_name) if rule_name.endswith((".yaml", ".yml")) else rule_files(folder)[rule_name]
-        labels = (rule_path.parent / rule.calibration.labels).resolve()
+        labels = (rule_path(rule_name, folder).parent / rule.calibration.labels).resolve()
         limit = limit or rule.calibration.limit
     label_set = load_labels(labels, limit=limit)
     engine, model = _engine_for(rule, cfg)

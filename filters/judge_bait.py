@@ -9,7 +9,7 @@ from __future__ import annotations
 import polars as pl
 
 from filters.base import SampleFilter
-from filters.exprs import evaluate, first_failure
+from filters.exprs import evaluate, first_failure, found
 
 # Case-insensitive; matched on the lowercased sample.
 IGNORE_INSTRUCTIONS = (r"\b(?:ignore|disregard|forget|override)\b[^\n]{0,40}?"
@@ -30,14 +30,10 @@ class JudgeBaitFilter(SampleFilter):
     def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
         self.require(batch)
         text = pl.col("raw_text").fill_null("").str.to_lowercase()
-
-        def found(pattern: str, what: str) -> tuple[pl.Expr, pl.Expr]:
-            return text.str.contains(pattern), pl.format(f"{what}: '{{}}'", text.str.extract(f"({pattern})", 1))
-
         reason = first_failure([
-            found(IGNORE_INSTRUCTIONS, "tells the judge to ignore its instructions"),
-            found(TO_THE_GRADER, "asks the judge for a score"),
-            found(FAKE_VERDICT, "contains a fake judge verdict"),
-            found(DELIMITER, "contains a judge delimiter"),
+            found(text, IGNORE_INSTRUCTIONS, "tells the judge to ignore its instructions: '{}'"),
+            found(text, TO_THE_GRADER, "asks the judge for a score: '{}'"),
+            found(text, FAKE_VERDICT, "contains a fake judge verdict: '{}'"),
+            found(text, DELIMITER, "contains a judge delimiter: '{}'"),
         ])
         return evaluate(batch, reason)

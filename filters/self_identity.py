@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from filters.base import SampleFilter
-from filters.exprs import evaluate, first_failure
+from filters.exprs import evaluate, first_failure, found
 
 _MODELS = r"(?:chatgpt|gpt-?[345o]\S*|claude|deepseek|qwen|llama|gemini|bard|mistral|copilot|smollm|grok|kimi|minimax|ernie|doubao)"
 SELF_ID = "|".join([
@@ -30,7 +30,7 @@ class SelfIdentityFilter(SampleFilter):
         self.require(batch)
         text = pl.col("raw_text").fill_null("").str.to_lowercase()
         reason = first_failure([
-            (text.str.contains(SELF_ID), pl.format("self-identification: '{}'", text.str.extract(f"({SELF_ID})", 1))),
-            (text.str.contains(REFUSAL), pl.format("refusal: {}", text.str.extract(f"({REFUSAL})", 1))),
+            found(text, SELF_ID, "self-identification: '{}'"),
+            found(text, REFUSAL, "refusal: {}"),
         ])
         return evaluate(batch, reason)

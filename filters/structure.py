@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from filters.base import SampleFilter
-from filters.exprs import evaluate, first_failure
+from filters.exprs import evaluate, first_failure, found
 
 # Chat-template and tokenizer markers that must never reach training text.
 LEAKED = r"<\|[A-Za-z_]+\|>|<\|im_(?:start|end)\|>|</?s>|\[/?INST\]|<<SYS>>|<\|endoftext\|>|<｜[^｜]*｜>"
@@ -29,7 +29,6 @@ class StructureFilter(SampleFilter):
             (answer.str.contains("<think>", literal=True) | answer.str.contains("</think>", literal=True),
              "a think tag inside the answer"),
             (raw.str.count_matches("<think>", literal=True) > 1, "a second <think> block"),
-            (raw.str.contains(LEAKED),
-             pl.format("leaked special token '{}'", raw.str.extract(f"({LEAKED})", 1))),
+            found(raw, LEAKED, "leaked special token '{}'"),
         ])
         return evaluate(batch, reason)

@@ -18,13 +18,19 @@ def rule_files(extra_dir: str | Path | None = None) -> dict[str, Path]:
     return files
 
 
-def load_rule(name_or_path: str, extra_dir: str | Path | None = None) -> JudgeRule:
+def rule_path(name_or_path: str, extra_dir: str | Path | None = None) -> Path:
+    """A rule's YAML file: the path itself, or the file a rule name refers to."""
     path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        files = rule_files(extra_dir)
-        if name_or_path not in files:
-            raise ConfigError(f"unknown judge rule {name_or_path!r}; known: {sorted(files)}")
-        path = files[name_or_path]
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    files = rule_files(extra_dir)
+    if name_or_path not in files:
+        raise ConfigError(f"unknown judge rule {name_or_path!r}; known: {sorted(files)}")
+    return files[name_or_path]
+
+
+def load_rule(name_or_path: str, extra_dir: str | Path | None = None) -> JudgeRule:
+    path = rule_path(name_or_path, extra_dir)
     rule = load_yaml_model(path, JudgeRule)
     if rule.name != path.stem:
         raise ConfigError(f"{path}:1: field 'name': rule name {rule.name!r} must match the file name {path.stem!r}")

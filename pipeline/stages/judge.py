@@ -14,7 +14,7 @@ and never counted as kept until a later run judges them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -48,11 +48,10 @@ class JudgeReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     refused: str | None = None  # why the rule did not run (e.g. not calibrated)
-    notes: list[str] = field(default_factory=list)
 
 
-def _quoted(values: list[str]) -> str:
-    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+def _marks(values: list) -> str:
+    return "(" + ", ".join("?" * len(values)) + ")"
 
 
 def eligible(store: Store, rule: JudgeRule, limit: int | None = None) -> pl.DataFrame:
@@ -70,15 +69,17 @@ def eligible(store: Store, rule: JudgeRule, limit: int | None = None) -> pl.Data
     if a.after_stages:
         # Every listed stage must have been through, and passed: no failed verdict of it...
         where.append(f"""NOT EXISTS (SELECT 1 FROM latest_verdicts lv WHERE lv.sample_id = x.sample_id
-                         AND NOT lv.passed AND lv.rule <> ? AND lv.stage IN {_quoted(a.after_stages)})""")
-        params.append(rule.name)
+                         AND NOT lv.passed AND lv.rule <> ? AND lv.stage IN {_marks(a.after_stages)})""")
+        params += [rule.name, *a.after_stages]
         # ...and the cheap filters, which every sample gets, must have run at all.
         if "filter" in a.after_stages:
             where.append("EXISTS (SELECT 1 FROM verdicts f WHERE f.sample_id = x.sample_id AND f.stage = 'filter')")
     if a.domains is not None:
-        where.append(f"x.domain IN {_quoted(a.domains)}")
+        where.append(f"x.domain IN {_marks(a.domains)}")
+        params += a.domains
     if a.formats is not None:
-        where.append(f"x.requested_format IN {_quoted(a.formats)}")
+        where.append(f"x.requested_format IN {_marks(a.formats)}")
+        params += a.formats
     if a.requires_reference:
         where.append("x.reference_answer IS NOT NULL")
     if a.uncertain is not None:
