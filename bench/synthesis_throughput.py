@@ -46,7 +46,8 @@ def main() -> None:
         run_id = store.start_run({}, "bench")
         report = ingest(store, config, run_id)
         qids = select_questions(report.pool, config.limit, config.selection_seed)
-        questions = store.frame("SELECT question_id, text FROM questions WHERE question_id IN (SELECT id FROM q)",
+        questions = store.frame("SELECT question_id, text, domain, answer_type FROM questions "
+                                "WHERE question_id IN (SELECT id FROM q)",
                                 q=pl.DataFrame({"id": qids}))
     syn = config.synthesis.model_copy(update={"n": args.n})
     budget = syn.reasoning_max_tokens + syn.answer_max_tokens

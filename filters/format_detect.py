@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 
 _NUMBERED = re.compile(r"^\s*\d+[.)]\s+\S", re.M)
 _BULLET = re.compile(r"^\s*[-*\u2022]\s+\S", re.M)
@@ -55,15 +56,29 @@ DETECTORS = {
 PRECEDENCE = list(DETECTORS)
 
 
-def matches(style: str, text: str | None) -> bool:
-    if style not in DETECTORS:
-        raise ValueError(f"no detector for answer style {style!r}; known: {sorted(DETECTORS)}")
-    return bool(text and text.strip()) and DETECTORS[style](text)
+class StyleDetector:
+    """Detectors for the built-in styles plus config-defined ones (a regex each). Custom styles
+    come first in precedence: a user who defines a style wants to see it counted."""
+
+    def __init__(self, custom_patterns: Mapping[str, str] | None = None):
+        self.detectors = {name: _regex(p) for name, p in (custom_patterns or {}).items()} | DETECTORS
+        self.precedence = list(self.detectors)
+
+    def matches(self, style: str, text: str | None) -> bool:
+        if style not in self.detectors:
+            raise ValueError(f"no detector for answer style {style!r}; known: {sorted(self.detectors)}")
+        return bool(text and text.strip()) and self.detectors[style](text)
+
+    def realized(self, text: str | None) -> str:
+        """The most specific style the text shows, or "unknown"."""
+        return next((s for s in self.precedence if self.matches(s, text)), "unknown")
 
 
-def realized_style(text: str | None) -> str:
-    """The most specific style the text shows, or "unknown"."""
-    for style in PRECEDENCE:
-        if matches(style, text):
-            return style
-    return "unknown"
+def _regex(pattern: str):
+    compiled = re.compile(pattern, re.M)
+    return lambda t: bool(compiled.search(t))
+
+
+BUILT_IN = StyleDetector()
+matches = BUILT_IN.matches
+realized_style = BUILT_IN.realized

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from filters.base import SampleFilter
 from filters.completeness import CompletenessFilter
+from filters.format_compliance import FormatComplianceFilter
 from filters.judge_bait import JudgeBaitFilter
 from filters.language import LanguageFilter
 from filters.length import LengthFilter
@@ -15,7 +18,8 @@ from filters.truncation import TruncationFilter
 from schemas.config import FilterConfig
 
 
-def cheap_filters(cfg: FilterConfig) -> list[SampleFilter]:
+def cheap_filters(cfg: FilterConfig, custom_styles: Mapping[str, str] | None = None) -> list[SampleFilter]:
+    """custom_styles: config-defined answer styles (name -> detecting regex) for format_compliance."""
     rules: list[SampleFilter] = [
         StructureFilter(),
         TruncationFilter(),
@@ -26,6 +30,7 @@ def cheap_filters(cfg: FilterConfig) -> list[SampleFilter]:
         LanguageFilter(**cfg.language.model_dump()),
         SelfIdentityFilter(),
         JudgeBaitFilter(),
+        FormatComplianceFilter(custom_styles),
     ]
     if cfg.datatrove:
         from filters.datatrove_adapter import FromDatatrove

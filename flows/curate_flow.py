@@ -1,5 +1,5 @@
-"""The `curate` Prefect flow: ingest -> synthesize -> filter -> verify -> judge -> difficulty
--> rebalance + export. Stages live in pipeline/; this file only wires them."""
+"""The `curate` Prefect flow: ingest -> synthesize -> filter -> verify -> judge -> style metrics
+-> difficulty -> rebalance + export. Stages live in pipeline/; this file only wires them."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from pipeline.stages.ingest import ingest, select_questions
 from pipeline.stages.screen import benchmark_index, screen_questions, usable
 from pipeline.stages.judge import TokenBudget, run_judge
 from pipeline.stages.publish import select_and_export
-from pipeline.stages.synthesize import synthesize
+from pipeline.stages.style_metrics import record_style_metrics
+from pipeline.stages.synthesize import gen_config_hash, synthesize
 from pipeline.stages.verify import run_verify
 from pipeline.store import Store
 
@@ -61,7 +62,8 @@ def synthesize_task(db, engine, config, run_id, question_ids):
 @task(name="rule-filters", **_task)
 def filter_task(db, config, run_id, index):
     with Store(db) as store:
-        counts = run_filters(store, cheap_filters(config.filters), run_id, progress=progress_var.get())
+        styles = {c.name: c.pattern for c in config.synthesis.custom_formats}
+        counts = run_filters(store, cheap_filters(config.filters, styles), run_id, progress=progress_var.get())
         if config.decontamination.check_answers:
             counts += run_filters(store, [AnswerContamination(index)], run_id, stage="decontam",
                                   progress=progress_var.get())
@@ -100,6 +102,13 @@ def _judge_all(db, engine, config, run_id) -> dict:
             left = max(0, left - report.prompt_tokens - report.completion_tokens)
         reports[name] = vars(report)
     return reports
+
+
+@task(name="style-metrics", **_task)
+def style_metrics_task(db, config, run_id, question_ids, model):
+    with Store(db) as store:
+        return record_style_metrics(store, config.synthesis, run_id, question_ids,
+                                    gen_config_hash(config.synthesis, model))
 
 
 @task(name="difficulty", **_task)
@@ -144,6 +153,10 @@ def _curate(config_path, questions, db, out, limit) -> dict:
                              for c in filter_task(db, config, run_id, index)}
         counts["verify"] = vars(verify_task(db, run_id))
         counts["judges"] = _judge_all(db, engine, config, run_id)
+        styles = style_metrics_task(db, config, run_id, question_ids, engine.model_name)
+        counts["styles"] = vars(styles)
+        for alarm in styles.alarms:
+            say(f"[styles] overfit alarm: {alarm} (SELECT * FROM style_alarms)")
         counts["difficulty"] = vars(difficulty_task(db, run_id, question_ids))
         manifest = export_task(db, config, run_id, out)
         counts["export"] = {"export_id": manifest.export_id, "rows": manifest.total_rows,

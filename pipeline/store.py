@@ -14,13 +14,16 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Additive changes for databases made by earlier versions (applied on every read-write open).
 MIGRATIONS = [
     "ALTER TABLE questions ADD COLUMN IF NOT EXISTS level DOUBLE",
     "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS prompt_tokens INTEGER",
     "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS completion_tokens INTEGER",
+    *(f"ALTER TABLE samples ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in [
+        ("placement", "VARCHAR"), ("length_band", "VARCHAR"), ("perturbation", "JSON"),
+        ("realized_format", "VARCHAR"), ("realized_length_band", "VARCHAR")]),
 ]
 
 DDL = """
@@ -81,7 +84,12 @@ CREATE TABLE IF NOT EXISTS samples (
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     sampling_params JSON NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL
+    created_at TIMESTAMPTZ NOT NULL,
+    placement VARCHAR,                -- first | last (NULL: the style fixes the layout)
+    length_band VARCHAR,              -- any | short | long (NULL: the style fixes the layout)
+    perturbation JSON,                -- seed + choices that rebuild the prompt
+    realized_format VARCHAR,          -- the style the answer shows (filters/format_detect.py)
+    realized_length_band VARCHAR      -- short | medium | long, by words
 );
 
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -183,6 +191,61 @@ CREATE TABLE IF NOT EXISTS question_verdicts (
     created_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (question_id, rule, rule_version)
 );
+
+-- Answer styles per run (pipeline/stages/style_metrics.py). scope: synthesized | kept;
+-- domain: a domain or 'all'. Counts of samples that asked for / realized / complied with a style.
+CREATE TABLE IF NOT EXISTS style_metrics (
+    run_id VARCHAR NOT NULL,
+    scope VARCHAR NOT NULL,
+    domain VARCHAR NOT NULL,
+    style VARCHAR NOT NULL,
+    requested INTEGER NOT NULL,
+    realized INTEGER NOT NULL,
+    compliant INTEGER NOT NULL,
+    PRIMARY KEY (run_id, scope, domain, style)
+);
+
+-- Diversity of the realized styles per run, scope and domain, with the overfit alarm.
+CREATE TABLE IF NOT EXISTS style_summary (
+    run_id VARCHAR NOT NULL,
+    scope VARCHAR NOT NULL,
+    domain VARCHAR NOT NULL,
+    n_samples INTEGER NOT NULL,
+    n_styles INTEGER NOT NULL,        -- distinct realized styles
+    entropy DOUBLE,                   -- normalized Shannon entropy of realized styles, 0..1
+    dominant_style VARCHAR,
+    dominant_share DOUBLE,
+    alarm BOOLEAN NOT NULL,           -- dominant_share > alarm_share with n_samples >= the minimum
+    alarm_share DOUBLE NOT NULL,
+    compliance DOUBLE,                -- share of samples whose answer has the requested style
+    PRIMARY KEY (run_id, scope, domain)
+);
+
+-- Compliance per model and requested style, per run (synthesized samples).
+CREATE TABLE IF NOT EXISTS style_compliance (
+    run_id VARCHAR NOT NULL,
+    model VARCHAR NOT NULL,
+    style VARCHAR NOT NULL,
+    requested INTEGER NOT NULL,
+    compliant INTEGER NOT NULL,
+    rate DOUBLE NOT NULL,
+    PRIMARY KEY (run_id, model, style)
+);
+
+CREATE OR REPLACE VIEW style_alarms AS SELECT * FROM style_summary WHERE alarm;
+
+-- What each sample asked for and what it wrote, with the prompt perturbation used.
+CREATE OR REPLACE VIEW sample_formats AS
+SELECT s.sample_id, s.question_id, q.domain, s.model, s.requested_format, s.realized_format,
+       c.passed AS compliant,            -- the format_compliance verdict (NULL: not checked yet)
+       s.placement, s.length_band, s.realized_length_band,
+       CAST(s.perturbation ->> '$.seed' AS BIGINT) AS perturbation_seed,
+       CAST(s.perturbation ->> '$.system' AS INTEGER) AS system_prompt,
+       CAST(s.perturbation ->> '$.phrasing' AS INTEGER) AS phrasing,
+       s.perturbation ->> '$.order' AS prompt_order, s.perturbation ->> '$.markup' AS markup
+FROM samples s JOIN questions q USING (question_id)
+LEFT JOIN verdicts c ON c.sample_id = s.sample_id AND c.rule = 'format_compliance'
+QUALIFY row_number() OVER (PARTITION BY s.sample_id ORDER BY c.rule_version DESC NULLS LAST) = 1;
 
 CREATE OR REPLACE VIEW latest_question_verdicts AS
 SELECT * FROM question_verdicts
@@ -330,6 +393,10 @@ class Store:
     def replace(self, table: str, frame: pl.DataFrame) -> None:
         """Insert or overwrite by primary key (for derived values such as difficulty)."""
         self._write([("INSERT OR REPLACE", table, frame)])
+
+    def replace_many(self, frames: dict[str, pl.DataFrame]) -> None:
+        """Several tables overwritten by key in one transaction (e.g. a run's metrics)."""
+        self._write([("INSERT OR REPLACE", t, f) for t, f in frames.items()])
 
     # --- reads ---------------------------------------------------------------------------
 

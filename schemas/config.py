@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.formats import FORMATS, AnswerFormat, get_format
+from schemas.perturbation import PerturbationConfig
 
 
 class _Strict(BaseModel):
@@ -68,12 +72,71 @@ class EngineConfig(_Strict):
     server_supports_prefill: bool = True
 
 
+class CustomFormat(_Strict):
+    """An answer style defined in config, besides the built-in catalog (schemas/formats.py)."""
+
+    name: str
+    instruction: str
+    pattern: str  # regex (multiline) an answer in this style contains: its detector
+    fixed_layout: bool = False  # true: no placement / length band is asked for
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"pattern is not a valid regular expression: {exc}") from None
+        return value
+
+
+class FormatExclusion(_Strict):
+    """Styles never asked for where domain and answer type match (None: any)."""
+
+    styles: list[str]
+    domains: list[str] | None = None
+    answer_types: list[str] | None = None
+
+
+# Code answers must carry a code block for the tests; a choice answer gains nothing from a table.
+DEFAULT_EXCLUSIONS = [
+    {"styles": ["code_first"], "answer_types": ["math", "numeric", "choice", "text"]},
+    {"styles": ["prose", "boxed", "table", "json_object", "terse_final"], "answer_types": ["code"]},
+    {"styles": ["table"], "answer_types": ["choice"]},
+]
+
+
+class FormatMix(_Strict):
+    """How the sampler spreads styles (pipeline/format_sampler.py): balanced per domain."""
+
+    # domain -> style -> relative weight; styles not listed weigh 1 (0 removes a style there).
+    weights: dict[str, dict[str, float]] = {}
+    exclusions: list[FormatExclusion] = Field(default_factory=lambda: [FormatExclusion(**e) for e in DEFAULT_EXCLUSIONS])
+    placements: dict[Literal["last", "first"], float] = {"last": 3.0, "first": 1.0}
+    length_bands: dict[Literal["any", "short", "long"], float] = {"any": 2.0, "short": 1.0, "long": 1.0}
+    # The overfit alarm: fires when one realized style holds more than this share of a domain's
+    # samples (with at least alarm_min_samples samples).
+    alarm_share: float = Field(default=0.5, gt=0, le=1)
+    alarm_min_samples: int = Field(default=20, ge=1)
+
+    @field_validator("placements", "length_bands")
+    @classmethod
+    def _positive(cls, value: dict) -> dict:
+        if not value or any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
+            raise ValueError("needs at least one non-negative weight, and a positive total")
+        return value
+
+
 class SynthesisConfig(_Strict):
     n: int = Field(default=2, ge=1, le=64)
     temperature: float = 0.7
     top_p: float = 0.95
     seed: int = 0
-    formats: list[str] = ["numbered_steps", "prose", "boxed", "bullets"]
+    custom_formats: list[CustomFormat] = []  # (before formats: its validator reads them)
+    formats: list[str] = Field(default_factory=lambda: list(FORMATS))  # styles in the mix
+    mix: FormatMix = FormatMix()
+    perturbation: PerturbationConfig = PerturbationConfig()
+    # The base system prompt (perturbation may swap it for a variant or none; see schemas/perturbation.py).
     system_prompt: str = (
         "You are a careful reasoner. First think step by step inside <think> and </think> "
         "tags. After </think>, write the answer for the user."
@@ -87,16 +150,34 @@ class SynthesisConfig(_Strict):
     answer_max_tokens: int = 256
     batch_questions: int = 32  # questions per engine call and per store transaction
 
+    def catalog(self) -> dict[str, AnswerFormat]:
+        """Built-in styles plus the config's own."""
+        return _catalog(self.custom_formats)
+
     @field_validator("formats")
     @classmethod
-    def _known_formats(cls, value: list[str]) -> list[str]:
-        from schemas.formats import get_format
-
-        for name in value:
-            get_format(name)
+    def _known_formats(cls, value: list[str], info) -> list[str]:
         if not value:
             raise ValueError("at least one answer format is needed")
+        catalog = _catalog(info.data.get("custom_formats", []))
+        for name in value:
+            get_format(name, catalog)
         return value
+
+    @model_validator(mode="after")
+    def _known_mix_formats(self) -> "SynthesisConfig":
+        catalog = self.catalog()
+        named = {"mix.exclusions": [s for e in self.mix.exclusions for s in e.styles],
+                 "mix.weights": [s for w in self.mix.weights.values() for s in w]}
+        for where, names in named.items():
+            unknown = sorted(set(names) - set(catalog))
+            if unknown:
+                raise ValueError(f"{where}: unknown answer format(s) {unknown}; known: {sorted(catalog)}")
+        return self
+
+
+def _catalog(custom: list[CustomFormat]) -> dict[str, AnswerFormat]:
+    return FORMATS | {c.name: AnswerFormat(**c.model_dump()) for c in custom}
 
 
 class LengthBounds(_Strict):

@@ -8,6 +8,10 @@ from pydantic import BaseModel
 class AnswerFormat(BaseModel):
     name: str
     instruction: str
+    # The style decides where the answer goes and how long it is (a JSON object, one terse line):
+    # placement and length band are not asked for.
+    fixed_layout: bool = False
+    pattern: str | None = None  # config-defined styles: the regex (multiline) that detects them
 
 
 FORMATS: dict[str, AnswerFormat] = {
@@ -44,6 +48,7 @@ FORMATS: dict[str, AnswerFormat] = {
             name="json_object",
             instruction='After the reasoning, reply with only a JSON object with the fields "explanation" '
                         'and "answer".',
+            fixed_layout=True,
         ),
         AnswerFormat(
             name="code_first",
@@ -52,13 +57,42 @@ FORMATS: dict[str, AnswerFormat] = {
         AnswerFormat(
             name="terse_final",
             instruction="After the reasoning, give only the final answer in one short line.",
+            fixed_layout=True,
         ),
     ]
 }
 
 
-def get_format(name: str) -> AnswerFormat:
+# Where the final answer sits in the answer, and how long the answer is asked to be.
+PLACEMENTS = {
+    "last": "End with the final answer.",
+    "first": "State the final answer first, then the explanation.",
+}
+LENGTH_BANDS = {
+    "any": "",
+    "short": "Keep the answer short: at most about 60 words.",
+    "long": "Make the answer thorough: at least about 150 words.",
+}
+# Realized length band of an answer, by words: (lowest, highest) inclusive.
+BAND_WORDS = {"short": (0, 80), "medium": (81, 149), "long": (150, 10**9)}
+
+
+def realized_band(text: str | None) -> str:
+    words = len((text or "").split())
+    return next(band for band, (lo, hi) in BAND_WORDS.items() if lo <= words <= hi)
+
+
+def get_format(name: str, custom: dict[str, AnswerFormat] | None = None) -> AnswerFormat:
+    catalog = FORMATS | (custom or {})
     try:
-        return FORMATS[name]
+        return catalog[name]
     except KeyError:
-        raise ValueError(f"unknown answer format {name!r}; known: {sorted(FORMATS)}") from None
+        raise ValueError(f"unknown answer format {name!r}; known: {sorted(catalog)}") from None
+
+
+def format_instruction(style: AnswerFormat, placement: str | None, band: str | None) -> str:
+    """The style's instruction plus placement and length, for styles whose layout is free."""
+    parts = [style.instruction]
+    if not style.fixed_layout:
+        parts += [PLACEMENTS[placement] if placement else "", LENGTH_BANDS[band] if band else ""]
+    return " ".join(p for p in parts if p)

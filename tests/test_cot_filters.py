@@ -15,6 +15,7 @@ from filters.base import RuleResult
 from filters.completeness import CompletenessFilter
 from filters.language import LanguageFilter
 from filters.redundancy import RedundancyFilter
+from filters.format_compliance import FormatComplianceFilter
 from filters.registry import cheap_filters
 from filters.repetition import RepetitionFilter
 from filters.self_identity import SelfIdentityFilter
@@ -33,6 +34,7 @@ def good_cot() -> pl.DataFrame:
             answer = text.strip().split("\n\n")[-1]
             samples.append({
                 "sample_id": f"{r['idx']}-{len(samples)}", "reasoning": text, "answer": answer,
+                "requested_format": "boxed",
                 "raw_text": f"<think>\n{text}\n</think>\n\n{answer}", "think_closed_by": "model",
                 "reasoning_finish": "stop", "finish_reason": "stop", "domain": "math",
                 "question_text": r["question"], "level": int(r["level"].split()[-1]) / 5,
@@ -48,6 +50,8 @@ def test_all_cheap_rules_keep_at_least_99_percent_of_good_cot():
     kept = pl.Series([True] * batch.height)
     failures = {}
     for rule in cheap_filters(FilterConfig()):
+        if rule.name == "format_compliance":  # instruction following, not CoT quality: tested below
+            continue
         out = rule.check_batch(batch)
         assert out.height == batch.height
         kept &= out["passed"]
@@ -57,6 +61,18 @@ def test_all_cheap_rules_keep_at_least_99_percent_of_good_cot():
     for name in ("structure", "truncation", "length", "completeness", "language", "self_identity", "redundancy",
                  "judge_bait"):
         assert failures[name] == 0, (name, failures)
+
+
+def test_format_compliance_on_responses_prompted_for_boxed_answers():
+    # Qwen2.5-Math's CoT prompt asks for the final answer within \boxed{}: 795 of 800 comply.
+    # The five that do not: three degenerate into token soup (one short enough to look terse),
+    # two end in plain prose.
+    batch = good_cot()
+    out = FormatComplianceFilter().check_batch(batch)
+    failed = out.filter(~out["passed"])
+    assert failed.height == 5
+    assert sorted(failed["reason"]) == ["asked for boxed, wrote prose"] * 2 + [
+        "asked for boxed, wrote terse_final", "asked for boxed, wrote unknown", "asked for boxed, wrote unknown"]
 
 
 # --- redundancy ---------------------------------------------------------------------------------

@@ -41,6 +41,13 @@ def _config(tmp: Path) -> Path:
     config["pools"] = [{"path": str(pool), "source": "e2e", "answer_type": "math"}]
     config["limit"] = None
     config["synthesis"].update(reasoning_max_tokens=96, answer_max_tokens=64)
+    # Two config-defined styles whose detectors the 135M model's answers pass (it follows none of the
+    # built-in ones reliably), so samples reach the judge and the shards.
+    config["synthesis"]["custom_formats"] = [
+        {"name": "free_text", "instruction": "After the reasoning, write the answer.", "pattern": r"\w"},
+        {"name": "one_paragraph", "instruction": "After the reasoning, answer in one paragraph.", "pattern": r"\w"},
+    ]
+    config["synthesis"]["formats"] = ["free_text", "one_paragraph"]
     config["judges"] = {"rules": ["lenient_rule"], "rules_dir": str(ROOT / "tests" / "fixtures")}
     # Every cheap rule runs and writes its verdict, with limits the 135M model's text passes.
     config["filters"] = {
@@ -120,6 +127,41 @@ def test_samples_record_what_made_them(e2e_run):
     assert think_wrapped and model_ok and seeded
 
 
+def test_samples_record_requested_and_realized_format_and_rebuild_their_prompt(e2e_run):
+    from pipeline.config_loading import load_run_config
+    from pipeline.format_sampler import FormatChoice
+    from pipeline.stages.prompts import build_messages
+    from schemas.perturbation import Perturbation
+
+    db, *_ = e2e_run
+    config = load_run_config(str(db.parent / "config.yaml"))
+    rows = _q(db, """SELECT q.text, s.requested_format, s.placement, s.length_band, s.perturbation, s.messages,
+                            s.realized_format, s.realized_length_band
+                     FROM samples s JOIN questions q USING (question_id)""")
+    assert len(rows) == 8
+    for text, style, placement, band, perturbation, messages, realized, realized_band in rows:
+        choice = FormatChoice(style, placement, band, Perturbation.model_validate_json(perturbation))
+        assert build_messages(text, choice, config.synthesis) == json.loads(messages)
+        assert realized and realized_band in ("short", "medium", "long")
+
+
+def test_style_distribution_and_alarm_are_queryable(e2e_run):
+    db, *_ = e2e_run
+    runs = [r[0] for r in _q(db, "SELECT run_id FROM runs ORDER BY started_at")]
+    for run_id in runs:  # each run records its metrics, the re-run too
+        n, compliance = _q(db, f"""SELECT n_samples, compliance FROM style_summary
+                                  WHERE run_id = '{run_id}' AND scope = 'synthesized' AND domain = 'all'""")[0]
+        assert n == 8 and 0 <= compliance <= 1
+    realized = _q(db, f"SELECT sum(realized), sum(requested) FROM style_metrics WHERE run_id = '{runs[0]}' "
+                      "AND scope = 'synthesized' AND domain = 'all'")[0]
+    assert realized == (8, 8)
+    # Compliance in the metrics and the format_compliance verdicts agree.
+    verdict_rate = _q(db, "SELECT avg(compliant::INT) FROM sample_formats")[0][0]
+    assert verdict_rate == pytest.approx(compliance)
+    assert _q(db, "SELECT sum(requested) FROM style_compliance WHERE run_id = '" + runs[0] + "'")[0][0] == 8
+    _q(db, "SELECT * FROM style_alarms")  # the alarm view exists (4 questions: below the sample minimum)
+
+
 def test_every_sample_has_every_cheap_rule_verdict(e2e_run):
     db, *_ = e2e_run
     from filters.registry import cheap_filters
@@ -129,7 +171,7 @@ def test_every_sample_has_every_cheap_rule_verdict(e2e_run):
     missing = _q(db, f"""SELECT s.sample_id, count(v.rule) FROM samples s
                          LEFT JOIN verdicts v ON v.sample_id = s.sample_id AND v.stage = 'filter'
                          GROUP BY 1 HAVING count(v.rule) <> {n_rules}""")
-    assert n_rules == 9 and missing == []
+    assert n_rules == 10 and missing == []
     # Every generated answer is also checked against the benchmarks.
     assert _q(db, "SELECT count(*), bool_and(passed) FROM verdicts WHERE rule = 'decontam_answer'")[0] == (8, True)
     # And every question of the pool against benchmarks and duplicates, before synthesis.

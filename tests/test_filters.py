@@ -246,7 +246,8 @@ def test_cheap_filters_follow_the_config_in_order():
     cfg = FilterConfig(repetition={"max_dup_line_frac": 0.11, "max_top_2gram_frac": 0.22, "max_dup_10gram_frac": 0.33})
     filters = cheap_filters(cfg)
     assert [f.name for f in filters] == ["structure", "truncation", "length", "repetition", "redundancy",
-                                         "completeness", "language", "self_identity", "judge_bait"]
+                                         "completeness", "language", "self_identity", "judge_bait",
+                                         "format_compliance"]
     rep = filters[3]
     assert (rep.limits["dup_line"], rep.limits["top2"], rep.limits["dup10"]) == (0.11, 0.22, 0.33)
     # The RepetitionFilter defaults are the config defaults (one calibration, one place).

@@ -1,5 +1,8 @@
 """Synthesize stage: n chat samples per question, each asked for an answer format.
 
+The format sampler (pipeline/format_sampler.py) picks each sample's style, placement, length
+band and prompt perturbation; the sample row stores them with the realized style and band.
+
 Sample ids hash the question, the generation config and the sample index, so the stage only
 generates samples that are missing: a re-run or a resumed run makes no duplicate calls.
 """
@@ -12,15 +15,18 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from filters.format_detect import StyleDetector
 from pipeline.engines.base import ChatRequest, Completion, Engine, Sampling
+from pipeline.format_sampler import FormatChoice, plan_formats
 from pipeline.hashing import seed_from, stable_hash
 from pipeline.progress import NoProgress, Progress
+from pipeline.stages.prompts import build_messages, system_prompts
 from pipeline.store import Store, now
 from schemas.config import SynthesisConfig
-from schemas.formats import get_format
+from schemas.formats import realized_band
 
 # Bump when build_messages or the think handling changes what a prompt or sample looks like.
-PROMPT_VERSION = 1
+PROMPT_VERSION = 2
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 SAMPLE_SCHEMA = {
@@ -30,24 +36,14 @@ SAMPLE_SCHEMA = {
     "answer": pl.String, "think_closed_by": pl.String, "reasoning_finish": pl.String,
     "finish_reason": pl.String, "prompt_tokens": pl.Int32, "completion_tokens": pl.Int32,
     "sampling_params": pl.String, "created_at": pl.Datetime("us", "UTC"),
+    "placement": pl.String, "length_band": pl.String, "perturbation": pl.String,
+    "realized_format": pl.String, "realized_length_band": pl.String,
 }
 
 
 def gen_config_hash(cfg: SynthesisConfig, model: str) -> str:
     relevant = cfg.model_dump(exclude={"batch_questions"})
     return stable_hash("synthesis", PROMPT_VERSION, model, relevant)
-
-
-def choose_format(question_id: str, index: int, formats: list[str], seed: int) -> str:
-    """Rotate through the formats from a seeded start, so a question's n samples differ in format."""
-    start = seed_from(question_id, seed) % len(formats)
-    return formats[(start + index) % len(formats)]
-
-
-def build_messages(question: str, format_name: str, cfg: SynthesisConfig) -> list[dict]:
-    messages = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
-    messages.append({"role": "user", "content": f"{question}\n\n{get_format(format_name).instruction}"})
-    return messages
 
 
 def split_think(text: str, reasoning_field: str | None = None) -> tuple[str | None, str, str | None]:
@@ -67,16 +63,19 @@ class _Planned:
     sample_id: str
     question_id: str
     index: int
-    fmt: str
+    choice: FormatChoice
     messages: list[dict]
 
 
 def plan_samples(questions: pl.DataFrame, cfg: SynthesisConfig, gen_hash: str) -> list[_Planned]:
+    """questions: question_id, text, domain, answer_type."""
+    rows = questions.select("question_id", "text", "domain", "answer_type").rows()
+    choices = plan_formats([(q, d, a) for q, _, d, a in rows], cfg, len(system_prompts(cfg)))
     planned = []
-    for qid, text in questions.select("question_id", "text").iter_rows():
+    for qid, text, _, _ in rows:
         for i in range(cfg.n):
-            fmt = choose_format(qid, i, cfg.formats, cfg.seed)
-            planned.append(_Planned(stable_hash(qid, gen_hash, i), qid, i, fmt, build_messages(text, fmt, cfg)))
+            choice = choices[(qid, i)]
+            planned.append(_Planned(stable_hash(qid, gen_hash, i), qid, i, choice, build_messages(text, choice, cfg)))
     return planned
 
 
@@ -84,22 +83,26 @@ def _record(p: _Planned, run_id: str, gen_hash: str, model: str, cfg: SynthesisC
             closed_by, reasoning_finish, finish_reason, prompt_tokens, completion_tokens, sampling) -> dict:
     raw = answer if reasoning is None else f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{answer}"
     messages = json.dumps(p.messages, ensure_ascii=False)
+    detector = StyleDetector({c.name: c.pattern for c in cfg.custom_formats})
     return {
         "sample_id": p.sample_id, "question_id": p.question_id, "run_id": run_id, "sample_index": p.index,
-        "gen_config_hash": gen_hash, "model": model, "requested_format": p.fmt,
+        "gen_config_hash": gen_hash, "model": model, "requested_format": p.choice.style,
         "prompt_hash": stable_hash(messages, cfg.think_mode), "messages": messages, "raw_text": raw,
         "reasoning": reasoning, "answer": answer, "think_closed_by": closed_by,
         "reasoning_finish": reasoning_finish, "finish_reason": finish_reason,
         "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
         "sampling_params": json.dumps(sampling), "created_at": now(),
+        "placement": p.choice.placement, "length_band": p.choice.length_band,
+        "perturbation": p.choice.perturbation.model_dump_json(),
+        "realized_format": detector.realized(answer), "realized_length_band": realized_band(answer),
     }
 
 
 def group_samples(planned: list[_Planned]) -> list[list[_Planned]]:
-    """Samples of one question asking the same format share a prompt: one request with n>1."""
-    groups: dict[tuple[str, str], list[_Planned]] = {}
+    """Samples with the very same prompt share one request with n>1 (prefix and KV reuse)."""
+    groups: dict[str, list[_Planned]] = {}
     for p in planned:
-        groups.setdefault((p.question_id, p.fmt), []).append(p)
+        groups.setdefault(json.dumps(p.messages, sort_keys=True), []).append(p)
     return list(groups.values())
 
 
@@ -184,7 +187,8 @@ def synthesize(store: Store, engine: Engine, cfg: SynthesisConfig, run_id: str, 
     progress = progress or NoProgress()
     gen_hash = gen_config_hash(cfg, engine.model_name)
     questions = store.frame(
-        "SELECT question_id, text FROM questions WHERE question_id IN (SELECT question_id FROM probe) ORDER BY question_id",
+        "SELECT question_id, text, domain, answer_type FROM questions "
+        "WHERE question_id IN (SELECT question_id FROM probe) ORDER BY question_id",
         probe=pl.DataFrame({"question_id": question_ids}, schema={"question_id": pl.String}),
     )
     planned = plan_samples(questions, cfg, gen_hash)

@@ -1,0 +1,29 @@
+"""Format compliance: the answer must show the style the prompt asked for.
+
+A sample asked for `table` that wrote prose fails with "asked for table, wrote prose". The
+realized style uses the same detectors as the style metrics (filters/format_detect.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from filters.base import RuleResult, SampleFilter
+from filters.format_detect import StyleDetector
+
+
+class FormatComplianceFilter(SampleFilter):
+    name = "format_compliance"
+    version = 1  # bump when a detector changes
+    needs = ("requested_format", "answer")
+
+    def __init__(self, custom_patterns: Mapping[str, str] | None = None):
+        self.detector = StyleDetector(custom_patterns)
+
+    def check(self, sample: Mapping) -> RuleResult:
+        requested = sample["requested_format"]
+        if requested not in self.detector.detectors:  # a config-defined style since removed
+            return RuleResult(True, None, f"no detector for style {requested!r}: not checked")
+        answer = sample.get("answer")
+        if self.detector.matches(requested, answer):
+            return RuleResult(True, 1.0)
+        return RuleResult(False, 0.0, f"asked for {requested}, wrote {self.detector.realized(answer)}")
