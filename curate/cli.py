@@ -81,7 +81,7 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
                   f"{q['duplicates']} duplicates set aside")
     console.print(f"  samples: {s['generated']} generated, {s['already_done']} already in {db}, {s['errors']} errors")
     for rule, c in counts["filters"].items():
-        console.print(f"  filter {rule:<12} checked {c['checked']:>5}  failed {c['failed']:>5}")
+        console.print(f"  filter {rule:<17} checked {c['checked']:>5}  failed {c['failed']:>5}")
     v = counts["verify"]
     console.print(f"  verify answer_match checked {v['checked']:>5}  correct {v['correct']:>5}")
     console.print(f"  verify code_tests   checked {v['code_checked']:>5}  passed  {v['code_passed']:>5}"
@@ -95,6 +95,11 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
         if j["skipped_budget"]:
             line += f", {j['skipped_budget']} left by the token budget (judge_pending)"
         console.print(line)
+    st = counts.get("styles")
+    if st and st["samples"]:
+        console.print(f"  styles: {st['compliance']:.0%} of {st['samples']} samples wrote the requested format"
+                      + (f"; overfit alarm: {'; '.join(st['alarms'])}" if st["alarms"] else "")
+                      + " (SELECT * FROM style_summary)")
     if e["rows"]:
         console.print(f"  exported {e['rows']} samples {e['by_domain']} -> {out / e['export_id']}")
     else:
