@@ -52,6 +52,7 @@ DETECTORS = {
     "terse_final": lambda t: 0 < len(t.strip()) <= 120 and "\n" not in t.strip() and _sentences(t) < 2,
     "prose": _prose,
 }
+UNKNOWN = "unknown"  # the realized style of an answer no detector recognizes
 # Most specific first: the first style that matches is the realized one.
 PRECEDENCE = list(DETECTORS)
 
@@ -70,8 +71,8 @@ class StyleDetector:
         return bool(text and text.strip()) and self.detectors[style](text)
 
     def realized(self, text: str | None) -> str:
-        """The most specific style the text shows, or "unknown"."""
-        return next((s for s in self.precedence if self.matches(s, text)), "unknown")
+        """The most specific style the text shows, or UNKNOWN."""
+        return next((s for s in self.precedence if self.matches(s, text)), UNKNOWN)
 
 
 def _regex(pattern: str):

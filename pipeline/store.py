@@ -211,11 +211,12 @@ CREATE TABLE IF NOT EXISTS style_summary (
     scope VARCHAR NOT NULL,
     domain VARCHAR NOT NULL,
     n_samples INTEGER NOT NULL,
+    n_unknown INTEGER NOT NULL,       -- answers no detector recognizes (left out of the next four)
     n_styles INTEGER NOT NULL,        -- distinct realized styles
     entropy DOUBLE,                   -- normalized Shannon entropy of realized styles, 0..1
     dominant_style VARCHAR,
     dominant_share DOUBLE,
-    alarm BOOLEAN NOT NULL,           -- dominant_share > alarm_share with n_samples >= the minimum
+    alarm BOOLEAN NOT NULL,           -- dominant_share > alarm_share over >= the minimum recognized answers
     alarm_share DOUBLE NOT NULL,
     compliance DOUBLE,                -- share of samples whose answer has the requested style
     PRIMARY KEY (run_id, scope, domain)

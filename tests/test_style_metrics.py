@@ -79,3 +79,10 @@ def test_metrics_are_stored_per_run_and_queryable(tmp_path: Path):
         assert store.scalar("SELECT n_samples FROM style_summary WHERE run_id = 'run-9' AND scope = 'synthesized' "
                             "AND domain = 'all'") == 5
         assert record_style_metrics(store, cfg, "run-10", ["q1"], "other-hash").samples == 0
+
+
+def test_unrecognized_answers_are_counted_apart_and_never_raise_the_alarm():
+    rows = [("code", "m", "code_first", "unknown", False, False)] * 15 + [("code", "m", "bullets", "bullets", True, True)] * 5
+    row = compute(frame(rows), "run-1", alarm_share=0.5, alarm_min=10)["style_summary"].row(1, named=True)
+    assert (row["domain"], row["n_samples"], row["n_unknown"], row["dominant_style"]) == ("code", 20, 15, "bullets")
+    assert not row["alarm"]  # 5 recognized answers: below the minimum; "unknown" is not a style

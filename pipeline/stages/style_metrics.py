@@ -1,5 +1,6 @@
 """Style metrics of a run: the distribution of realized answer styles per domain, its
-normalized entropy, the dominant style's share with the overfit alarm, and compliance per
+normalized entropy, the dominant style's share with the overfit alarm (both over answers
+in a recognized style), and compliance per
 requested style and per model. Written to style_metrics / style_summary / style_compliance.
 
 Scope `synthesized` covers the run's questions' samples under the current generation config;
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from filters.format_detect import StyleDetector
+from filters.format_detect import UNKNOWN, StyleDetector
 from pipeline.store import Store
 from schemas.config import SynthesisConfig
 
@@ -67,16 +68,19 @@ def compute(frame: pl.DataFrame, run_id: str, alarm_share: float, alarm_min: int
         for domain, g in groups:
             styles = _by_style(g).sort("style")
             metrics.append(styles.with_columns(run_id=pl.lit(run_id), scope=pl.lit(scope), domain=pl.lit(domain)))
-            n = g.height
-            top = styles.sort(["realized", "style"], descending=[True, False]).row(0, named=True) if n else None
-            share = top["realized"] / n if n else None
+            # "unknown" (no detector recognized the answer) is a compliance failure, not a style a
+            # model can overfit to: diversity and the alarm count recognized styles only.
+            known = styles.filter((pl.col("style") != UNKNOWN) & (pl.col("realized") > 0))
+            n_known = int(known["realized"].sum())
+            top = known.sort(["realized", "style"], descending=[True, False]).row(0, named=True) if n_known else None
+            share = top["realized"] / n_known if top else None
             summary.append({
-                "run_id": run_id, "scope": scope, "domain": domain, "n_samples": n,
-                "n_styles": int((styles["realized"] > 0).sum()),
-                "entropy": normalized_entropy(styles["realized"].to_list()),
-                "dominant_style": top["style"] if n else None, "dominant_share": share,
-                "alarm": bool(n >= alarm_min and share is not None and share > alarm_share),
-                "alarm_share": alarm_share, "compliance": float(g["compliant"].mean()) if n else None,
+                "run_id": run_id, "scope": scope, "domain": domain, "n_samples": g.height,
+                "n_unknown": g.height - n_known, "n_styles": known.height,
+                "entropy": normalized_entropy(known["realized"].to_list()),
+                "dominant_style": top["style"] if top else None, "dominant_share": share,
+                "alarm": bool(n_known >= alarm_min and share is not None and share > alarm_share),
+                "alarm_share": alarm_share, "compliance": float(g["compliant"].mean()) if g.height else None,
             })
     compliance = (frame.group_by("model", style="requested")
                   .agg(requested=pl.len(), compliant=pl.col("compliant").sum())
