@@ -1,4 +1,5 @@
-"""Which answer style, placement, length band and prompt perturbation each sample asks for.
+"""Which answer style, placement, length band, prompt perturbation and reasoning container each
+sample gets.
 
 Coverage objective: within each domain, styles are dealt in proportion to their weights by
 largest deficit (the style furthest below its target share goes next), so any prefix of a
@@ -24,6 +25,7 @@ class FormatChoice:
     placement: str | None  # None for fixed-layout styles (json_object, terse_final)
     length_band: str | None
     perturbation: Perturbation
+    reasoning_container: str = "think_tags"  # think_tags | reasoning_field (in the exported record)
 
 
 class _Balancer:
@@ -64,6 +66,7 @@ def plan_formats(questions: Iterable[tuple[str, str, str | None]], cfg: Synthesi
         styles = _Balancer({s: weights.get(s, 1.0) for s in cfg.formats if weights.get(s, 1.0) > 0})
         placements = _Balancer({k: w for k, w in cfg.mix.placements.items() if w > 0})
         bands = _Balancer({k: w for k, w in cfg.mix.length_bands.items() if w > 0})
+        containers = _Balancer({k: w for k, w in cfg.mix.reasoning_containers.items() if w > 0})
         for qid, answer_type in sorted(members, key=lambda m: seed_from("order", cfg.seed, m[0])):
             allowed = allowed_styles(cfg, domain, answer_type)
             if not allowed:
@@ -80,5 +83,6 @@ def plan_formats(questions: Iterable[tuple[str, str, str | None]], cfg: Synthesi
                     length_band=bands.pick(list(bands.share), cfg.seed, qid, i) if free else None,
                     perturbation=Perturbation.draw(seed_from("perturbation", cfg.seed, qid, i),
                                                    cfg.perturbation, n_system_prompts),
+                    reasoning_container=containers.pick(list(containers.share), cfg.seed, qid, i),
                 )
     return plan

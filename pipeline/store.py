@@ -23,7 +23,7 @@ MIGRATIONS = [
     "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS completion_tokens INTEGER",
     *(f"ALTER TABLE samples ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in [
         ("placement", "VARCHAR"), ("length_band", "VARCHAR"), ("perturbation", "JSON"),
-        ("realized_format", "VARCHAR"), ("realized_length_band", "VARCHAR")]),
+        ("realized_format", "VARCHAR"), ("realized_length_band", "VARCHAR"), ("reasoning_container", "VARCHAR")]),
 ]
 
 DDL = """
@@ -89,7 +89,8 @@ CREATE TABLE IF NOT EXISTS samples (
     length_band VARCHAR,              -- any | short | long (NULL: the style fixes the layout)
     perturbation JSON,                -- seed + choices that rebuild the prompt
     realized_format VARCHAR,          -- the style the answer shows (filters/format_detect.py)
-    realized_length_band VARCHAR      -- short | medium | long, by words
+    realized_length_band VARCHAR,     -- short | medium | long, by words
+    reasoning_container VARCHAR       -- think_tags | reasoning_field: how the export carries the reasoning
 );
 
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -239,7 +240,7 @@ CREATE OR REPLACE VIEW style_alarms AS SELECT * FROM style_summary WHERE alarm;
 CREATE OR REPLACE VIEW sample_formats AS
 SELECT s.sample_id, s.question_id, q.domain, s.model, s.requested_format, s.realized_format,
        c.passed AS compliant,            -- the format_compliance verdict (NULL: not checked yet)
-       s.placement, s.length_band, s.realized_length_band,
+       s.placement, s.length_band, s.realized_length_band, s.reasoning_container,
        CAST(s.perturbation ->> '$.seed' AS BIGINT) AS perturbation_seed,
        CAST(s.perturbation ->> '$.system' AS INTEGER) AS system_prompt,
        CAST(s.perturbation ->> '$.phrasing' AS INTEGER) AS phrasing,

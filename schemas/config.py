@@ -114,12 +114,16 @@ class FormatMix(_Strict):
     exclusions: list[FormatExclusion] = Field(default_factory=lambda: [FormatExclusion(**e) for e in DEFAULT_EXCLUSIONS])
     placements: dict[Literal["last", "first"], float] = {"last": 3.0, "first": 1.0}
     length_bands: dict[Literal["any", "short", "long"], float] = {"any": 2.0, "short": 1.0, "long": 1.0}
+    # How the exported record carries the reasoning: <think> tags inside the assistant content, or
+    # a separate reasoning_content field (the template perturbation of the chat record).
+    reasoning_containers: dict[Literal["think_tags", "reasoning_field"], float] = {
+        "think_tags": 3.0, "reasoning_field": 1.0}
     # The overfit alarm: fires when one realized style holds more than this share of a domain's
     # samples (with at least alarm_min_samples samples).
     alarm_share: float = Field(default=0.5, gt=0, le=1)
     alarm_min_samples: int = Field(default=20, ge=1)
 
-    @field_validator("placements", "length_bands")
+    @field_validator("placements", "length_bands", "reasoning_containers")
     @classmethod
     def _positive(cls, value: dict) -> dict:
         if not value or any(w < 0 for w in value.values()) or sum(value.values()) <= 0:

@@ -201,7 +201,13 @@ def test_shards_load_with_datasets_and_match_the_manifest(e2e_run):
     ds = datasets.load_dataset("parquet", data_files=files, split="train")
     assert ds.num_rows == manifest["total_rows"] > 0
     assert {"id", "question_id", "domain", "messages", "reasoning", "answer", "difficulty"} <= set(ds.column_names)
-    assert ds[0]["messages"][-1]["role"] == "assistant" and ds[0]["messages"][-1]["content"].startswith("<think>")
+    for row in ds:
+        last = row["messages"][-1]
+        assert last["role"] == "assistant"
+        if row["reasoning_container"] == "think_tags":
+            assert last["content"].startswith("<think>") and last["reasoning_content"] is None
+        else:
+            assert last["reasoning_content"] == row["reasoning"] and last["content"] == row["answer"]
     selected = _q(db, f"SELECT count(*) FROM selections WHERE export_id = '{manifest['export_id']}'")[0][0]
     assert selected == ds.num_rows
     assert set(ds["id"]) <= {r[0] for r in _q(db, "SELECT sample_id FROM sample_status WHERE kept")}

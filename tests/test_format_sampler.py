@@ -165,3 +165,10 @@ def test_custom_formats_from_config_are_planned_and_detected():
     assert detector.realized("It holds for all n. Hence done. Q.E.D.") == "qed"
     with pytest.raises(ValueError, match="pattern is not a valid regular expression"):
         SynthesisConfig(custom_formats=[{"name": "bad", "instruction": "x", "pattern": "("}])
+
+
+def test_reasoning_containers_follow_their_weights():
+    p = plan(questions("math", "math", 100), n=2)
+    assert Counter(c.reasoning_container for c in p.values()) == {"think_tags": 150, "reasoning_field": 50}
+    only_tags = plan(questions("math", "math", 10), n=2, mix={"reasoning_containers": {"think_tags": 1}})
+    assert {c.reasoning_container for c in only_tags.values()} == {"think_tags"}

@@ -196,7 +196,7 @@ def test_best_effort_keeps_a_lone_sample_that_rounding_would_drop():
 # --- export -----------------------------------------------------------------------------------
 
 COLUMNS = ["id", "question_id", "domain", "subdomain", "source", "requested_format", "difficulty", "model",
-           "messages", "reasoning", "answer"]
+           "messages", "reasoning", "answer", "reasoning_container"]
 
 
 def export_rows(n_per_domain: int = 5, domains=("math", "code")) -> pl.DataFrame:
@@ -211,6 +211,7 @@ def export_rows(n_per_domain: int = 5, domains=("math", "code")) -> pl.DataFrame
                 "requested_format": "prose" if i % 2 else "boxed", "difficulty": i / 10, "model": "test-model",
                 "messages": json.dumps(prompt), "raw_text": f"<think>\nthinking {d} {i}\n</think>\n\nanswer {i}",
                 "reasoning": f"thinking {d} {i}", "answer": f"answer {i}",
+                "reasoning_container": "reasoning_field" if i == 1 else "think_tags",
             })
     # Deliberately unsorted input: the export sorts.
     return pl.DataFrame(rows[::-1])
@@ -228,12 +229,16 @@ def test_chat_records_shape():
     assert table.schema == SHARD_SCHEMA
     records = table.to_pylist()
     assert [r["id"] for r in records] == ["code-00", "code-01", "math-00", "math-01"]
-    first = records[0]
-    assert first["messages"] == [
-        {"role": "user", "content": "code question 0?"},
-        {"role": "assistant", "content": "<think>\nthinking code 0\n</think>\n\nanswer 0"},
+    first, second = records[0], records[1]
+    assert first["messages"] == [  # the prompt as generated, its (perturbed) system message included
+        {"role": "system", "content": "You are a careful reasoner.", "reasoning_content": None},
+        {"role": "user", "content": "code question 0?", "reasoning_content": None},
+        {"role": "assistant", "content": "<think>\nthinking code 0\n</think>\n\nanswer 0", "reasoning_content": None},
     ]
     assert (first["reasoning"], first["answer"], first["subdomain"]) == ("thinking code 0", "answer 0", None)
+    # A reasoning_field sample carries its reasoning beside the answer, not in it.
+    assert second["messages"][-1] == {"role": "assistant", "content": "answer 1", "reasoning_content": "thinking code 1"}
+    assert (first["reasoning_container"], second["reasoning_container"]) == ("think_tags", "reasoning_field")
 
 
 def test_write_shards_files_manifest_and_counts(tmp_path: Path):
@@ -277,10 +282,13 @@ def test_shards_load_with_hf_datasets(tmp_path: Path):
     assert ds["id"] == [f"code-{i:02d}" for i in range(5)] + [f"math-{i:02d}" for i in range(5)]
     for row in ds:
         messages = row["messages"]
-        assert [m["role"] for m in messages] == ["user", "assistant"]
-        assert all(set(m) == {"role", "content"} for m in messages)
+        assert [m["role"] for m in messages] == ["system", "user", "assistant"]
+        assert all(set(m) == {"role", "content", "reasoning_content"} for m in messages)
         assert messages[-1]["content"].endswith(row["answer"])
-        assert messages[-1]["content"].startswith("<think>\n" + row["reasoning"])
+        if row["reasoning_container"] == "think_tags":
+            assert messages[-1]["content"].startswith("<think>\n" + row["reasoning"])
+        else:
+            assert messages[-1]["reasoning_content"] == row["reasoning"] and "<think>" not in messages[-1]["content"]
 
 
 def test_same_input_gives_byte_identical_shards(tmp_path: Path):

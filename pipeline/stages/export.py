@@ -18,26 +18,38 @@ import pyarrow.parquet as pq
 
 from schemas.shard import ShardFile, ShardManifest, ShortfallRow
 
-MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+# reasoning_content: set on assistant messages of reasoning_field samples (the reasoning is then
+# not in content); null otherwise.
+MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string()), ("reasoning_content", pa.string())])
 SHARD_SCHEMA = pa.schema([
     ("id", pa.string()), ("question_id", pa.string()), ("domain", pa.string()), ("subdomain", pa.string()),
     ("source", pa.string()), ("requested_format", pa.string()), ("difficulty", pa.float64()),
     ("model", pa.string()), ("messages", pa.list_(MESSAGE)), ("reasoning", pa.string()), ("answer", pa.string()),
+    ("reasoning_container", pa.string()),
 ])
+
+
+def assistant_message(row: dict) -> dict:
+    """The answer with its reasoning: inside <think> tags (think_tags, the default) or beside it."""
+    if row.get("reasoning_container") == "reasoning_field":
+        return {"role": "assistant", "content": row["answer"], "reasoning_content": row["reasoning"]}
+    return {"role": "assistant", "content": row["raw_text"], "reasoning_content": None}
 
 
 def chat_records(rows: pl.DataFrame) -> pa.Table:
     """rows: sample_id, question_id, domain, subdomain, source, requested_format, difficulty, model,
-    messages (the generation prompt as JSON), raw_text, reasoning, answer."""
+    messages (the generation prompt as JSON), raw_text, reasoning, answer, reasoning_container.
+    The prompt is kept as generated, system message included: its perturbation is part of the data."""
     records = []
     for r in rows.sort(["domain", "sample_id"]).iter_rows(named=True):
-        prompt = [m for m in json.loads(r["messages"]) if m["role"] != "system"]  # drop the synthesis scaffold
+        prompt = [m | {"reasoning_content": None} for m in json.loads(r["messages"])]
         records.append({
             "id": r["sample_id"], "question_id": r["question_id"], "domain": r["domain"],
             "subdomain": r["subdomain"], "source": r["source"], "requested_format": r["requested_format"],
             "difficulty": r["difficulty"], "model": r["model"],
-            "messages": prompt + [{"role": "assistant", "content": r["raw_text"]}],
+            "messages": prompt + [assistant_message(r)],
             "reasoning": r["reasoning"], "answer": r["answer"],
+            "reasoning_container": r.get("reasoning_container") or "think_tags",
         })
     return pa.Table.from_pylist(records, schema=SHARD_SCHEMA)
 

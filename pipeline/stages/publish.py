@@ -33,7 +33,7 @@ def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: 
     export_id = f"export-{run_id}"
     rows = store.frame("""
         SELECT s.sample_id, s.question_id, q.domain, q.subdomain, q.source, s.requested_format,
-               c.difficulty, s.model, s.messages, s.raw_text, s.reasoning, s.answer
+               c.difficulty, s.model, s.messages, s.raw_text, s.reasoning, s.answer, s.reasoning_container
         FROM chosen c JOIN samples s USING (sample_id) JOIN questions q ON q.question_id = s.question_id
     """, chosen=selection.chosen)
     manifest = write_shards(chat_records(rows), out_dir, export_id, run_id, config.config_hash(),

@@ -37,7 +37,7 @@ SAMPLE_SCHEMA = {
     "finish_reason": pl.String, "prompt_tokens": pl.Int32, "completion_tokens": pl.Int32,
     "sampling_params": pl.String, "created_at": pl.Datetime("us", "UTC"),
     "placement": pl.String, "length_band": pl.String, "perturbation": pl.String,
-    "realized_format": pl.String, "realized_length_band": pl.String,
+    "realized_format": pl.String, "realized_length_band": pl.String, "reasoning_container": pl.String,
 }
 
 
@@ -95,6 +95,7 @@ def _record(p: _Planned, run_id: str, gen_hash: str, model: str, cfg: SynthesisC
         "placement": p.choice.placement, "length_band": p.choice.length_band,
         "perturbation": p.choice.perturbation.model_dump_json(),
         "realized_format": detector.realized(answer), "realized_length_band": realized_band(answer),
+        "reasoning_container": p.choice.reasoning_container,
     }
 
 
