@@ -151,6 +151,21 @@ CREATE TABLE IF NOT EXISTS question_difficulty (
     PRIMARY KEY (question_id, method, version)
 );
 
+-- Domain of each question by a classifier (pipeline/domains): pool metadata, kNN over sentence
+-- embeddings, or an LLM rule. The questions table keeps the domain the pool gave.
+CREATE TABLE IF NOT EXISTS question_domains (
+    question_id VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,          -- metadata | knn | llm
+    version INTEGER NOT NULL,
+    domain VARCHAR NOT NULL,          -- top level of the taxonomy
+    subdomain VARCHAR,
+    confidence DOUBLE,                -- share of neighbours voting for the domain (knn), 1 for metadata
+    detail VARCHAR,
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (question_id, method, version)
+);
+
 CREATE TABLE IF NOT EXISTS exports (
     export_id VARCHAR PRIMARY KEY,
     run_id VARCHAR NOT NULL,
