@@ -279,6 +279,9 @@ class JudgeConfig(_Strict):
     token_budget: int | None = Field(default=None, ge=1)
 
 
+DifficultyBand = Literal["easy", "medium", "hard"]
+
+
 class RebalanceConfig(_Strict):
     targets: dict[str, float] = {"math": 0.4, "code": 0.2, "science": 0.2, "logic": 0.2}
     # best_effort: fill each domain up to its share of max_samples and report shortfalls.
@@ -287,12 +290,36 @@ class RebalanceConfig(_Strict):
     max_samples: int = 10000
     max_per_question: int = 2
     seed: int = 0
+    # Which kept samples a domain takes first (difficulty 0 easy .. 1 hard):
+    # hardest: by difficulty, hardest first. power_law: seeded draw weighted by
+    # (difficulty rank)^-power_law_alpha, so hard questions dominate but easier ones still appear.
+    # pass_rate_band: questions whose pass rate lies in pass_rate_band first (difficulty
+    # 1 - pass rate), then the rest by distance to the band.
+    prefer: Literal["hardest", "power_law", "pass_rate_band"] = "hardest"
+    power_law_alpha: float = Field(default=1.0, gt=0)
+    pass_rate_band: tuple[float, float] = (0.1, 0.6)
+    # Optional mixes inside each domain's quota (fractions summing to 1): by difficulty band
+    # (edges on difficulty: easy < band_edges[0] <= medium < band_edges[1] <= hard) and by the
+    # requested answer style. Filled greedily in preference order; unmet parts fall back to the
+    # next preferred samples and are reported in the selection reasons.
+    difficulty_targets: dict[DifficultyBand, float] | None = None
+    band_edges: tuple[float, float] = (1 / 3, 2 / 3)
+    style_targets: dict[str, float] | None = None
 
     @model_validator(mode="after")
     def _fractions(self) -> "RebalanceConfig":
-        total = sum(self.targets.values())
-        if any(v < 0 for v in self.targets.values()) or abs(total - 1.0) > 1e-6:
-            raise ValueError(f"rebalance.targets must be non-negative and sum to 1 (got {total:g})")
+        for name, mix in (("targets", self.targets), ("difficulty_targets", self.difficulty_targets),
+                          ("style_targets", self.style_targets)):
+            if mix is None:
+                continue
+            total = sum(mix.values())
+            if any(v < 0 for v in mix.values()) or abs(total - 1.0) > 1e-6:
+                raise ValueError(f"rebalance.{name} must be non-negative and sum to 1 (got {total:g})")
+        lo, hi = self.pass_rate_band
+        if not 0 <= lo <= hi <= 1:
+            raise ValueError(f"rebalance.pass_rate_band must be 0 <= low <= high <= 1 (got {lo}, {hi})")
+        if not 0 < self.band_edges[0] < self.band_edges[1] < 1:
+            raise ValueError(f"rebalance.band_edges must be increasing inside (0, 1) (got {self.band_edges})")
         return self
 
 

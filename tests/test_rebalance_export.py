@@ -126,6 +126,71 @@ def test_shortfall_estimate_rounds_up_and_needs_questions_tried():
     assert row.questions_to_synthesize is None
 
 
+# --- rebalance: preference orders and mixes inside a domain ---------------------------------------
+
+
+def test_power_law_prefers_hard_questions_but_lets_easier_ones_in():
+    frame = kept({"math": (100, 1)})  # difficulty 0.00 .. 0.99
+    cfg = RebalanceConfig(targets={"math": 1.0}, max_samples=20, prefer="power_law", power_law_alpha=1.0)
+    chosen = rebalance(frame, cfg).chosen["difficulty"].to_list()
+    assert len(chosen) == 20
+    assert sum(d >= 0.80 for d in chosen) >= 8  # the top fifth holds many of the picks
+    assert min(chosen) < 0.80  # but not only the hardest
+    assert rebalance(frame, cfg).chosen.equals(rebalance(frame.reverse(), cfg).chosen)
+    steep = rebalance(frame, cfg.model_copy(update={"power_law_alpha": 3.0})).chosen["difficulty"]
+    assert steep.mean() > pl.Series(chosen).mean()  # a steeper law leans harder
+    assert rebalance(frame, cfg).chosen["reason"][0].startswith("math: rank 1 in a power-law draw, difficulty")
+
+
+def test_pass_rate_band_takes_questions_in_the_band_first():
+    frame = kept({"math": (100, 1)})
+    cfg = RebalanceConfig(targets={"math": 1.0}, max_samples=30, prefer="pass_rate_band", pass_rate_band=(0.1, 0.6))
+    chosen = rebalance(frame, cfg).chosen["difficulty"].to_list()
+    # pass rate 0.1-0.6 is difficulty 0.4-0.9: 51 questions there, 30 taken, all inside.
+    assert all(0.4 <= d <= 0.9 for d in chosen) and len(chosen) == 30
+    wide = rebalance(frame, cfg.model_copy(update={"max_samples": 60})).chosen["difficulty"].to_list()
+    outside = [d for d in wide if not 0.4 <= d <= 0.9]
+    assert len(outside) == 9 and all(d in (0.35, 0.36, 0.37, 0.38, 0.39, 0.91, 0.92, 0.93, 0.94, 0.95) for d in outside)
+
+
+def test_difficulty_band_mix_splits_the_domain_quota():
+    frame = kept({"math": (100, 1)})  # 34 easy (< 1/3), 33 medium, 33 hard
+    cfg = RebalanceConfig(targets={"math": 1.0}, max_samples=20,
+                          difficulty_targets={"easy": 0.2, "medium": 0.3, "hard": 0.5})
+    sel = rebalance(frame, cfg).chosen
+    bands = Counter("easy" if d < 1 / 3 else "medium" if d < 2 / 3 else "hard" for d in sel["difficulty"])
+    assert bands == {"easy": 4, "medium": 6, "hard": 10}
+    assert min(sel.filter(pl.col("difficulty") >= 2 / 3)["difficulty"]) >= 0.90  # hardest of each band
+    assert "band hard, in mix" in sel["reason"][0]
+
+
+def test_a_short_band_falls_back_to_the_next_preferred_samples():
+    frame = kept({"math": (40, 1)}, difficulty=lambda d, i: 0.9 if i < 3 else 0.1)  # 3 hard, 37 easy
+    cfg = RebalanceConfig(targets={"math": 1.0}, max_samples=10, difficulty_targets={"easy": 0.5, "hard": 0.5})
+    sel = rebalance(frame, cfg).chosen
+    assert sel.height == 10
+    assert (sel["difficulty"] == 0.9).sum() == 3
+    assert sum("mix part short" in r for r in sel["reason"]) == 2
+
+
+def test_style_mix_inside_a_domain():
+    frame = kept({"math": (40, 1)}).with_columns(
+        requested_format=pl.Series(["boxed" if i % 4 == 0 else "prose" for i in range(40)]))
+    cfg = RebalanceConfig(targets={"math": 1.0}, max_samples=10, style_targets={"boxed": 0.5, "prose": 0.5})
+    sel = rebalance(frame, cfg).chosen.join(frame.select("sample_id", "requested_format"), on="sample_id")
+    assert Counter(sel["requested_format"]) == {"boxed": 5, "prose": 5}
+    plain = rebalance(frame, cfg.model_copy(update={"style_targets": None})).chosen.join(
+        frame.select("sample_id", "requested_format"), on="sample_id")
+    assert Counter(plain["requested_format"]) == {"boxed": 2, "prose": 8}  # hardest first, no mix
+
+
+def test_mix_targets_must_sum_to_one():
+    with pytest.raises(ValueError, match="difficulty_targets must be non-negative and sum to 1"):
+        RebalanceConfig(difficulty_targets={"easy": 0.5, "hard": 0.6})
+    with pytest.raises(ValueError, match="pass_rate_band"):
+        RebalanceConfig(pass_rate_band=(0.7, 0.2))
+
+
 # --- rebalance: strict ------------------------------------------------------------------------
 
 
