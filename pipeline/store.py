@@ -184,6 +184,15 @@ CREATE TABLE IF NOT EXISTS selections (
     PRIMARY KEY (export_id, sample_id)
 );
 
+-- Samples an export left out because their record failed the chat-template checks.
+CREATE TABLE IF NOT EXISTS export_rejects (
+    export_id VARCHAR NOT NULL,
+    sample_id VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    tokens INTEGER,
+    PRIMARY KEY (export_id, sample_id)
+);
+
 CREATE TABLE IF NOT EXISTS shards (
     export_id VARCHAR NOT NULL,
     file VARCHAR NOT NULL,

@@ -325,6 +325,13 @@ class RebalanceConfig(_Strict):
 
 class ExportConfig(_Strict):
     shard_rows: int = Field(default=5000, ge=1)
+    file_format: Literal["parquet", "jsonl"] = "parquet"
+    # The target model's tokenizer and chat template the records are checked against (an HF
+    # folder, or the embedded default's alias); None skips the checks.
+    tokenizer: str | None = "smollm2-135m-instruct"
+    max_seq_len: int = Field(default=4096, ge=16)
+    # Where the reasoning goes: each sample's own container, or one for the whole export.
+    reasoning: Literal["per_sample", "think_tags", "reasoning_field"] = "per_sample"
 
 
 class CurateConfig(_Strict):
@@ -339,6 +346,13 @@ class CurateConfig(_Strict):
     judges: JudgeConfig = JudgeConfig()
     rebalance: RebalanceConfig = RebalanceConfig()
     export: ExportConfig = ExportConfig()
+
+    @model_validator(mode="after")
+    def _style_targets_known(self) -> "CurateConfig":
+        unknown = sorted(set(self.rebalance.style_targets or {}) - set(self.synthesis.catalog()))
+        if unknown:
+            raise ValueError(f"rebalance.style_targets: unknown answer format(s) {unknown}")
+        return self
 
     def config_hash(self) -> str:
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)

@@ -28,7 +28,13 @@ class ShardManifest(BaseModel):
     config_hash: str
     total_rows: int
     counts_by_domain: dict[str, int]
-    counts_by_format: dict[str, int]
+    counts_by_format: dict[str, int]  # by requested answer style
     shards: list[ShardFile]
     shortfall: list[ShortfallRow]
     columns: list[str]
+    counts_by_difficulty_band: dict[str, int] = {}
+    counts_by_source: dict[str, int] = {}
+    run_ids: list[str] = []  # the runs that generated the exported samples
+    file_format: str = "parquet"
+    target: dict | None = None  # tokenizer, max_seq_len, reasoning: what the records were checked against
+    rejected: dict[str, int] = {}  # reason -> samples left out by the chat-template checks

@@ -16,6 +16,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.stages.dataset_card import dataset_card
+from pipeline.stages.rebalance import difficulty_band
 from schemas.shard import ShardFile, ShardManifest, ShortfallRow
 
 # reasoning_content: set on assistant messages of reasoning_field samples (the reasoning is then
@@ -36,26 +38,29 @@ def assistant_message(row: dict) -> dict:
     return {"role": "assistant", "content": row["raw_text"], "reasoning_content": None}
 
 
-def chat_records(rows: pl.DataFrame) -> pa.Table:
+def chat_records(rows: pl.DataFrame, reasoning: str = "per_sample") -> pa.Table:
     """rows: sample_id, question_id, domain, subdomain, source, requested_format, difficulty, model,
     messages (the generation prompt as JSON), raw_text, reasoning, answer, reasoning_container.
-    The prompt is kept as generated, system message included: its perturbation is part of the data."""
+    The prompt is kept as generated, system message included: its perturbation is part of the data.
+    reasoning: per_sample (each sample's container) or think_tags / reasoning_field for all."""
     records = []
     for r in rows.sort(["domain", "sample_id"]).iter_rows(named=True):
         prompt = [m | {"reasoning_content": None} for m in json.loads(r["messages"])]
+        container = (r.get("reasoning_container") or "think_tags") if reasoning == "per_sample" else reasoning
         records.append({
             "id": r["sample_id"], "question_id": r["question_id"], "domain": r["domain"],
             "subdomain": r["subdomain"], "source": r["source"], "requested_format": r["requested_format"],
             "difficulty": r["difficulty"], "model": r["model"],
-            "messages": prompt + [assistant_message(r)],
-            "reasoning": r["reasoning"], "answer": r["answer"],
-            "reasoning_container": r.get("reasoning_container") or "think_tags",
+            "messages": prompt + [assistant_message(r | {"reasoning_container": container})],
+            "reasoning": r["reasoning"], "answer": r["answer"], "reasoning_container": container,
         })
     return pa.Table.from_pylist(records, schema=SHARD_SCHEMA)
 
 
 def write_shards(table: pa.Table, out_dir: Path, export_id: str, run_id: str, config_hash: str,
-                 shard_rows: int, shortfall: list[ShortfallRow]) -> ShardManifest:
+                 shard_rows: int, shortfall: list[ShortfallRow], *, file_format: str = "parquet",
+                 band_edges: tuple[float, float] = (1 / 3, 2 / 3), run_ids: list[str] | None = None,
+                 target: dict | None = None, rejected: dict[str, int] | None = None) -> ShardManifest:
     final = out_dir / export_id
     tmp = out_dir / f".{export_id}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -66,19 +71,30 @@ def write_shards(table: pa.Table, out_dir: Path, export_id: str, run_id: str, co
     files = []
     for i in range(n_shards):
         part = table.slice(i * shard_rows, shard_rows)
-        name = f"data/train-{i:05d}-of-{n_shards:05d}.parquet"
-        pq.write_table(part, tmp / name, compression="zstd")
+        name = f"data/train-{i:05d}-of-{n_shards:05d}.{'jsonl' if file_format == 'jsonl' else 'parquet'}"
+        if file_format == "jsonl":
+            lines = (json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in part.to_pylist())
+            (tmp / name).write_text("".join(lines), encoding="utf-8")
+        else:
+            pq.write_table(part, tmp / name, compression="zstd")
         data = (tmp / name).read_bytes()
         files.append(ShardFile(file=name, rows=part.num_rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest()))
-    frame = pl.from_arrow(table.select(["domain", "requested_format"]))
+    frame = pl.from_arrow(table.select(["domain", "requested_format", "difficulty", "source"])).with_columns(
+        band=difficulty_band(pl.col("difficulty"), band_edges))
+
+    def counts(column: str) -> dict[str, int]:
+        return dict(frame.group_by(column).len().sort(column).iter_rows())
+
     manifest = ShardManifest(
         export_id=export_id, run_id=run_id, created_at=datetime.now(timezone.utc).isoformat(),
         config_hash=config_hash, total_rows=table.num_rows,
-        counts_by_domain=dict(frame.group_by("domain").len().sort("domain").iter_rows()),
-        counts_by_format=dict(frame.group_by("requested_format").len().sort("requested_format").iter_rows()),
-        shards=files, shortfall=shortfall, columns=table.column_names,
+        counts_by_domain=counts("domain"), counts_by_format=counts("requested_format"),
+        counts_by_difficulty_band=counts("band"), counts_by_source=counts("source"),
+        shards=files, shortfall=shortfall, columns=table.column_names, run_ids=sorted(run_ids or []),
+        file_format=file_format, target=target, rejected=rejected or {},
     )
     (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2))
+    (tmp / "README.md").write_text(dataset_card(manifest))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return manifest
