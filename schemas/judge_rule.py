@@ -10,9 +10,14 @@
     flags                                 optional named flags the judge may raise
     calibration                           optional: refuse to run until an eval meets min_agreement
     engine, sampling                      optional own engine (e.g. a larger judge model); sampling
+    target                                sample (default: the judge stage) or question (rated once
+                                          per question, e.g. difficulty_rating; see
+                                          pipeline/stages/difficulty_llm.py)
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -97,6 +102,10 @@ class JudgeRule(_Strict):
     calibration: Calibration | None = None
     engine: EngineConfig | None = None  # None: the run's engine
     sampling: JudgeSampling = JudgeSampling()
+    # What one verdict is about. "sample": the judge stage judges each sample (the default).
+    # "question": the rule rates questions, not samples (its prompt sees question, reference and
+    # domain only; the judge stage must not run it); applies_to.formats/uncertain do not apply.
+    target: Literal["sample", "question"] = "sample"
 
     @model_validator(mode="after")
     def _threshold_on_scale(self) -> "JudgeRule":
@@ -107,6 +116,9 @@ class JudgeRule(_Strict):
         for i, ex in enumerate(self.examples):
             if not self.scale.min <= ex.score <= self.scale.max:
                 raise ValueError(f"examples[{i}].score {ex.score} is outside the scale {self.scale.min}..{self.scale.max}")
+        if self.target == "question" and (self.applies_to.formats is not None or self.applies_to.uncertain is not None):
+            raise ValueError("a question rule (target: question) cannot select by applies_to.formats or "
+                             "applies_to.uncertain: those are properties of samples")
         return self
 
     def output_schema(self) -> dict:

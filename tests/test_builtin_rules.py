@@ -19,6 +19,8 @@ from schemas.formats import FORMATS
 
 BUILTINS = ["correctness", "format_adherence", "instruction_following", "logical_completeness", "redundancy",
             "unsupported_claims"]
+# Rules with target: question rate questions, not samples (tested in tests/test_difficulty.py).
+QUESTION_RULES = ["difficulty_rating"]
 VARIABLES = {"question", "reasoning", "answer", "reference", "requested_format", "format_instruction", "domain",
              "open", "close"}
 PARTS = {"question": "question_text", "reasoning": "reasoning", "answer": "answer", "reference": "reference_answer"}
@@ -44,8 +46,9 @@ def block(user: str, part: str) -> str | None:
 
 
 def test_the_builtin_set():
-    assert sorted(rule_files()) == BUILTINS
-    assert sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) == BUILTINS
+    assert sorted(rule_files()) == sorted(BUILTINS + QUESTION_RULES)
+    assert sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) == sorted(BUILTINS + QUESTION_RULES)
+    assert sorted(n for n in rule_files() if load_rule(n).target == "question") == QUESTION_RULES
 
 
 @pytest.mark.parametrize("name", BUILTINS)

@@ -28,7 +28,7 @@ from schemas.formats import FORMATS
 CORPUS_PATH = Path(__file__).parent / "fixtures" / "judge_injection.jsonl"
 CORPUS = [json.loads(line) for line in CORPUS_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
 ATTACKS = {"high_score_instruction", "fake_closing_delimiter", "fake_json_verdict", "role_marker", "mixed"}
-BUILTINS = sorted(rule_files())
+BUILTINS = sorted(n for n in rule_files() if load_rule(n).target == "sample")  # sample judges
 # Substrings a tokenizer would read as special tokens (or that start one) in some chat template.
 ROLE_MARKERS = ("<|", "|>", "<\uff5c", "\uff5c>", "[INST]", "[/INST]", "<s>", "</s>", "<|im_start|>",
                 "<|im_end|>", "<|endoftext|>")
