@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -57,20 +59,25 @@ def chat_records(rows: pl.DataFrame, reasoning: str = "per_sample") -> pa.Table:
     return pa.Table.from_pylist(records, schema=SHARD_SCHEMA)
 
 
-def write_shards(table: pa.Table, out_dir: Path, export_id: str, run_id: str, config_hash: str,
-                 shard_rows: int, shortfall: list[ShortfallRow], *, file_format: str = "parquet",
-                 band_edges: tuple[float, float] = (1 / 3, 2 / 3), run_ids: list[str] | None = None,
-                 target: dict | None = None, rejected: dict[str, int] | None = None) -> ShardManifest:
+def write_shards(parts: pa.Table | Iterable[pa.Table], out_dir: Path, export_id: str, run_id: str, config_hash: str,
+                 shard_rows: int, shortfall: list[ShortfallRow], *, total_rows: int | None = None,
+                 file_format: str = "parquet", band_edges: tuple[float, float] = (1 / 3, 2 / 3),
+                 run_ids: list[str] | None = None, target: dict | None = None,
+                 rejected: dict[str, int] | None = None) -> ShardManifest:
+    """parts: the whole table, or an iterable yielding one table per shard (shard_rows rows, the
+    last fewer; total_rows given) so a large export streams through memory one shard at a time."""
+    if isinstance(parts, pa.Table):
+        total_rows, table = parts.num_rows, parts
+        parts = (table.slice(i, shard_rows) for i in range(0, table.num_rows, shard_rows))
     final = out_dir / export_id
     tmp = out_dir / f".{export_id}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "data").mkdir(parents=True)
     # An empty selection writes no data file: a 0-row Parquet file makes datasets.load_dataset
     # fail ("BatchSize must be greater than 0"); the manifest says 0 rows instead.
-    n_shards = -(-table.num_rows // shard_rows)
-    files = []
-    for i in range(n_shards):
-        part = table.slice(i * shard_rows, shard_rows)
+    n_shards = -(-total_rows // shard_rows)
+    files, tallies = [], {k: Counter() for k in ("domain", "requested_format", "band", "source")}
+    for i, part in enumerate(parts):
         name = f"data/train-{i:05d}-of-{n_shards:05d}.{'jsonl' if file_format == 'jsonl' else 'parquet'}"
         if file_format == "jsonl":
             lines = (json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in part.to_pylist())
@@ -79,18 +86,23 @@ def write_shards(table: pa.Table, out_dir: Path, export_id: str, run_id: str, co
             pq.write_table(part, tmp / name, compression="zstd")
         data = (tmp / name).read_bytes()
         files.append(ShardFile(file=name, rows=part.num_rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest()))
-    frame = pl.from_arrow(table.select(["domain", "requested_format", "difficulty", "source"])).with_columns(
-        band=difficulty_band(pl.col("difficulty"), band_edges))
+        frame = pl.from_arrow(part.select(["domain", "requested_format", "difficulty", "source"])).with_columns(
+            band=difficulty_band(pl.col("difficulty"), band_edges))
+        for column, tally in tallies.items():
+            tally.update(dict(frame.group_by(column).len().iter_rows()))
+    if sum(f.rows for f in files) != total_rows or len(files) != n_shards:
+        raise RuntimeError(f"export {export_id}: wrote {len(files)} shards / {sum(f.rows for f in files)} rows, "
+                           f"expected {n_shards} / {total_rows}")
 
     def counts(column: str) -> dict[str, int]:
-        return dict(frame.group_by(column).len().sort(column).iter_rows())
+        return {str(k): v for k, v in sorted(tallies[column].items(), key=lambda kv: str(kv[0]))}
 
     manifest = ShardManifest(
         export_id=export_id, run_id=run_id, created_at=datetime.now(timezone.utc).isoformat(),
-        config_hash=config_hash, total_rows=table.num_rows,
+        config_hash=config_hash, total_rows=total_rows,
         counts_by_domain=counts("domain"), counts_by_format=counts("requested_format"),
         counts_by_difficulty_band=counts("band"), counts_by_source=counts("source"),
-        shards=files, shortfall=shortfall, columns=table.column_names, run_ids=sorted(run_ids or []),
+        shards=files, shortfall=shortfall, columns=SHARD_SCHEMA.names, run_ids=sorted(run_ids or []),
         file_format=file_format, target=target, rejected=rejected or {},
     )
     (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2))

@@ -34,20 +34,32 @@ SELECT s.sample_id, s.question_id, q.domain, q.subdomain, q.source, s.requested_
 FROM chosen c JOIN samples s USING (sample_id) JOIN questions q ON q.question_id = s.question_id
 """
 _MAX_ROUNDS = 10
+_CHECK_BATCH = 2000  # records rendered and tokenized at a time: memory stays flat
+
+
+def _records(store: Store, chosen: pl.DataFrame, reasoning: str) -> pa.Table:
+    return chat_records(store.frame(_ROWS, chosen=chosen), reasoning)
 
 
 def _checked_selection(store: Store, config: CurateConfig, kept: pl.DataFrame, tried: dict,
-                       template: TargetTemplate | None) -> tuple[Selection, pl.DataFrame, pa.Table, dict]:
+                       template: TargetTemplate | None) -> tuple[Selection, pl.DataFrame]:
     """Rebalance, check the chosen records, drop rejects, repeat until all chosen pass."""
     rejects: dict[str, tuple[str, int | None]] = {}
+    passed: set[str] = set()
     for _ in range(_MAX_ROUNDS):
         selection = rebalance(kept.filter(~pl.col("sample_id").is_in(list(rejects))), config.rebalance, tried)
-        rows = store.frame(_ROWS, chosen=selection.chosen)
-        table = chat_records(rows, config.export.reasoning)
         if template is None:
             break
-        ids, messages = table.column("id").to_pylist(), table.column("messages").to_pylist()
-        new = {i: (r.reason, r.tokens) for i, r in zip(ids, template.check_many(messages)) if not r.ok}
+        todo = selection.chosen.filter(~pl.col("sample_id").is_in(list(passed)))
+        new = {}
+        for start in range(0, todo.height, _CHECK_BATCH):
+            table = _records(store, todo.slice(start, _CHECK_BATCH), config.export.reasoning)
+            ids, messages = table.column("id").to_pylist(), table.column("messages").to_pylist()
+            for sample_id, result in zip(ids, template.check_many(messages)):
+                if result.ok:
+                    passed.add(sample_id)
+                else:
+                    new[sample_id] = (result.reason, result.tokens)
         if not new:
             break
         rejects |= new
@@ -55,7 +67,7 @@ def _checked_selection(store: Store, config: CurateConfig, kept: pl.DataFrame, t
         raise RuntimeError(f"chat-template checks still rejecting after {_MAX_ROUNDS} rounds ({len(rejects)} so far)")
     frame = pl.DataFrame([{"sample_id": s, "reason": r, "tokens": t} for s, (r, t) in rejects.items()],
                          schema={"sample_id": pl.String, "reason": pl.String, "tokens": pl.Int32})
-    return selection, frame, table, dict(rows.group_by("run_id").len().iter_rows())
+    return selection, frame
 
 
 def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: Path) -> ShardManifest:
@@ -65,13 +77,17 @@ def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: 
     ).iter_rows())
     ex = config.export
     template = TargetTemplate(ex.tokenizer, ex.max_seq_len) if ex.tokenizer else None
-    selection, rejects, table, runs = _checked_selection(store, config, kept, tried, template)
+    selection, rejects = _checked_selection(store, config, kept, tried, template)
+    chosen = selection.chosen.sort(["domain", "sample_id"])  # the shards' row order
+    runs = store.frame("SELECT DISTINCT run_id FROM samples WHERE sample_id IN (SELECT sample_id FROM chosen)",
+                       chosen=chosen)["run_id"].to_list()
+    parts = (_records(store, chosen.slice(i, ex.shard_rows), ex.reasoning) for i in range(0, chosen.height, ex.shard_rows))
     export_id = f"export-{run_id}"
     target = {"tokenizer": ex.tokenizer, "max_seq_len": ex.max_seq_len, "reasoning": ex.reasoning} if template else None
-    manifest = write_shards(table, out_dir, export_id, run_id, config.config_hash(), ex.shard_rows,
-                            selection.shortfall, file_format=ex.file_format, band_edges=config.rebalance.band_edges,
-                            run_ids=list(runs), target=target,
-                            rejected=dict(rejects.group_by("reason").len().sort("reason").iter_rows()))
+    manifest = write_shards(parts, out_dir, export_id, run_id, config.config_hash(), ex.shard_rows,
+                            selection.shortfall, total_rows=chosen.height, file_format=ex.file_format,
+                            band_edges=config.rebalance.band_edges, run_ids=runs, target=target,
+                            rejected=_reject_counts(rejects))
     store.insert_many({
         "exports": pl.DataFrame([{
             "export_id": export_id, "run_id": run_id, "created_at": now(), "out_dir": str(out_dir / export_id),
@@ -82,6 +98,12 @@ def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: 
         "shards": pl.DataFrame([f.model_dump() | {"export_id": export_id} for f in manifest.shards]),
     })
     return manifest
+
+
+def _reject_counts(rejects: pl.DataFrame) -> dict[str, int]:
+    """Rejects per kind of reason ("too long: 5123 tokens > ..." counts as "too long")."""
+    kinds = rejects.select(kind=pl.col("reason").str.split(":").list.first())
+    return dict(kinds.group_by("kind").len().sort("kind").iter_rows())
 
 
 def manifest_digest(manifest: ShardManifest) -> str:
