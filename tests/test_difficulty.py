@@ -356,3 +356,17 @@ def test_llm_rating_with_the_real_model(vllm_engine, store: Store):
         rating = round(score * 9) + 1
         assert 0 <= score <= 1 and n == 0 and version == 1
         assert detail.startswith(f"{rating}/10 by {vllm_engine.model_name} (difficulty_rating v1)")
+
+
+def test_a_rating_rule_of_ones_own_from_a_rules_dir(store: Store, tmp_path: Path):
+    import yaml
+
+    from judges.loader import BUILTIN_DIR
+
+    spec = yaml.safe_load((BUILTIN_DIR / "difficulty_rating.yaml").read_text())
+    (tmp_path / "my_rating.yaml").write_text(yaml.safe_dump(spec | {"name": "my_rating", "version": 3}))
+    engine = FakeEngineForOrchestrationTest({"Question": ['{"rationale": "r", "score": 4}']})
+    config = DifficultyConfig(signals=["llm_rating"], llm_rule="my_rating")
+    report = score_difficulty(store, "run-1", ["q1"], config=config, engine=engine, rules_dir=str(tmp_path))
+    assert report.llm_rating == 1
+    assert difficulty(store)[("q1", LLM, 3)] == (pytest.approx(1 / 3), 0, "4/10 by fake-orchestration (my_rating v3): r")

@@ -241,10 +241,12 @@ def _changed(store: Store, frame: pl.DataFrame, method: str, version: int) -> pl
 
 
 def score_difficulty(store: Store, run_id: str, question_ids: list[str], *, config: DifficultyConfig | None = None,
-                     engine=None, progress=None) -> DifficultyReport:
+                     engine=None, rules_dir: str | None = None, progress=None) -> DifficultyReport:
     """Signals for `question_ids` (replacing their earlier rows of the same method and version),
-    then irt and combined for every scored question in the store. `engine` (a ChatBackend) is
-    needed only when config.signals lists llm_rating; without it llm_rating is skipped."""
+    then irt and combined for every scored question in the store. `engine` (a ChatBackend: the
+    run's) is needed only when config.signals lists llm_rating, unless the rating rule names its
+    own engine; without either, llm_rating is skipped. `rules_dir`: a folder of rule YAMLs
+    besides the built-in ones (the run's judges.rules_dir), where config.llm_rule is looked up."""
     cfg = config or DifficultyConfig()
     report = DifficultyReport(0, 0)
     frames = []
@@ -260,15 +262,20 @@ def score_difficulty(store: Store, run_id: str, question_ids: list[str], *, conf
     store.replace("question_difficulty", pl.concat(frames) if frames else pl.DataFrame(schema=ROW_SCHEMA))
 
     if LLM in cfg.signals:
+        from judges.loader import load_rule
+
+        rule = load_rule(cfg.llm_rule, rules_dir)
+        if rule.engine is not None:  # the rule names its own model
+            from pipeline.engines.factory import make_engine
+
+            engine = make_engine(rule.engine)
         if engine is None:
             report.llm_skipped = "no engine given"
         else:
-            from judges.loader import load_rule
             from pipeline.stages.difficulty_llm import score_llm_rating
 
-            llm = score_llm_rating(store, run_id, question_ids, engine, load_rule(cfg.llm_rule),
-                                   batch_size=cfg.llm_batch_size, max_retries=cfg.llm_max_parse_retries,
-                                   progress=progress)
+            llm = score_llm_rating(store, run_id, question_ids, engine, rule, batch_size=cfg.llm_batch_size,
+                                   max_retries=cfg.llm_max_parse_retries, progress=progress)
             report.llm_rating, report.llm_errors = llm.rated, llm.errors
 
     if IRT in cfg.signals:
