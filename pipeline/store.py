@@ -336,7 +336,9 @@ def now() -> datetime:
 class Store:
     """One DuckDB file. Open it read-write for runs, read-only for queries."""
 
-    def __init__(self, path: str | Path, read_only: bool = False):
+    def __init__(self, path: str | Path, read_only: bool = False, memory_limit: str | None = None):
+        """memory_limit: DuckDB's cap on its own memory (e.g. "1GB"; it spills to disk beyond);
+        default DuckDB's (80% of RAM)."""
         self.path = Path(path)
         self._column_cache: dict[str, set[str]] = {}
         if read_only and not self.path.exists():
@@ -350,6 +352,8 @@ class Store:
                     f"wait for the other run to finish. ({exc})"
                 ) from exc
             raise
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
         if not read_only:
             self.con.execute(DDL)
             for statement in MIGRATIONS:
