@@ -1,0 +1,79 @@
+"""The domain taxonomy and the domain classifier's settings (pipeline/domains)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.question import DOMAINS
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class DomainTaxonomy(BaseModel):
+    """Top-level domain -> its sub-domains. The defaults are what the labelled pools carry
+    (pipeline/domains/labelled.py maps MATH subjects, TheoremQA fields, SciBench textbooks,
+    BIG-bench tasks, MBPP and GSM8K onto these names)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    math: list[str] = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra",
+                       "number_theory", "prealgebra", "precalculus", "calculus", "analysis", "statistics",
+                       "differential_equations", "arithmetic_word_problems"]
+    code: list[str] = ["python_functions"]
+    science: list[str] = ["physics", "chemistry", "quantum_chemistry", "thermodynamics", "eecs", "finance"]
+    logic: list[str] = ["navigation", "causal_judgment", "date_understanding", "logical_deduction",
+                        "object_counting", "table_reasoning", "tracking_objects"]
+    other: list[str] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_domains(cls, data):
+        # Say which names are allowed instead of pydantic's bare "extra inputs not permitted".
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(DOMAINS))
+            if unknown:
+                raise ValueError(f"unknown top-level domain(s) {unknown}; the taxonomy's domains are {list(DOMAINS)}")
+        return data
+
+    @model_validator(mode="after")
+    def _unique_names(self):
+        seen: dict[str, str] = {}
+        for domain, subs in self.items():
+            for sub in subs:
+                if not _NAME.match(sub):
+                    raise ValueError(f"sub-domain {sub!r} of {domain!r} must be snake_case (a-z, 0-9, _)")
+                if sub in seen:
+                    # Each sub-domain names one domain, so a kNN neighbour's label is unambiguous.
+                    raise ValueError(f"sub-domain {sub!r} is listed under both {seen[sub]!r} and {domain!r}")
+                seen[sub] = domain
+        return self
+
+    def items(self) -> list[tuple[str, list[str]]]:
+        return [(d, getattr(self, d)) for d in DOMAINS]
+
+    def has(self, domain: str | None, subdomain: str | None = None) -> bool:
+        if domain not in DOMAINS:
+            return False
+        return subdomain is None or subdomain in getattr(self, domain)
+
+
+class DomainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    taxonomy: DomainTaxonomy = DomainTaxonomy()
+    # metadata_then_knn: the pool's domain when it declares one, kNN otherwise.
+    # knn: kNN for every question. metadata: pool domain only ("other" when there is none).
+    classifier: Literal["metadata_then_knn", "knn", "metadata"] = "metadata_then_knn"
+    k: int = Field(15, ge=1)  # neighbours voting (cosine similarity weighted)
+    # A kNN answer whose winning vote share is below this keeps its domain but is flagged
+    # ("low confidence" in detail): mapping it to "other" would drop it from rebalancing
+    # targets, and the confidence column already lets a query filter it out.
+    min_confidence: float = Field(0.6, ge=0.0, le=1.0)
+    # Labelled examples embedded per sub-domain (seeded sample): bounds the one-off fit
+    # (all-MiniLM-L6-v2 embeds ~100-200 questions/s on 2 CPU cores).
+    max_per_subdomain: int = Field(1000, ge=1)
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # bench/domain_classifier.py
+    seed: int = 0
