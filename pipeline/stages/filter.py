@@ -41,18 +41,21 @@ def run_filters(store: Store, filters: list[SampleFilter], run_id: str, stage: s
     counts = {f.name: RuleCount(f.name, 0, 0) for f in filters}
     keys = _rule_keys(filters)
     todo = store.frame("""
-        SELECT s.sample_id FROM samples s
+        SELECT s.sample_id, coalesce(done.n, 0) AS n FROM samples s
         LEFT JOIN (SELECT v.sample_id, count(*) AS n FROM verdicts v JOIN rule_keys k USING (rule, rule_version)
                    GROUP BY v.sample_id) done USING (sample_id)
         WHERE coalesce(done.n, 0) < ? ORDER BY s.sample_id
-    """, [len(filters)], rule_keys=keys)["sample_id"]
-    progress.start(f"{stage}: {len(filters)} rules", todo.len())
-    for start in range(0, todo.len(), _CHUNK):
-        chunk = pl.DataFrame({"sample_id": todo.slice(start, _CHUNK)})
+    """, [len(filters)], rule_keys=keys)
+    progress.start(f"{stage}: {len(filters)} rules", todo.height)
+    for start in range(0, todo.height, _CHUNK):
+        chunk = todo.slice(start, _CHUNK)
         batch = store.frame(f"SELECT x.* FROM ({SAMPLE_VIEW}) x JOIN chunk USING (sample_id) ORDER BY sample_id",
-                            chunk=chunk)
-        have = store.frame("""SELECT v.sample_id, v.rule FROM verdicts v JOIN chunk USING (sample_id)
-                              JOIN rule_keys k USING (rule, rule_version)""", chunk=chunk, rule_keys=keys)
+                            chunk=chunk.select("sample_id"))
+        # Only samples with some of the verdicts already need a look at which (usually none do).
+        partial = chunk.filter(pl.col("n") > 0).select("sample_id")
+        have = store.frame("""SELECT v.sample_id, v.rule FROM verdicts v JOIN partial USING (sample_id)
+                              JOIN rule_keys k USING (rule, rule_version)""", partial=partial, rule_keys=keys) \
+            if partial.height else pl.DataFrame(schema={"sample_id": pl.String, "rule": pl.String})
         frames = []
         for f in filters:
             judged = have.filter(pl.col("rule") == f.name)["sample_id"]
