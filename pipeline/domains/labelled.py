@@ -103,14 +103,13 @@ def on_taxonomy(frame: pl.DataFrame, taxonomy: DomainTaxonomy) -> pl.DataFrame:
 
 
 def cap_per_subdomain(frame: pl.DataFrame, cap: int, seed: int) -> pl.DataFrame:
-    """At most `cap` rows per (domain, subdomain), a seeded sample, original order kept."""
+    """At most `cap` rows per (domain, subdomain), a seeded sample, original order kept. The
+    sample is a prefix of a seeded shuffle, so a smaller cap takes a subset of a larger one
+    (and finds its embeddings cached)."""
     keep = np.zeros(frame.height, dtype=bool)
     groups = frame.with_row_index("_i").group_by(["domain", "subdomain"], maintain_order=True).agg("_i")
     for domain, sub, idx in groups.iter_rows():
-        idx = np.asarray(idx)
-        if len(idx) > cap:
-            idx = np.random.default_rng(seed_from(seed, domain, sub)).choice(idx, cap, replace=False)
-        keep[idx] = True
+        keep[np.random.default_rng(seed_from(seed, domain, sub)).permutation(np.asarray(idx))[:cap]] = True
     return frame.filter(pl.Series(keep))
 
 

@@ -1,0 +1,123 @@
+"""Assign each question a domain: its pool's metadata when the pool declared one, else kNN.
+
+Rows go to `question_domains` keyed by (question_id, method, version); bump a method's version
+when its behaviour changes, so old rows stay comparable and new ones are computed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipeline.domains.knn import KnnClassifier
+from pipeline.domains.labelled import SOURCE_SUBDOMAINS, SUBDOMAIN_ALIASES
+from pipeline.progress import Progress
+from pipeline.store import Store, now
+from schemas.domains import DomainConfig, DomainTaxonomy
+
+VERSIONS = {"metadata": 1, "knn": 1}
+OUTPUT_SCHEMA = {"question_id": pl.String, "method": pl.String, "version": pl.Int32, "domain": pl.String,
+                 "subdomain": pl.String, "confidence": pl.Float64, "detail": pl.String}
+ClassifierArg = KnnClassifier | Callable[[], KnnClassifier] | None
+
+
+def metadata_subdomain(domain: str, raw: str | None, source: str | None, taxonomy: DomainTaxonomy) -> str | None:
+    """The pool's sub-domain on the taxonomy: as given, via a known alias (MATH subject,
+    TheoremQA subfield), or from the source name (e.g. scibench-quan); else None."""
+    snake = re.sub(r"[^a-z0-9]+", "_", raw.lower()).strip("_") if raw else None
+    for candidate in (raw, SUBDOMAIN_ALIASES.get(raw or ""), snake, SOURCE_SUBDOMAINS.get(source or "")):
+        if candidate and taxonomy.has(domain, candidate):
+            return candidate
+    return None
+
+
+def planned_method(questions: pl.DataFrame, cfg: DomainConfig) -> pl.Series:
+    """metadata where the question's domain (null: its pool gave none) is in the taxonomy."""
+    listed = [d for d, _ in cfg.taxonomy.items()]
+    has_meta = questions["domain"].is_in(listed).fill_null(False)
+    if cfg.classifier == "knn":
+        return pl.Series("method", ["knn"] * questions.height, pl.String)
+    if cfg.classifier == "metadata":
+        return pl.Series("method", ["metadata"] * questions.height, pl.String)
+    return pl.Series("method", ["metadata" if m else "knn" for m in has_meta], pl.String)
+
+
+def classify_frame(questions: pl.DataFrame, cfg: DomainConfig, classifier: ClassifierArg = None,
+                   progress: Progress | None = None) -> pl.DataFrame:
+    """questions (question_id, text, domain, subdomain[, source]) -> OUTPUT_SCHEMA rows.
+    The classifier (or a function making it) is used only when some question needs kNN."""
+    blank = questions.filter(pl.col("text").is_null() | (pl.col("text").str.strip_chars() == ""))
+    if blank.height:
+        ids = blank["question_id"].head(5).to_list()
+        raise ValueError(f"{blank.height} question(s) have no text to classify: {ids}")
+    q = questions.with_columns(method=planned_method(questions, cfg))
+    if "source" not in q.columns:
+        q = q.with_columns(source=pl.lit(None, pl.String))
+    meta_rows = []
+    for qid, domain, raw, source in q.filter(pl.col("method") == "metadata").select(
+            "question_id", "domain", "subdomain", "source").iter_rows():
+        if not cfg.taxonomy.has(domain):  # classifier "metadata" and the pool gave no domain
+            meta_rows.append((qid, "other", None, None, "no domain from the pool"))
+            continue
+        sub = metadata_subdomain(domain, raw, source, cfg.taxonomy)
+        detail = f"pool {source}" + (f"; subdomain {raw!r} not in taxonomy" if raw and sub is None else "")
+        meta_rows.append((qid, domain, sub, 1.0, detail))
+    meta = pl.DataFrame(meta_rows, schema=["question_id", "domain", "subdomain", "confidence", "detail"],
+                        orient="row").with_columns(method=pl.lit("metadata"))
+    todo = q.filter(pl.col("method") == "knn")
+    knn = pl.DataFrame()
+    if todo.height:
+        if classifier is None:
+            raise ValueError(f"{todo.height} question(s) need kNN but no classifier was given "
+                             "(pass pipeline.domains.knn.load_or_fit(cfg), or a function returning it)")
+        clf = classifier if isinstance(classifier, KnnClassifier) else classifier()
+        pred = clf.classify(todo["text"].to_list(), progress=progress)
+        knn = pl.concat([todo.select("question_id"), pred], how="horizontal").with_columns(
+            method=pl.lit("knn"),
+            detail=pl.format("top similarity {}", pl.col("top_similarity").round(3))
+            + pl.when(pl.col("confidence") < cfg.min_confidence).then(pl.lit("; low confidence"))
+            .otherwise(pl.lit("")),
+        ).drop("top_similarity")
+    parts = [f for f in (meta, knn) if f.height]
+    out = pl.concat(parts, how="diagonal_relaxed") if parts else pl.DataFrame(schema=OUTPUT_SCHEMA)
+    out = out.with_columns(version=pl.col("method").replace_strict(VERSIONS, return_dtype=pl.Int32))
+    return out.select([pl.col(c).cast(t) for c, t in OUTPUT_SCHEMA.items()])
+
+
+@dataclass
+class DomainReport:
+    metadata: int
+    knn: int
+    low_confidence: int
+    already_done: int
+
+
+def classify_questions(store: Store, cfg: DomainConfig, run_id: str, question_ids: list[str],
+                       classifier: ClassifierArg = None, metadata_sources: set[str] | None = None,
+                       progress: Progress | None = None) -> DomainReport:
+    """Classify the questions that lack a row for their (method, version). metadata_sources:
+    the `source` values whose pools declare a domain (None: every source does)."""
+    probe = pl.DataFrame({"question_id": question_ids}, schema={"question_id": pl.String})
+    questions = store.frame("SELECT question_id, text, domain, subdomain, source FROM questions "
+                            "WHERE question_id IN (SELECT question_id FROM probe) ORDER BY question_id", probe=probe)
+    if metadata_sources is not None:  # the stored domain of other pools is a default, not metadata
+        questions = questions.with_columns(domain=pl.when(pl.col("source").is_in(list(metadata_sources)))
+                                           .then(pl.col("domain")))
+    planned = questions.with_columns(method=planned_method(questions, cfg)).with_columns(
+        version=pl.col("method").replace_strict(VERSIONS, return_dtype=pl.Int32))
+    todo = store.frame("""
+        SELECT p.* EXCLUDE (method, version) FROM planned p
+        WHERE NOT EXISTS (SELECT 1 FROM question_domains d WHERE d.question_id = p.question_id
+                          AND d.method = p.method AND d.version = p.version)
+        ORDER BY p.question_id""", planned=planned)
+    rows = classify_frame(todo, cfg, classifier, progress)
+    store.replace("question_domains", rows.with_columns(run_id=pl.lit(run_id), created_at=pl.lit(now())))
+    return DomainReport(
+        metadata=rows.filter(pl.col("method") == "metadata").height,
+        knn=rows.filter(pl.col("method") == "knn").height,
+        low_confidence=rows.filter(pl.col("detail").str.ends_with("low confidence")).height,
+        already_done=questions.height - todo.height,
+    )

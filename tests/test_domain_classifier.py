@@ -1,0 +1,217 @@
+"""Domain classifier (pipeline/domains) with the real all-MiniLM-L6-v2: embeddings, kNN,
+metadata-first classification and the question_domains stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from pydantic import ValidationError
+
+from pipeline.domains.classify import classify_frame, classify_questions, metadata_subdomain
+from pipeline.domains.embed import Embedder
+from pipeline.domains.knn import KnnClassifier, load_or_fit
+from pipeline.domains.labelled import cap_per_subdomain, holdout_split, load_labelled, on_taxonomy
+from pipeline.store import Store
+from schemas.domains import DomainConfig, DomainTaxonomy
+from tests.test_store import question_frame
+
+LABELLED = {  # (domain, subdomain) -> texts; the last of each is held out
+    ("math", "algebra"): [
+        "Solve for x: 3x + 5 = 20.", "Find all real x such that x^2 - 5x + 6 = 0.", "Simplify (2x^3)(4x^2).",
+        "If 2a - b = 7 and a + b = 5, what is a?", "Factor the expression x^2 + 7x + 12.",
+        "What is the value of y if 4y - 9 = 3y + 2?"],
+    ("code", "python_functions"): [
+        "Write a Python function to reverse a string.", "Write a function that returns the largest element of a list.",
+        "Write a python function to count the vowels in a string.",
+        "Write a function to check whether a number is prime.",
+        "Write a function to merge two sorted lists into one sorted list.",
+        "Write a python function to remove duplicates from a list while keeping the order."],
+    ("logic", "date_understanding"): [
+        "Today is March 3, 2021. What is the date one week from today in MM/DD/YYYY?",
+        "Yesterday was Jan 1, 2000. What is the date tomorrow in MM/DD/YYYY?",
+        "The concert was scheduled for 06/01/1943 but was delayed by one day. What is the date today?",
+        "Jane was born on the last day of February in 2001. Today is her 16th birthday. What is the date yesterday?",
+        "Today is Christmas Eve of 1937. What is the date 10 days ago in MM/DD/YYYY?",
+        "It is 4/19/1969 today. What is the date 24 hours later in MM/DD/YYYY?"],
+    ("science", "chemistry"): [
+        "Calculate the molar mass of sodium chloride.",
+        "How many moles of oxygen are needed to burn 2 moles of methane?",
+        "What is the pH of a 0.01 M HCl solution?", "Balance the chemical equation for the combustion of propane.",
+        "Calculate the enthalpy change when 10 g of liquid water freezes.",
+        "What is the pH of a 0.001 M sodium hydroxide solution?"],
+}
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder()
+
+
+@pytest.fixture(scope="module")
+def classifier(embedder) -> KnnClassifier:
+    rows = [(d, s, t) for (d, s), texts in LABELLED.items() for t in texts[:-1]]
+    emb = embedder.embed([t for _, _, t in rows])
+    return KnnClassifier(k=3, embedder=embedder).fit(emb, [d for d, _, _ in rows], [s for _, s, _ in rows])
+
+
+# --- embeddings -----------------------------------------------------------------------------
+
+
+def test_embeddings_are_unit_vectors_and_deterministic(embedder):
+    texts = ["What is 2 + 2?", "Write a function to sort a list.", "x" * 5000]  # the last is truncated
+    a, b = embedder.embed(texts), embedder.embed(texts)
+    assert a.shape == (3, 384) and a.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(a, b)
+    # Batching (and the length sort) does not change a text's vector beyond float noise.
+    np.testing.assert_allclose(embedder.embed([texts[1]])[0], a[1], atol=1e-5)
+
+
+def test_similar_texts_are_nearer_than_unrelated(embedder):
+    a, b, c = embedder.embed(["What is the derivative of x^2 with respect to x?",
+                              "Differentiate the function f(x) = x squared.",
+                              "Write a Python function that reverses a linked list."])
+    assert a @ b > a @ c + 0.2
+
+
+def test_empty_text_is_an_error(embedder):
+    with pytest.raises(ValueError, match="text #1.*empty"):
+        embedder.embed(["fine", "   "])
+
+
+# --- kNN --------------------------------------------------------------------------------------
+
+
+def test_knn_predicts_held_out_items(classifier):
+    held_out = {texts[-1]: key for key, texts in LABELLED.items()}
+    pred = classifier.classify(list(held_out))
+    assert list(zip(pred["domain"], pred["subdomain"])) == list(held_out.values())
+    assert pred["confidence"].min() > 0.5 and pred["confidence"].max() <= 1.0
+
+
+def test_knn_fit_rejects_mismatched_labels():
+    with pytest.raises(ValueError, match="as many labels"):
+        KnnClassifier().fit(np.zeros((3, 384), np.float32), ["math"] * 2, [None] * 3)
+
+
+def test_load_or_fit_embeds_once_then_reads_the_cache(tmp_path: Path, embedder):
+    cfg = DomainConfig(max_per_subdomain=2)  # 2 rows per sub-domain: about 50 texts
+    first = load_or_fit(cfg, tmp_path, embedder)
+    assert len(first.domains) == 2 * sum(len(s) for _, s in cfg.taxonomy.items())
+    assert first.embed_seconds > 0 and len(list(tmp_path.glob("embeddings-*.npz"))) == 1
+    second = load_or_fit(cfg.model_copy(update={"k": 9}), tmp_path)  # k changes nothing embedded
+    assert second._embedder is None and second.embed_seconds == 0  # the model is not even loaded
+    assert second.k == 9 and second.fingerprint != first.fingerprint
+    np.testing.assert_array_equal(second.embeddings, first.embeddings)
+    assert second.subdomains.tolist() == first.subdomains.tolist()
+    # A larger cap keeps the smaller cap's rows (nested samples): only the new rows are embedded.
+    third = load_or_fit(cfg.model_copy(update={"max_per_subdomain": 3}), tmp_path, embedder)
+    assert len(third.domains) == 3 * 26 and third.embed_seconds > 0
+    with np.load(next(tmp_path.glob("embeddings-*.npz"))) as cached:
+        assert len(cached["keys"]) == 3 * 26  # 52 from the first call, 26 new
+
+
+def test_labelled_pools_sample_and_split_deterministically():
+    frame = on_taxonomy(load_labelled(), DomainTaxonomy())
+    assert frame["subdomain"].null_count() == 0 and frame["text"].is_unique().all()
+    assert set(frame["domain"]) == {"math", "code", "science", "logic"}
+    a, b = cap_per_subdomain(frame, 50, 0), cap_per_subdomain(frame, 50, 0)
+    assert a.equals(b) and a.group_by("subdomain").len()["len"].max() == 50
+    assert not a.equals(cap_per_subdomain(frame, 50, 1))
+    train, test = holdout_split(a["subdomain"].to_list(), 0.2, 0)
+    assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == a.height
+    assert set(a[test.tolist()]["subdomain"]) == set(a["subdomain"])  # every sub-domain is held out
+    # A taxonomy without a sub-domain keeps its rows' domain and drops the sub-domain.
+    narrow = on_taxonomy(frame, DomainTaxonomy(code=[]))
+    assert narrow.filter(pl.col("domain") == "code")["subdomain"].null_count() == 425
+
+
+# --- config -------------------------------------------------------------------------------------
+
+
+def test_taxonomy_rejects_unknown_domains_and_ambiguous_subdomains():
+    with pytest.raises(ValidationError, match="unknown top-level domain.*maths"):
+        DomainConfig.model_validate({"taxonomy": {"maths": ["algebra"]}})
+    with pytest.raises(ValidationError, match="both 'math' and 'science'"):
+        DomainTaxonomy(science=["physics", "calculus"])
+    with pytest.raises(ValidationError, match="snake_case"):
+        DomainTaxonomy(code=["Python Functions"])
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        DomainConfig.model_validate({"neighbours": 5})
+
+
+# --- classify_frame and the stage ---------------------------------------------------------------
+
+
+def _questions(rows: list[tuple[str, str | None, str | None, str, str]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=["question_id", "domain", "subdomain", "source", "text"], orient="row")
+
+
+def test_classify_frame_uses_metadata_first_then_knn(classifier):
+    q = _questions([("q1", "math", "Counting & Probability", "math", "How many ways can 5 people sit in a row?"),
+                    ("q2", None, None, "web", "Write a python function to find the sum of a list of numbers."),
+                    ("q3", "science", None, "scibench-quan", "Compute the energy of the 1s orbital."),
+                    ("q4", "science", "Nonsense field", "other-pool", "Calculate the molar mass of glucose.")])
+    calls = []
+    out = classify_frame(q, DomainConfig(), lambda: calls.append(1) or classifier).sort("question_id")
+    assert out["method"].to_list() == ["metadata", "knn", "metadata", "metadata"]
+    assert out["domain"].to_list() == ["math", "code", "science", "science"]
+    assert out["subdomain"].to_list() == ["counting_and_probability", "python_functions", "quantum_chemistry", None]
+    assert out["confidence"][0] == 1.0 and out["version"].to_list() == [1, 1, 1, 1]
+    assert "not in taxonomy" in out["detail"][3] and out["detail"][1].startswith("top similarity")
+    assert calls == [1]
+    # All metadata: the classifier factory is never called (no model load, no fit).
+    classify_frame(q.filter(pl.col("domain").is_not_null()), DomainConfig(), lambda: pytest.fail("fitted"))
+    # knn only: every row by kNN; metadata only: no pool domain means "other".
+    assert set(classify_frame(q, DomainConfig(classifier="knn"), classifier)["method"]) == {"knn"}
+    meta = classify_frame(q, DomainConfig(classifier="metadata")).sort("question_id")
+    assert meta["domain"][1] == "other" and meta["confidence"][1] is None
+
+
+def test_classify_frame_flags_low_confidence_and_rejects_bad_input(classifier):
+    q = _questions([("q1", None, None, "web", "Tell me about the weather on Mars and the history of jazz.")])
+    everyone = KnnClassifier(k=20, embedder=classifier.embedder).fit(  # all 20 rows vote: no clear winner
+        classifier.embeddings, classifier.domains.tolist(), classifier.subdomains.tolist())
+    out = classify_frame(q, DomainConfig(), everyone)
+    assert out["detail"][0].endswith("low confidence") and out["domain"][0] in {"math", "code", "logic", "science"}
+    with pytest.raises(ValueError, match="need kNN but no classifier"):
+        classify_frame(q, DomainConfig())
+    with pytest.raises(ValueError, match="no text"):
+        classify_frame(_questions([("q9", "math", None, "math", " ")]), DomainConfig(), classifier)
+
+
+def test_metadata_subdomain_maps_pool_names():
+    tax = DomainTaxonomy()
+    assert metadata_subdomain("math", "Intermediate Algebra", "math", tax) == "intermediate_algebra"
+    assert metadata_subdomain("science", "Signal processing", "theoremqa", tax) == "eecs"
+    assert metadata_subdomain("logic", None, "bigbench-penguins", tax) == "table_reasoning"
+    assert metadata_subdomain("math", "number_theory", None, tax) == "number_theory"
+    assert metadata_subdomain("code", "Algebra", "math", tax) is None  # never across domains
+
+
+def test_stage_writes_each_question_once(tmp_path: Path, classifier):
+    texts = {"q1": "What is 15% of 80?", "q2": "Write a function to return the n-th Fibonacci number.",
+             "q3": "Today is 01/31/2020. What is the date one month later in MM/DD/YYYY?"}
+    questions = question_frame(("q1", "math"), ("q2", "code"), ("q3", "logic")).with_columns(
+        text=pl.col("question_id").replace_strict(texts),
+        source=pl.when(pl.col("question_id") == "q1").then(pl.lit("gsm8k")).otherwise(pl.lit("scraped")))
+    with Store(tmp_path / "x.duckdb") as store:
+        store.insert("questions", questions)
+        first = classify_questions(store, DomainConfig(), "run-1", ["q1", "q2", "q3"], classifier,
+                                   metadata_sources={"gsm8k"})
+        assert (first.metadata, first.knn, first.already_done) == (1, 2, 0)
+        rows = store.frame("SELECT question_id, method, domain, subdomain, run_id FROM question_domains "
+                           "ORDER BY question_id")
+        assert rows.rows() == [("q1", "metadata", "math", "arithmetic_word_problems", "run-1"),
+                               ("q2", "knn", "code", "python_functions", "run-1"),
+                               ("q3", "knn", "logic", "date_understanding", "run-1")]
+        second = classify_questions(store, DomainConfig(), "run-2", ["q1", "q2", "q3"],
+                                    lambda: pytest.fail("nothing left to classify"), metadata_sources={"gsm8k"})
+        assert (second.metadata, second.knn, second.already_done) == (0, 0, 3)
+        assert store.count("question_domains") == 3
+        # Another method is another row: knn for every question adds q1's kNN row only.
+        third = classify_questions(store, DomainConfig(classifier="knn"), "run-3", ["q1", "q2", "q3"], classifier)
+        assert (third.knn, third.already_done) == (1, 2) and store.count("question_domains") == 4
