@@ -51,11 +51,18 @@ class TargetTemplate:
     def render(self, messages: list[dict]) -> str:
         return self.tok.apply_chat_template(self._for_template(messages), tokenize=False)
 
+    def _lengths(self, texts: list[str]) -> list[int]:
+        # The Rust tokenizer's encodings give lengths without building Python lists of ids.
+        backend = getattr(self.tok, "backend_tokenizer", None)
+        if backend is not None:
+            return [len(e) for e in backend.encode_batch(texts, add_special_tokens=False)]
+        return [len(ids) for ids in self.tok(texts, add_special_tokens=False)["input_ids"]]
+
     def check_many(self, records: list[list[dict]]) -> list[CheckResult]:
         """One result per record (a record: its messages). Tokenizes in one batch."""
         first = [_content_problem(m, self.specials) for m in records]
         rendered = [self.render(m) if p is None else "" for m, p in zip(records, first)]
-        lengths = [len(ids) for ids in self.tok(rendered, add_special_tokens=False)["input_ids"]]
+        lengths = self._lengths(rendered)
         results = []
         for messages, problem, text, n in zip(records, first, rendered, lengths):
             if problem is None:

@@ -34,7 +34,7 @@ SELECT s.sample_id, s.question_id, q.domain, q.subdomain, q.source, s.requested_
 FROM chosen c JOIN samples s USING (sample_id) JOIN questions q ON q.question_id = s.question_id
 """
 _MAX_ROUNDS = 10
-_CHECK_BATCH = 10_000  # records rendered and tokenized at a time: memory stays flat, few scans
+_CHECK_BATCH = 5000  # records rendered and tokenized at a time: memory stays flat, few scans
 
 
 def _records(store: Store, chosen: pl.DataFrame, reasoning: str) -> pa.Table:
