@@ -78,8 +78,11 @@ def main() -> None:
     args = ap.parse_args()
     home = apply_defaults()
     cfg = DomainConfig(max_per_subdomain=args.cap, k=args.k)
-    cache = Path(tempfile.mkdtemp()) if args.fresh else home / "domains"
+    with tempfile.TemporaryDirectory() as tmp:
+        run(cfg, Path(tmp) if args.fresh else home / "domains")
 
+
+def run(cfg: DomainConfig, cache: Path) -> None:
     t0 = time.perf_counter()
     embedder = Embedder()
     load_s = time.perf_counter() - t0
@@ -107,7 +110,7 @@ def main() -> None:
     print("\ntop-level / sub-domain accuracy by k and by training cap per sub-domain")
     truth = frame[test.tolist()]
     train_frame = frame[train.tolist()].with_row_index("_pos")
-    for cap in (100, 250, 500, cfg.max_per_subdomain):
+    for cap in sorted({100, 250, 500, cfg.max_per_subdomain}):
         keep = cap_per_subdomain(train_frame, cap, cfg.seed)["_pos"].to_numpy()
         idx = train[keep]
         for k in (3, 5, 10, 15, 30):
