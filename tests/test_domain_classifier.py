@@ -215,3 +215,14 @@ def test_stage_writes_each_question_once(tmp_path: Path, classifier):
         # Another method is another row: knn for every question adds q1's kNN row only.
         third = classify_questions(store, DomainConfig(classifier="knn"), "run-3", ["q1", "q2", "q3"], classifier)
         assert (third.knn, third.already_done) == (1, 2) and store.count("question_domains") == 4
+
+
+def test_stage_treats_a_stored_other_as_no_metadata(tmp_path: Path, classifier):
+    questions = question_frame(("q1", "other"), ("q2", "math")).with_columns(
+        text=pl.Series(["Write a python function to sum a list.", "What is 2 + 3?"]))
+    with Store(tmp_path / "x.duckdb") as store:
+        store.insert("questions", questions)
+        report = classify_questions(store, DomainConfig(), "run-1", ["q1", "q2"], classifier)
+        assert (report.metadata, report.knn) == (1, 1)
+        rows = store.frame("SELECT question_id, method, domain FROM question_domains ORDER BY question_id").rows()
+        assert rows == [("q1", "knn", "code"), ("q2", "metadata", "math")]

@@ -99,13 +99,14 @@ def classify_questions(store: Store, cfg: DomainConfig, run_id: str, question_id
                        classifier: ClassifierArg = None, metadata_sources: set[str] | None = None,
                        progress: Progress | None = None) -> DomainReport:
     """Classify the questions that lack a row for their (method, version). metadata_sources:
-    the `source` values whose pools declare a domain (None: every source does)."""
+    the `source` values whose pools declare a domain. None: every source does, except that a
+    stored "other" counts as no domain (ingest writes "other" when a pool gives none)."""
     probe = pl.DataFrame({"question_id": question_ids}, schema={"question_id": pl.String})
     questions = store.frame("SELECT question_id, text, domain, subdomain, source FROM questions "
                             "WHERE question_id IN (SELECT question_id FROM probe) ORDER BY question_id", probe=probe)
-    if metadata_sources is not None:  # the stored domain of other pools is a default, not metadata
-        questions = questions.with_columns(domain=pl.when(pl.col("source").is_in(list(metadata_sources)))
-                                           .then(pl.col("domain")))
+    declared = pl.col("source").is_in(list(metadata_sources)) if metadata_sources is not None \
+        else pl.col("domain") != "other"
+    questions = questions.with_columns(domain=pl.when(declared).then(pl.col("domain")))  # null: not metadata
     planned = questions.with_columns(method=planned_method(questions, cfg)).with_columns(
         version=pl.col("method").replace_strict(VERSIONS, return_dtype=pl.Int32))
     todo = store.frame("""
