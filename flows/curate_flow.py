@@ -1,4 +1,4 @@
-"""The `curate` Prefect flow: ingest -> synthesize -> filter -> verify -> judge -> style metrics
+"""The `curate` Prefect flow: ingest -> screen -> classify domains -> synthesize -> filter -> verify -> judge -> style metrics
 -> difficulty -> rebalance + export. Stages live in pipeline/; this file only wires them."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pipeline.progress import NoProgress, Progress
 from pipeline.run_lock import run_lock
 from pipeline.run_record import recorded_run
 from pipeline.stages.difficulty import score_difficulty
+from pipeline.stages.domains import classify_run_questions
 from pipeline.stages.filter import run_filters
 from pipeline.stages.ingest import ingest, select_questions
 from pipeline.stages.screen import benchmark_index, screen_questions, usable
@@ -51,6 +52,12 @@ def screen_task(db, config, run_id, pool):
     with Store(db) as store:
         report = screen_questions(store, config, run_id, pool, index)
         return report, usable(store, pool), index
+
+
+@task(name="classify-domains", **_task)
+def domains_task(db, config, run_id, question_ids):
+    with Store(db) as store:
+        return classify_run_questions(store, config.domains, run_id, question_ids, progress_var.get())
 
 
 @task(name="synthesize", retries=1, **_task)
@@ -146,6 +153,10 @@ def _curate(config_path, questions, db, out, limit) -> dict:
         say(f"{report.read} questions read ({report.new_questions} new, {report.quarantined} quarantined); "
             f"{report.pool.height - pool.height} set aside by decontamination or dedup; "
             f"{len(question_ids)} selected for this run")
+        counts["domains"] = domains_task(db, config, run_id, question_ids)
+        if counts["domains"]["knn"]:
+            say(f"[domains] {counts['domains']['knn']} questions classified by kNN, {counts['domains']['adopted']} "
+                "adopted (SELECT * FROM question_domains WHERE method = 'knn')")
         engine = make_engine(config.engine, announce=say)
         synth = synthesize_task(db, engine, config, run_id, question_ids)
         counts["synthesize"] = vars(synth)

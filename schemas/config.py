@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.domains import DomainConfig
 from schemas.formats import FORMATS, AnswerFormat, get_format
 from schemas.perturbation import PerturbationConfig
 
@@ -339,6 +340,7 @@ class CurateConfig(_Strict):
     limit: int | None = None  # questions per run, spread evenly over domains
     selection_seed: int = 0
     engine: EngineConfig = EngineConfig()
+    domains: DomainConfig = DomainConfig()
     synthesis: SynthesisConfig = SynthesisConfig()
     decontamination: DecontaminationConfig = DecontaminationConfig()
     dedup: DedupConfig = DedupConfig()
