@@ -119,9 +119,10 @@ def style_metrics_task(db, config, run_id, question_ids, model):
 
 
 @task(name="difficulty", **_task)
-def difficulty_task(db, run_id, question_ids):
+def difficulty_task(db, engine, config, run_id, question_ids):
     with Store(db) as store:
-        return score_difficulty(store, run_id, question_ids)
+        return score_difficulty(store, run_id, question_ids, config=config.difficulty, engine=engine,
+                                rules_dir=config.judges.rules_dir, progress=progress_var.get())
 
 
 @task(name="rebalance-export", **_task)
@@ -168,7 +169,7 @@ def _curate(config_path, questions, db, out, limit) -> dict:
         counts["styles"] = vars(styles)
         for alarm in styles.alarms:
             say(f"[styles] overfit alarm: {alarm} (SELECT * FROM style_alarms)")
-        counts["difficulty"] = vars(difficulty_task(db, run_id, question_ids))
+        counts["difficulty"] = vars(difficulty_task(db, engine, config, run_id, question_ids))
         manifest = export_task(db, config, run_id, out)
         counts["export"] = {"export_id": manifest.export_id, "rows": manifest.total_rows,
                             "by_domain": manifest.counts_by_domain,

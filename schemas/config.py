@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.difficulty import DifficultyConfig
 from schemas.domains import DomainConfig
 from schemas.formats import FORMATS, AnswerFormat, get_format
 from schemas.perturbation import PerturbationConfig
@@ -346,6 +347,7 @@ class CurateConfig(_Strict):
     dedup: DedupConfig = DedupConfig()
     filters: FilterConfig = FilterConfig()
     judges: JudgeConfig = JudgeConfig()
+    difficulty: DifficultyConfig = DifficultyConfig()
     rebalance: RebalanceConfig = RebalanceConfig()
     export: ExportConfig = ExportConfig()
 

@@ -214,3 +214,10 @@ def test_real_engine_judges_and_stores_tokens(store, vllm_engine):
             assert rule.scale.min <= row["score"] <= rule.scale.max
             assert row["passed"] == (row["score"] >= rule.threshold)
             json.loads(details["raw"][-1])
+
+
+def test_a_question_rule_is_refused_by_the_sample_judge(store):
+    rule = load_rule("difficulty_rating")
+    engine = FakeEngineForOrchestrationTest()
+    report = run_judge(store, rule, engine, "run-1")
+    assert report.judged == 0 and engine.judged == [] and "question rule" in report.refused

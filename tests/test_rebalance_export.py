@@ -385,3 +385,11 @@ def test_export_is_atomic_and_replaces_a_previous_export(tmp_path: Path):
     assert not list(tmp_path.glob("*.partial"))
     assert [p.name for p in (folder / "data").iterdir()] == ["train-00000-of-00001.parquet"]
     assert json.loads((folder / "manifest.json").read_text())["total_rows"] == manifest.total_rows == 10
+
+
+def test_pass_rate_band_reads_pass_rates_when_difficulty_is_a_combined_rank():
+    # difficulty (a combined rank) says the opposite of the pass rates: the band follows pass rates.
+    frame = kept({"math": (10, 1)}).with_columns(pass_difficulty=pl.Series([0.0] * 5 + [0.7] * 5),
+                                                 difficulty=pl.Series([0.9] * 5 + [0.1] * 5))
+    cfg = RebalanceConfig(targets={"math": 1.0}, max_samples=5, prefer="pass_rate_band")
+    assert sorted(rebalance(frame, cfg).chosen["sample_id"]) == [f"math-q{i:03d}-s0" for i in range(5, 10)]

@@ -120,6 +120,9 @@ def run_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run_id: str, *
     progress = progress or NoProgress()
     budget = budget or TokenBudget(None)
     report = JudgeReport(rule.name, rule.version)
+    if rule.target == "question":  # rates questions (difficulty), not samples: run by the difficulty stage
+        report.refused = f"{rule.name} is a question rule (target: question); list it under difficulty.llm_rule"
+        return report
     gap = calibration_gap(store, rule)
     if gap:
         report.refused = gap

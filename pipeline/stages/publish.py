@@ -20,10 +20,13 @@ from pipeline.store import Store, now
 from schemas.config import CurateConfig
 from schemas.shard import ShardManifest
 
-# Kept samples with their best difficulty signal (pass_rate where it exists).
+# Kept samples with their best difficulty signal: combined, else pass_rate, else any; and the
+# pass-rate difficulty itself (1 - pass rate) for rebalance.prefer: pass_rate_band.
 _KEPT = """
 SELECT st.sample_id, st.question_id, st.domain, any_value(s.requested_format) AS requested_format,
-       coalesce(max(d.score) FILTER (WHERE d.method = 'pass_rate'), max(d.score)) AS difficulty
+       coalesce(max(d.score) FILTER (WHERE d.method = 'combined'), max(d.score) FILTER (WHERE d.method = 'pass_rate'),
+                max(d.score)) AS difficulty,
+       max(d.score) FILTER (WHERE d.method = 'pass_rate') AS pass_difficulty
 FROM sample_status st JOIN samples s USING (sample_id) LEFT JOIN question_difficulty d ON d.question_id = st.question_id
 WHERE st.kept
 GROUP BY st.sample_id, st.question_id, st.domain

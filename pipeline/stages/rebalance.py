@@ -75,7 +75,9 @@ def _preference(kept: pl.DataFrame, cfg: RebalanceConfig) -> pl.DataFrame:
         order, descending = ["domain", "key", "tiebreak"], [False, True, False]
     elif cfg.prefer == "pass_rate_band":
         lo, hi = 1 - cfg.pass_rate_band[1], 1 - cfg.pass_rate_band[0]  # as difficulty
-        d = pl.col("difficulty")
+        # The band is about pass rates: read them where given (difficulty may be a combined rank).
+        d = pl.col("pass_difficulty").fill_null(pl.col("difficulty")) if "pass_difficulty" in frame.columns \
+            else pl.col("difficulty")
         frame = frame.with_columns(distance=pl.when(d < lo).then(lo - d).when(d > hi).then(d - hi).otherwise(0.0))
         order, descending = ["domain", "distance", "tiebreak"], [False, False, False]
     else:
@@ -115,7 +117,7 @@ def _take_with_mixes(ranked: pl.DataFrame, quota: dict[str, int], cfg: Rebalance
 
 def rebalance(kept: pl.DataFrame, cfg: RebalanceConfig, questions_tried: dict[str, int] | None = None) -> Selection:
     """`kept`: sample_id, question_id, domain, difficulty (nullable), and requested_format when
-    cfg.style_targets is set. `questions_tried`: questions synthesized per domain, to estimate
+    cfg.style_targets is set (pass_difficulty, 1 - pass rate, optional: pass_rate_band reads it). `questions_tried`: questions synthesized per domain, to estimate
     how many more are needed to close a shortfall."""
     kept = kept.filter(pl.col("domain").is_in(list(cfg.targets)))
     if cfg.style_targets:
