@@ -117,3 +117,12 @@ def test_export_leaves_out_rejected_records_and_refills_the_quota(tmp_path: Path
     assert sorted(ds["id"]) == ["s0", "s1", "s2", "s3"]
     by_id = {r["id"]: r for r in ds}
     assert by_id["s1"]["messages"][-1]["reasoning_content"] == "r"  # its own container
+
+
+def test_the_same_store_and_config_export_byte_identical_shards(tmp_path: Path):
+    config = CurateConfig(rebalance={"targets": {"math": 1.0}, "max_per_question": 1},
+                          export={"max_seq_len": 256, "shard_rows": 2})
+    with _store_with_samples(tmp_path / "curate.duckdb") as store:
+        a = select_and_export(store, config, "run-a", tmp_path / "a")
+        b = select_and_export(store, config, "run-b", tmp_path / "b")
+    assert len(a.shards) == 2 and [s.sha256 for s in a.shards] == [s.sha256 for s in b.shards]
