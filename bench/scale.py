@@ -7,7 +7,7 @@ Each size runs in its own process (peak RSS is per process) on a fresh DuckDB fi
 (2 per question, four domains, ~1.5 KB of plausible reasoning each; 1 in 20 carries a defect a
 rule catches) are inserted in batches, then the real stages run: run_filters with the ten cheap
 rules, then select_and_export (rebalance to a quarter of N, chat-template checks with the
-SmolLM2 tokenizer, Parquet shards). DuckDB is capped at 384 MB (it spills beyond). Prints wall
+SmolLM2 tokenizer, Parquet shards). DuckDB is capped at 768 MB (it spills beyond; at 384 MB the kept-samples query over 10M verdicts runs out). Prints wall
 time per phase and peak RSS.
 """
 
@@ -90,7 +90,7 @@ def run_size(n: int) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="curate-scale-"))
     figures = {"samples": n}
-    with Store(tmp / "scale.duckdb", memory_limit="384MB") as store:
+    with Store(tmp / "scale.duckdb", memory_limit="768MB") as store:
         t = time.perf_counter()
         for start in range(0, n, 50_000):
             questions, samples = synthetic_batch(start, min(50_000, n - start), seed=0)

@@ -7,6 +7,7 @@ import contextvars
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
 from filters.decontam import AnswerContamination
@@ -17,6 +18,7 @@ from pipeline.engines.factory import make_engine
 from pipeline.progress import NoProgress, Progress
 from pipeline.run_lock import run_lock
 from pipeline.run_record import recorded_run
+from pipeline.run_report import counts_markdown
 from pipeline.stages.difficulty import score_difficulty
 from pipeline.stages.domains import classify_run_questions
 from pipeline.stages.filter import run_filters
@@ -174,4 +176,7 @@ def _curate(config_path, questions, db, out, limit) -> dict:
         counts["export"] = {"export_id": manifest.export_id, "rows": manifest.total_rows,
                             "by_domain": manifest.counts_by_domain,
                             "shortfall": [s.model_dump() for s in manifest.shortfall]}
+    # The counts per stage, shown on the flow run in the Prefect UI (key: one history per database).
+    create_markdown_artifact(counts_markdown(counts), key="curate-run-counts",
+                             description=f"counts per stage, database {Path(db).name}")
     return counts

@@ -305,3 +305,19 @@ def test_judges_eval_stores_agreement_that_calibration_reads(e2e_run, tmp_path):
     assert len(row) == 1 and row[0][:3] == ("pointwise", 3, 3)
     assert row[0][3] is None or 0 <= row[0][3] <= 1
     assert "lenient_rule v1 (pointwise, 3 items): agreement" in result.stdout
+
+
+def test_each_run_leaves_its_counts_as_a_prefect_artifact(e2e_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    db, *_ = e2e_run
+    runs = [r[0] for r in _q(db, "SELECT run_id FROM runs ORDER BY started_at")][:2]  # the fixture's two runs
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["curate-run-counts"])))
+    tables = {a.data.splitlines()[0].removeprefix("# curate run "): a.data for a in artifacts}
+    assert set(runs) <= set(tables)
+    first = tables[runs[0]]
+    assert "| filter format_compliance | checked 8, failed 0 |" in first
+    assert "| synthesize | planned 8, already_done 0, generated 8, errors 0 |" in first
+    assert "generated 0" in tables[runs[1]]  # the re-run made nothing new
