@@ -71,8 +71,8 @@ def synthesize_task(db, engine, config, run_id, question_ids):
 @task(name="rule-filters", **_task)
 def filter_task(db, config, run_id, index):
     with Store(db) as store:
-        styles = {c.name: c.pattern for c in config.synthesis.custom_formats}
-        counts = run_filters(store, cheap_filters(config.filters, styles), run_id, progress=progress_var.get())
+        rules = cheap_filters(config.filters, config.synthesis.custom_patterns())
+        counts = run_filters(store, rules, run_id, progress=progress_var.get())
         if config.decontamination.check_answers:
             counts += run_filters(store, [AnswerContamination(index)], run_id, stage="decontam",
                                   progress=progress_var.get())

@@ -160,6 +160,10 @@ class SynthesisConfig(_Strict):
         """Built-in styles plus the config's own."""
         return _catalog(self.custom_formats)
 
+    def custom_patterns(self) -> dict[str, str]:
+        """Config-defined styles -> their detecting regex (for filters.format_detect.StyleDetector)."""
+        return {c.name: c.pattern for c in self.custom_formats}
+
     @field_validator("formats")
     @classmethod
     def _known_formats(cls, value: list[str], info) -> list[str]:

@@ -94,7 +94,7 @@ def compute(frame: pl.DataFrame, run_id: str, alarm_share: float, alarm_min: int
 
 def record_style_metrics(store: Store, cfg: SynthesisConfig, run_id: str, question_ids: list[str],
                          gen_hash: str) -> StyleReport:
-    detector = StyleDetector({c.name: c.pattern for c in cfg.custom_formats})
+    detector = StyleDetector(cfg.custom_patterns())
     frame = _samples(store, question_ids, gen_hash, detector)
     tables = compute(frame, run_id, cfg.mix.alarm_share, cfg.mix.alarm_min_samples)
     store.replace_many(tables)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import polars as pl
 
@@ -83,7 +84,7 @@ def _record(p: _Planned, run_id: str, gen_hash: str, model: str, cfg: SynthesisC
             closed_by, reasoning_finish, finish_reason, prompt_tokens, completion_tokens, sampling) -> dict:
     raw = answer if reasoning is None else f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{answer}"
     messages = json.dumps(p.messages, ensure_ascii=False)
-    detector = StyleDetector({c.name: c.pattern for c in cfg.custom_formats})
+    detector = _detector(tuple(cfg.custom_patterns().items()))
     return {
         "sample_id": p.sample_id, "question_id": p.question_id, "run_id": run_id, "sample_index": p.index,
         "gen_config_hash": gen_hash, "model": model, "requested_format": p.choice.style,
@@ -97,6 +98,11 @@ def _record(p: _Planned, run_id: str, gen_hash: str, model: str, cfg: SynthesisC
         "realized_format": detector.realized(answer), "realized_length_band": realized_band(answer),
         "reasoning_container": p.choice.reasoning_container,
     }
+
+
+@lru_cache(maxsize=8)
+def _detector(custom: tuple[tuple[str, str], ...]) -> StyleDetector:
+    return StyleDetector(dict(custom))  # compiled once per run, not per sample
 
 
 def group_samples(planned: list[_Planned]) -> list[list[_Planned]]:
