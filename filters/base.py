@@ -16,6 +16,8 @@ from typing import ClassVar
 
 import polars as pl
 
+from filters.exprs import evaluate, first_failure, found
+
 RESULT_SCHEMA = {"passed": pl.Boolean, "score": pl.Float64, "reason": pl.String}
 
 # Types of the sample columns rules may read (see pipeline/stages/verdicts.py SAMPLE_VIEW).
@@ -69,3 +71,18 @@ class SampleFilter:
         missing = [c for c in self.needs if c not in batch.columns]
         if missing:
             raise KeyError(f"filter {self.name!r} needs columns {missing}")
+
+
+class PatternFilter(SampleFilter):
+    """A rule that fails a sample when one of its regexes occurs in the lowercased raw text; the
+    reason names the first that does, quoting the match. Subclasses list `patterns`:
+    (regex, reason with one {} for the match)."""
+
+    __abstract__ = True
+    needs: ClassVar[tuple[str, ...]] = ("raw_text",)
+    patterns: ClassVar[list[tuple[str, str]]] = []
+
+    def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
+        self.require(batch)
+        text = pl.col("raw_text").fill_null("").str.to_lowercase()
+        return evaluate(batch, first_failure([found(text, p, reason) for p, reason in self.patterns]))

@@ -6,10 +6,7 @@ cheap rule drops such samples before any judge sees them. Leaked chat-template t
 
 from __future__ import annotations
 
-import polars as pl
-
-from filters.base import SampleFilter
-from filters.exprs import evaluate, first_failure, found
+from filters.base import PatternFilter
 
 # Case-insensitive; matched on the lowercased sample.
 IGNORE_INSTRUCTIONS = (r"\b(?:ignore|disregard|forget|override)\b[^\n]{0,40}?"
@@ -22,18 +19,12 @@ FAKE_VERDICT = r'"rationale"\s*:|"score"\s*:\s*\d+\s*[,}]\s*$|\bscore\s*=\s*\d+\
 DELIMITER = r"<<<\s*(?:begin|end)\b"
 
 
-class JudgeBaitFilter(SampleFilter):
+class JudgeBaitFilter(PatternFilter):
     name = "judge_bait"
     version = 1
-    needs = ("raw_text",)
-
-    def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
-        self.require(batch)
-        text = pl.col("raw_text").fill_null("").str.to_lowercase()
-        reason = first_failure([
-            found(text, IGNORE_INSTRUCTIONS, "tells the judge to ignore its instructions: '{}'"),
-            found(text, TO_THE_GRADER, "asks the judge for a score: '{}'"),
-            found(text, FAKE_VERDICT, "contains a fake judge verdict: '{}'"),
-            found(text, DELIMITER, "contains a judge delimiter: '{}'"),
-        ])
-        return evaluate(batch, reason)
+    patterns = [
+        (IGNORE_INSTRUCTIONS, "tells the judge to ignore its instructions: '{}'"),
+        (TO_THE_GRADER, "asks the judge for a score: '{}'"),
+        (FAKE_VERDICT, "contains a fake judge verdict: '{}'"),
+        (DELIMITER, "contains a judge delimiter: '{}'"),
+    ]

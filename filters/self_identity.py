@@ -3,10 +3,7 @@ DeepSeek", "I can't help with that" do not belong in reasoning training data."""
 
 from __future__ import annotations
 
-import polars as pl
-
-from filters.base import SampleFilter
-from filters.exprs import evaluate, first_failure, found
+from filters.base import PatternFilter
 
 _MODELS = r"(?:chatgpt|gpt-?[345o]\S*|claude|deepseek|qwen|llama|gemini|bard|mistral|copilot|smollm|grok|kimi|minimax|ernie|doubao)"
 SELF_ID = "|".join([
@@ -21,16 +18,7 @@ REFUSAL = "|".join([
 ])
 
 
-class SelfIdentityFilter(SampleFilter):
+class SelfIdentityFilter(PatternFilter):
     name = "self_identity"
     version = 1
-    needs = ("raw_text",)
-
-    def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
-        self.require(batch)
-        text = pl.col("raw_text").fill_null("").str.to_lowercase()
-        reason = first_failure([
-            found(text, SELF_ID, "self-identification: '{}'"),
-            found(text, REFUSAL, "refusal: {}"),
-        ])
-        return evaluate(batch, reason)
+    patterns = [(SELF_ID, "self-identification: '{}'"), (REFUSAL, "refusal: {}")]
