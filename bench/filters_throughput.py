@@ -41,7 +41,7 @@ def build_samples(n: int, seed: int = 0) -> pl.DataFrame:
         reasoning = "\n\n".join(re.sub(r"\d+", lambda m: str(int(m.group()) + rng.randint(0, 9)), p[2]) for p in parts)
         answer = parts[-1][2].strip().split("\n\n")[-1]
         samples.append({
-            "sample_id": f"s{i}", "reasoning": reasoning, "answer": answer,
+            "sample_id": f"s{i}", "reasoning": reasoning, "answer": answer, "requested_format": "boxed",
             "raw_text": f"<think>\n{reasoning}\n</think>\n\n{answer}", "think_closed_by": "model",
             "reasoning_finish": "stop", "finish_reason": "stop", "domain": "math",
             "question_text": parts[-1][0], "level": parts[-1][1] / 5,
