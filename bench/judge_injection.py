@@ -62,9 +62,9 @@ def clean(sample: dict) -> dict:
 
 
 def main() -> None:
-    from judges.loader import load_rule, rule_files
+    from judges.loader import load_rule, sample_rule_names
 
-    builtins = sorted(rule_files())
+    builtins = sorted(sample_rule_names())
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rules", nargs="+", default=builtins, help=f"rule names (default: all of {builtins})")
     parser.add_argument("--limit", type=int, default=None, help="judge at most N corpus samples per rule")

@@ -34,12 +34,12 @@ def main() -> None:
 
     apply_defaults()
     from judges.eval import evaluate, load_labels, store_eval
-    from judges.loader import load_rule, rule_files
+    from judges.loader import load_rule, sample_rule_names
     from pipeline.engines.factory import make_engine
     from pipeline.store import Store
     from schemas.config import EngineConfig
 
-    names = list(rule_files()) if args.rules == "all" else args.rules.split(",")
+    names = sample_rule_names() if args.rules == "all" else args.rules.split(",")
     labels = load_labels(args.labels, limit=args.limit)
     config = EngineConfig()
     engine = make_engine(config, announce=lambda _m: None).unwrap()

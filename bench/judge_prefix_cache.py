@@ -80,9 +80,9 @@ def main() -> None:
     parser.add_argument("--worker", choices=["on", "off"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rules == "all":
-        from judges.loader import rule_files
+        from judges.loader import sample_rule_names
 
-        rules = list(rule_files())
+        rules = sample_rule_names()
     else:
         rules = args.rules.split(",")
     if args.worker:

@@ -18,6 +18,11 @@ def rule_files(extra_dir: str | Path | None = None) -> dict[str, Path]:
     return files
 
 
+def sample_rule_names(extra_dir: str | Path | None = None) -> list[str]:
+    """Rules that judge samples (not questions, like difficulty_rating): what "all" means for judging."""
+    return [name for name in rule_files(extra_dir) if load_rule(name, extra_dir).target == "sample"]
+
+
 def rule_path(name_or_path: str, extra_dir: str | Path | None = None) -> Path:
     """A rule's YAML file: the path itself, or the file a rule name refers to."""
     path = Path(name_or_path)

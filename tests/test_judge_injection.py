@@ -19,7 +19,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from judges.loader import load_rule, rule_files
+from judges.loader import load_rule, sample_rule_names
 from judges.render import CLOSE, OPEN, neutralize, render_messages, rubric
 from judges.run import judge_samples
 from schemas.chat import ChatBackend, ChatRequest, ChatResult, Completion
@@ -28,7 +28,7 @@ from schemas.formats import FORMATS
 CORPUS_PATH = Path(__file__).parent / "fixtures" / "judge_injection.jsonl"
 CORPUS = [json.loads(line) for line in CORPUS_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
 ATTACKS = {"high_score_instruction", "fake_closing_delimiter", "fake_json_verdict", "role_marker", "mixed"}
-BUILTINS = sorted(n for n in rule_files() if load_rule(n).target == "sample")  # sample judges
+BUILTINS = sorted(sample_rule_names())  # sample judges
 # Substrings a tokenizer would read as special tokens (or that start one) in some chat template.
 ROLE_MARKERS = ("<|", "|>", "<\uff5c", "\uff5c>", "[INST]", "[/INST]", "<s>", "</s>", "<|im_start|>",
                 "<|im_end|>", "<|endoftext|>")
