@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 TORCH_INDEX ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl),,--extra-index-url https://download.pytorch.org/whl/cpu)
 PIP := $(BIN)/pip --disable-pip-version-check
 
-.PHONY: setup run test test-fast clean
+.PHONY: setup run test test-slow test-fast clean
 
 setup: $(STAMP)
 
@@ -27,11 +27,16 @@ $(STAMP): requirements/cpu.lock pyproject.toml
 run: setup
 	$(BIN)/curate run
 
+# Everything: the suite, then the slow fault-injection and Ray tests (CI runs this).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+	$(MAKE) --no-print-directory test-slow
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not engine"
+	$(BIN)/python -m pytest -q -m "not engine and not slow"
 
 clean:
 	rm -rf $(VENV) .curate out curate.duckdb
