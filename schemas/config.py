@@ -17,6 +17,7 @@ from schemas.difficulty import DifficultyConfig
 from schemas.domains import DomainConfig
 from schemas.formats import FORMATS, AnswerFormat, get_format
 from schemas.perturbation import PerturbationConfig
+from schemas.scaleout import ScaleoutConfig
 
 
 class _Strict(BaseModel):
@@ -354,6 +355,7 @@ class CurateConfig(_Strict):
     difficulty: DifficultyConfig = DifficultyConfig()
     rebalance: RebalanceConfig = RebalanceConfig()
     export: ExportConfig = ExportConfig()
+    scaleout: ScaleoutConfig = ScaleoutConfig()
 
     @model_validator(mode="after")
     def _style_targets_known(self) -> "CurateConfig":
