@@ -38,3 +38,6 @@ class ShardManifest(BaseModel):
     file_format: str = "parquet"
     target: dict | None = None  # tokenizer, max_seq_len, reasoning: what the records were checked against
     rejected: dict[str, int] = {}  # reason -> samples left out by the chat-template checks
+    # sha256 of the chosen sample ids in shard order + the export settings: equal digests mean
+    # equal shards, so a scheduled run with nothing new writes no new shard set.
+    selection_digest: str | None = None

@@ -126,3 +126,24 @@ def test_the_same_store_and_config_export_byte_identical_shards(tmp_path: Path):
         a = select_and_export(store, config, "run-a", tmp_path / "a")
         b = select_and_export(store, config, "run-b", tmp_path / "b")
     assert len(a.shards) == 2 and [s.sha256 for s in a.shards] == [s.sha256 for s in b.shards]
+
+
+def test_an_unchanged_selection_writes_no_new_shard_set(tmp_path: Path):
+    config = CurateConfig(rebalance={"targets": {"math": 1.0}, "max_samples": 3, "max_per_question": 1},
+                          export={"max_seq_len": 256})
+    with _store_with_samples(tmp_path / "curate.duckdb") as store:
+        first = select_and_export(store, config, "run-1", tmp_path / "out", skip_unchanged=True)
+        assert first is not None and first.selection_digest
+        manifest_file = json.loads((tmp_path / "out" / "export-run-1" / "manifest.json").read_text())
+        assert manifest_file["selection_digest"] == first.selection_digest
+        assert select_and_export(store, config, "run-2", tmp_path / "out", skip_unchanged=True) is None
+        assert not (tmp_path / "out" / "export-run-2").exists()
+        # A different selection (one more sample) is exported again.
+        bigger = config.model_copy(update={"rebalance": config.rebalance.model_copy(update={"max_samples": 4})})
+        third = select_and_export(store, bigger, "run-3", tmp_path / "out", skip_unchanged=True)
+        assert third is not None and third.selection_digest != first.selection_digest
+        # So are changed export settings with the same samples.
+        jsonl = bigger.model_copy(update={"export": bigger.export.model_copy(update={"file_format": "jsonl"})})
+        assert select_and_export(store, jsonl, "run-4", tmp_path / "out", skip_unchanged=True) is not None
+        exports = store.frame("SELECT export_id FROM exports ORDER BY created_at")["export_id"].to_list()
+    assert exports == ["export-run-1", "export-run-3", "export-run-4"]

@@ -63,7 +63,7 @@ def write_shards(parts: pa.Table | Iterable[pa.Table], out_dir: Path, export_id:
                  shard_rows: int, shortfall: list[ShortfallRow], *, total_rows: int | None = None,
                  file_format: str = "parquet", band_edges: tuple[float, float] = (1 / 3, 2 / 3),
                  run_ids: list[str] | None = None, target: dict | None = None,
-                 rejected: dict[str, int] | None = None) -> ShardManifest:
+                 rejected: dict[str, int] | None = None, selection_digest: str | None = None) -> ShardManifest:
     """parts: the whole table, or an iterable yielding one table per shard (shard_rows rows, the
     last fewer; total_rows given) so a large export streams through memory one shard at a time."""
     if isinstance(parts, pa.Table):
@@ -103,7 +103,7 @@ def write_shards(parts: pa.Table | Iterable[pa.Table], out_dir: Path, export_id:
         counts_by_domain=counts("domain"), counts_by_format=counts("requested_format"),
         counts_by_difficulty_band=counts("band"), counts_by_source=counts("source"),
         shards=files, shortfall=shortfall, columns=SHARD_SCHEMA.names, run_ids=sorted(run_ids or []),
-        file_format=file_format, target=target, rejected=rejected or {},
+        file_format=file_format, target=target, rejected=rejected or {}, selection_digest=selection_digest,
     )
     (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2))
     (tmp / "README.md").write_text(dataset_card(manifest))

@@ -6,6 +6,7 @@ chosen keeps the cost at the export's size, not the store's)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -73,7 +74,26 @@ def _checked_selection(store: Store, config: CurateConfig, kept: pl.DataFrame, t
     return selection, frame
 
 
-def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: Path) -> ShardManifest:
+def selection_digest(chosen: pl.DataFrame, config: CurateConfig) -> str:
+    """What the shards are a function of: the chosen samples in shard order (a sample id fixes its
+    content) and the export settings."""
+    digest = hashlib.sha256(config.export.model_dump_json().encode())
+    for sample_id in chosen["sample_id"]:
+        digest.update(b"\n" + sample_id.encode())
+    return digest.hexdigest()
+
+
+def latest_export(store: Store) -> tuple[str, str | None] | None:
+    """(export_id, selection_digest) of the newest export, or None."""
+    rows = store.frame("SELECT export_id, manifest ->> '$.selection_digest' AS digest FROM exports "
+                       "ORDER BY created_at DESC LIMIT 1").rows()
+    return rows[0] if rows else None
+
+
+def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: Path,
+                      skip_unchanged: bool = False) -> ShardManifest | None:
+    """Select and write a shard set. With skip_unchanged, returns None and writes nothing when the
+    selection (and export settings) equal the newest export's: its shards are still current."""
     kept = store.frame(_KEPT)
     tried = dict(store.frame(
         "SELECT q.domain, count(DISTINCT s.question_id) FROM samples s JOIN questions q USING (question_id) GROUP BY 1"
@@ -82,6 +102,10 @@ def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: 
     template = TargetTemplate(ex.tokenizer, ex.max_seq_len) if ex.tokenizer else None
     selection, rejects = _checked_selection(store, config, kept, tried, template)
     chosen = selection.chosen.sort(["domain", "sample_id"])  # the shards' row order
+    digest = selection_digest(chosen, config)
+    previous = latest_export(store)
+    if skip_unchanged and previous and previous[1] == digest:
+        return None
     runs = store.frame("SELECT DISTINCT run_id FROM samples WHERE sample_id IN (SELECT sample_id FROM chosen)",
                        chosen=chosen)["run_id"].to_list()
     parts = (_records(store, chosen.slice(i, ex.shard_rows), ex.reasoning) for i in range(0, chosen.height, ex.shard_rows))
@@ -90,7 +114,7 @@ def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: 
     manifest = write_shards(parts, out_dir, export_id, run_id, config.config_hash(), ex.shard_rows,
                             selection.shortfall, total_rows=chosen.height, file_format=ex.file_format,
                             band_edges=config.rebalance.band_edges, run_ids=runs, target=target,
-                            rejected=_reject_counts(rejects))
+                            rejected=_reject_counts(rejects), selection_digest=digest)
     store.insert_many({
         "exports": pl.DataFrame([{
             "export_id": export_id, "run_id": run_id, "created_at": now(), "out_dir": str(out_dir / export_id),
