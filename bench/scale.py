@@ -17,6 +17,7 @@ import argparse
 import json
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,7 +80,7 @@ def synthetic_batch(start: int, count: int, seed: int):
     return qframe, pl.DataFrame(samples, schema=SAMPLE_SCHEMA)
 
 
-def run_size(n: int) -> dict:
+def run_size(n: int, memory_limit: str, keep: bool) -> dict:
     import polars as pl
 
     from filters.registry import cheap_filters
@@ -89,8 +90,8 @@ def run_size(n: int) -> dict:
     from schemas.config import CurateConfig, FilterConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="curate-scale-"))
-    figures = {"samples": n}
-    with Store(tmp / "scale.duckdb", memory_limit="768MB") as store:
+    figures = {"samples": n, "db": str(tmp / "scale.duckdb") if keep else None}
+    with Store(tmp / "scale.duckdb", memory_limit=memory_limit) as store:
         t = time.perf_counter()
         for start in range(0, n, 50_000):
             questions, samples = synthetic_batch(start, min(50_000, n - start), seed=0)
@@ -120,20 +121,25 @@ def run_size(n: int) -> dict:
         figures["rejected"] = manifest.rejected
     figures["peak_rss_mb"] = peak_rss_mb()
     figures["db_mb"] = (tmp / "scale.duckdb").stat().st_size / 2**20
+    if not keep:
+        shutil.rmtree(tmp, ignore_errors=True)
     return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--memory-limit", default="768MB", help="DuckDB's memory cap (it spills beyond)")
+    parser.add_argument("--keep", action="store_true", help="keep each size's DuckDB file and shards (path printed)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_size(args.child)))
+        print(json.dumps(run_size(args.child, args.memory_limit, args.keep)))
         return
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
-        out = subprocess.run([sys.executable, __file__, "--child", str(n)], capture_output=True, text=True, cwd=ROOT)
+        out = subprocess.run([sys.executable, __file__, "--child", str(n), "--memory-limit", args.memory_limit]
+                             + (["--keep"] if args.keep else []), capture_output=True, text=True, cwd=ROOT)
         if out.returncode:
             sys.exit(f"size {n} failed:\n{out.stderr[-3000:]}")
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -143,7 +149,7 @@ def main() -> None:
               f"({r['exported']:,} rows, {r['shards']} shards, rejected {r['rejected']}) | peak RSS "
               f"{r['peak_rss_mb']:,.0f} MB (after insert {r['rss_after_insert_mb']:,.0f}, after filters "
               f"{r['rss_after_filters_mb']:,.0f}) | db {r['db_mb']:,.0f} MB", flush=True)
-        print(f"           rule failures: {r['failed']}", flush=True)
+        print(f"           rule failures: {r['failed']}" + (f" | kept: {r['db']}" if r["db"] else ""), flush=True)
     if len(rows) > 1:
         a, b = rows[0], rows[-1]
         scale = b["samples"] / a["samples"]

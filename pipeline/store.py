@@ -318,6 +318,18 @@ FROM samples s
 JOIN questions q USING (question_id)
 LEFT JOIN v USING (sample_id)
 GROUP BY s.sample_id, s.question_id, q.domain;
+
+-- The kept samples alone (what rebalance and the style metrics read): sample_status.kept as
+-- semi/anti joins, without its list aggregation over every verdict, so DuckDB runs it within a
+-- small memory cap (bench/scale.py). tests/test_store.py checks the two agree.
+CREATE OR REPLACE VIEW kept_samples AS
+SELECT s.sample_id, s.question_id, q.domain
+FROM samples s JOIN questions q USING (question_id)
+WHERE (s.sample_id IN (SELECT sample_id FROM latest_verdicts)
+       OR s.question_id IN (SELECT question_id FROM latest_question_verdicts))
+  AND s.sample_id NOT IN (SELECT sample_id FROM latest_verdicts WHERE NOT passed)
+  AND s.question_id NOT IN (SELECT question_id FROM latest_question_verdicts WHERE NOT passed)
+  AND s.sample_id NOT IN (SELECT sample_id FROM judge_pending);
 """
 
 

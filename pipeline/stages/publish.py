@@ -16,21 +16,25 @@ import pyarrow as pa
 from pipeline.hashing import stable_hash
 from pipeline.stages.chat_template import TargetTemplate
 from pipeline.stages.export import chat_records, write_shards
-from pipeline.stages.rebalance import Selection, rebalance
+from pipeline.stages.rebalance import Selection, rebalance_store
 from pipeline.store import Store, now
 from schemas.config import CurateConfig
 from schemas.shard import ShardManifest
 
 # Kept samples with their best difficulty signal: combined, else pass_rate, else any; and the
-# pass-rate difficulty itself (1 - pass rate) for rebalance.prefer: pass_rate_band.
+# pass-rate difficulty itself (1 - pass rate) for rebalance.prefer: pass_rate_band. A temp table
+# (DuckDB spills it) that rejected records are deleted from between rebalance rounds.
 _KEPT = """
-SELECT st.sample_id, st.question_id, st.domain, any_value(s.requested_format) AS requested_format,
-       coalesce(max(d.score) FILTER (WHERE d.method = 'combined'), max(d.score) FILTER (WHERE d.method = 'pass_rate'),
-                max(d.score)) AS difficulty,
-       max(d.score) FILTER (WHERE d.method = 'pass_rate') AS pass_difficulty
-FROM sample_status st JOIN samples s USING (sample_id) LEFT JOIN question_difficulty d ON d.question_id = st.question_id
-WHERE st.kept
-GROUP BY st.sample_id, st.question_id, st.domain
+CREATE OR REPLACE TEMP TABLE _kept AS
+WITH d AS (
+    SELECT question_id,
+           coalesce(max(score) FILTER (WHERE method = 'combined'), max(score) FILTER (WHERE method = 'pass_rate'),
+                    max(score)) AS difficulty,
+           max(score) FILTER (WHERE method = 'pass_rate') AS pass_difficulty
+    FROM question_difficulty GROUP BY question_id
+)
+SELECT k.sample_id, k.question_id, k.domain, s.requested_format, d.difficulty, d.pass_difficulty
+FROM kept_samples k JOIN samples s USING (sample_id) LEFT JOIN d ON d.question_id = k.question_id
 """
 _ROWS = """
 SELECT s.sample_id, s.question_id, q.domain, q.subdomain, q.source, s.requested_format,
@@ -45,13 +49,14 @@ def _records(store: Store, chosen: pl.DataFrame, reasoning: str) -> pa.Table:
     return chat_records(store.frame(_ROWS, chosen=chosen), reasoning)
 
 
-def _checked_selection(store: Store, config: CurateConfig, kept: pl.DataFrame, tried: dict,
+def _checked_selection(store: Store, config: CurateConfig, tried: dict,
                        template: TargetTemplate | None) -> tuple[Selection, pl.DataFrame]:
     """Rebalance, check the chosen records, drop rejects, repeat until all chosen pass."""
     rejects: dict[str, tuple[str, int | None]] = {}
     passed: set[str] = set()
+    store.con.execute(_KEPT)
     for _ in range(_MAX_ROUNDS):
-        selection = rebalance(kept.filter(~pl.col("sample_id").is_in(list(rejects))), config.rebalance, tried)
+        selection = rebalance_store(store, "_kept", config.rebalance, tried)
         if template is None:
             break
         todo = selection.chosen.filter(~pl.col("sample_id").is_in(list(passed)))
@@ -67,6 +72,9 @@ def _checked_selection(store: Store, config: CurateConfig, kept: pl.DataFrame, t
         if not new:
             break
         rejects |= new
+        store.con.register("_rejected", pl.DataFrame({"sample_id": list(new)}, schema={"sample_id": pl.String}))
+        store.con.execute("DELETE FROM _kept WHERE sample_id IN (SELECT sample_id FROM _rejected)")
+        store.con.unregister("_rejected")
     else:
         raise RuntimeError(f"chat-template checks still rejecting after {_MAX_ROUNDS} rounds ({len(rejects)} so far)")
     frame = pl.DataFrame([{"sample_id": s, "reason": r, "tokens": t} for s, (r, t) in rejects.items()],
@@ -94,13 +102,13 @@ def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: 
                       skip_unchanged: bool = False) -> ShardManifest | None:
     """Select and write a shard set. With skip_unchanged, returns None and writes nothing when the
     selection (and export settings) equal the newest export's: its shards are still current."""
-    kept = store.frame(_KEPT)
     tried = dict(store.frame(
         "SELECT q.domain, count(DISTINCT s.question_id) FROM samples s JOIN questions q USING (question_id) GROUP BY 1"
     ).iter_rows())
     ex = config.export
     template = TargetTemplate(ex.tokenizer, ex.max_seq_len) if ex.tokenizer else None
-    selection, rejects = _checked_selection(store, config, kept, tried, template)
+    selection, rejects = _checked_selection(store, config, tried, template)
+    store.con.execute("DROP TABLE _kept")
     chosen = selection.chosen.sort(["domain", "sample_id"])  # the shards' row order
     digest = selection_digest(chosen, config)
     previous = latest_export(store)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipeline.hashing import stable_hash
+from pipeline.store import Store
 from schemas.config import RebalanceConfig
 from schemas.shard import ShortfallRow
 
@@ -55,75 +55,106 @@ def difficulty_band(difficulty: pl.Expr, edges: tuple[float, float]) -> pl.Expr:
             .otherwise(pl.lit("hard")))
 
 
-def _uniform(sample_id: str, seed: int) -> float:
-    """A seeded uniform in (0, 1) per sample, stable across processes and library versions."""
-    return (int(stable_hash(sample_id, seed, length=13), 16) + 0.5) / 16**13
+def band_sql(difficulty: str, edges: tuple[float, float]) -> str:
+    """difficulty_band as SQL (the ranking runs in DuckDB)."""
+    return (f"CASE WHEN {difficulty} IS NULL THEN 'unknown' WHEN {difficulty} < {float(edges[0])!r} THEN 'easy' "
+            f"WHEN {difficulty} < {float(edges[1])!r} THEN 'medium' ELSE 'hard' END")
 
 
-def _preference(kept: pl.DataFrame, cfg: RebalanceConfig) -> pl.DataFrame:
-    """Adds `pref` (0 = taken first within its domain) following cfg.prefer."""
-    frame = kept.with_columns(
-        tiebreak=pl.col("sample_id").map_elements(lambda s: stable_hash(s, cfg.seed), return_dtype=pl.String),
-        difficulty=pl.col("difficulty").fill_null(0.0),
-    )
+def _ranking_sql(cfg: RebalanceConfig, kept: str, has_pass: bool, has_style: bool) -> str:
+    """Kept samples in the target domains with `pref` (0 = taken first within its domain) following
+    cfg.prefer, at most max_per_question per question. Runs in DuckDB, which spills, so memory does
+    not grow with the store (polars held every kept id: bench/scale.py)."""
+    # A seeded tiebreak and a seeded uniform in (0, 1) per sample, both from sha256 of id + seed.
+    tiebreak = f"sha256(sample_id || ':' || {int(cfg.seed)})"
     if cfg.prefer == "power_law":
-        # Efraimidis-Spirakis weighted order: key = log(u) / w, largest first, w = rank^-alpha.
-        frame = frame.sort(["domain", "difficulty", "tiebreak"], descending=[False, True, False]).with_columns(
-            u=pl.col("sample_id").map_elements(lambda s: _uniform(s, cfg.seed), return_dtype=pl.Float64),
-            w=(pl.int_range(1, pl.len() + 1).over("domain").cast(pl.Float64) ** -cfg.power_law_alpha),
-        ).with_columns(key=pl.col("u").log() / pl.col("w"))
-        order, descending = ["domain", "key", "tiebreak"], [False, True, False]
+        # Efraimidis-Spirakis weighted order: key = ln(u) / w, largest first, w = rank^-alpha.
+        rank = "row_number() OVER (PARTITION BY domain ORDER BY d DESC, tiebreak)"
+        uniform = "((('0x' || substr(tiebreak, 1, 13))::UBIGINT + 0.5) / 4503599627370496.0)"  # 16^13
+        key = f"ln({uniform}) / pow({rank}, -{float(cfg.power_law_alpha)!r})"
+        order = "key DESC, tiebreak"
     elif cfg.prefer == "pass_rate_band":
         lo, hi = 1 - cfg.pass_rate_band[1], 1 - cfg.pass_rate_band[0]  # as difficulty
         # The band is about pass rates: read them where given (difficulty may be a combined rank).
-        d = pl.col("pass_difficulty").fill_null(pl.col("difficulty")) if "pass_difficulty" in frame.columns \
-            else pl.col("difficulty")
-        frame = frame.with_columns(distance=pl.when(d < lo).then(lo - d).when(d > hi).then(d - hi).otherwise(0.0))
-        order, descending = ["domain", "distance", "tiebreak"], [False, False, False]
+        p = "coalesce(pass_difficulty, difficulty)" if has_pass else "difficulty"
+        key = f"CASE WHEN {p} < {lo!r} THEN {lo!r} - {p} WHEN {p} > {hi!r} THEN {p} - {hi!r} ELSE 0.0 END"
+        order = "key, tiebreak"
     else:
-        order, descending = ["domain", "difficulty", "tiebreak"], [False, True, False]
-    return (frame.sort(order, descending=descending)
-            .with_columns(per_question=pl.int_range(pl.len()).over("question_id"))
-            .filter(pl.col("per_question") < cfg.max_per_question)
-            .with_columns(pref=pl.int_range(pl.len()).over("domain")))
+        key, order = "d", "d DESC, tiebreak"
+    style = "requested_format" if has_style else "NULL::VARCHAR"
+    return f"""
+        WITH base AS (
+            SELECT sample_id, question_id, domain, difficulty, coalesce(difficulty, 0.0) AS d,
+                   {"pass_difficulty" if has_pass else "NULL::DOUBLE AS pass_difficulty"},
+                   {style} AS style, {band_sql("difficulty", cfg.band_edges)} AS band, {tiebreak} AS tiebreak
+            FROM {kept} WHERE domain IN (SELECT domain FROM _targets)
+        ), keyed AS (SELECT *, {key} AS key FROM base),
+        capped AS (
+            SELECT * FROM keyed
+            QUALIFY row_number() OVER (PARTITION BY question_id ORDER BY {order}) <= {int(cfg.max_per_question)}
+        )
+        SELECT sample_id, domain, d AS difficulty, style, band,
+               row_number() OVER (PARTITION BY domain ORDER BY {order}) - 1 AS pref
+        FROM capped"""
 
 
-def _take_with_mixes(ranked: pl.DataFrame, quota: dict[str, int], cfg: RebalanceConfig) -> pl.DataFrame:
+_PAGE = 50_000  # ranked rows read at a time by the mix-aware greedy pass
+
+
+def _take_with_mixes(store: Store, quota: dict[str, int], cfg: RebalanceConfig) -> pl.DataFrame:
     """Greedy per domain in preference order: a sample is taken while its band's and style's
-    share of the quota are not yet full; leftover slots go to the next preferred samples."""
+    share of the quota are not yet full; leftover slots go to the next preferred samples. Reads
+    the ranking a page at a time and stops once the quota is filled."""
     keys = [k for k, mix in (("band", cfg.difficulty_targets), ("style", cfg.style_targets)) if mix]
     mixes = {"band": cfg.difficulty_targets, "style": cfg.style_targets}
     taken = []
-    for domain, group in ranked.group_by("domain", maintain_order=True):
-        q = quota.get(domain[0], 0)
+    for domain, q in sorted(quota.items()):
         caps = {k: _quotas(mixes[k], q, {n: q for n in mixes[k]}, cap=False) for k in keys}
         used = {k: dict.fromkeys(caps[k], 0) for k in keys}
-        rows = group.select(["sample_id", *keys]).rows()
-        chosen, fallback = [], []
-        for sid, *values in rows:
-            if len(chosen) == q:
+        chosen, fallback, start = [], [], 0
+        while len(chosen) < q:
+            page = store.frame(f"SELECT sample_id, {', '.join(keys)} FROM _ranked WHERE domain = ? AND pref >= ? "
+                               f"AND pref < ? ORDER BY pref", [domain, start, start + _PAGE]).rows()
+            if not page:
                 break
-            if all(used[k].get(v, 0) < caps[k].get(v, 0) for k, v in zip(keys, values)):
-                chosen.append((sid, "in mix"))
-                for k, v in zip(keys, values):
-                    used[k][v] += 1
-            else:
-                fallback.append(sid)
+            start += _PAGE
+            for sid, *values in page:
+                if len(chosen) == q:
+                    break
+                if all(used[k].get(v, 0) < caps[k].get(v, 0) for k, v in zip(keys, values)):
+                    chosen.append((sid, "in mix"))
+                    for k, v in zip(keys, values):
+                        used[k][v] += 1
+                elif len(fallback) < q:
+                    fallback.append(sid)
         chosen += [(sid, "mix part short, next preferred") for sid in fallback[:q - len(chosen)]]
         taken += [{"sample_id": sid, "mix": note} for sid, note in chosen]
     picked = pl.DataFrame(taken, schema={"sample_id": pl.String, "mix": pl.String})
-    return ranked.join(picked, on="sample_id", how="inner").sort(["domain", "pref"])
+    return store.frame("""SELECT r.*, p.mix FROM _ranked r JOIN picked p USING (sample_id) ORDER BY domain, pref""",
+                       picked=picked).with_columns(rank=pl.int_range(pl.len()).over("domain"))
 
 
 def rebalance(kept: pl.DataFrame, cfg: RebalanceConfig, questions_tried: dict[str, int] | None = None) -> Selection:
-    """`kept`: sample_id, question_id, domain, difficulty (nullable), and requested_format when
-    cfg.style_targets is set (pass_difficulty, 1 - pass rate, optional: pass_rate_band reads it). `questions_tried`: questions synthesized per domain, to estimate
-    how many more are needed to close a shortfall."""
-    kept = kept.filter(pl.col("domain").is_in(list(cfg.targets)))
-    if cfg.style_targets:
-        kept = kept.with_columns(style=pl.col("requested_format"))
-    ranked = _preference(kept.with_columns(band=difficulty_band(pl.col("difficulty"), cfg.band_edges)), cfg)
-    available = {d: int(ranked.filter(pl.col("domain") == d).height) for d in cfg.targets}
+    """rebalance_store over a frame of kept samples (an in-memory DuckDB holds it)."""
+    with Store(":memory:") as store:
+        store.con.register("_kept_frame", kept.to_arrow())
+        return rebalance_store(store, "_kept_frame", cfg, questions_tried)
+
+
+def rebalance_store(store: Store, kept: str, cfg: RebalanceConfig,
+                    questions_tried: dict[str, int] | None = None) -> Selection:
+    """`kept`: a table or view in the store with sample_id, question_id, domain, difficulty
+    (nullable), requested_format when cfg.style_targets is set, and optionally pass_difficulty
+    (1 - pass rate; pass_rate_band reads it). `questions_tried`: questions synthesized per domain,
+    to estimate how many more are needed to close a shortfall. Only the chosen rows reach Python."""
+    columns = set(store.frame(f"SELECT * FROM {kept} LIMIT 0").columns)
+    targets = pl.DataFrame({"domain": list(cfg.targets)}, schema={"domain": pl.String})
+    store.con.register("_targets", targets.to_arrow())
+    store.con.execute("CREATE OR REPLACE TEMP TABLE _ranked AS " + _ranking_sql(
+        cfg, kept, has_pass="pass_difficulty" in columns, has_style=bool(cfg.style_targets)))
+    store.con.unregister("_targets")
+    available = dict.fromkeys(cfg.targets, 0) | dict(
+        store.frame("SELECT domain, count(*) FROM _ranked GROUP BY domain").rows())
     fracs = {d: f for d, f in cfg.targets.items() if f > 0}
     # The size both modes aim for, and the exact mix at that size (what a shortfall is measured against).
     aim = min(cfg.max_samples, sum(available.values()))
@@ -134,10 +165,13 @@ def rebalance(kept: pl.DataFrame, cfg: RebalanceConfig, questions_tried: dict[st
     else:
         quota = {d: min(q, available[d]) for d, q in _quotas(fracs, aim, available, cap=True).items()}
     if cfg.difficulty_targets or cfg.style_targets:
-        chosen = _take_with_mixes(ranked, quota, cfg).with_columns(rank=pl.int_range(pl.len()).over("domain"))
+        chosen = _take_with_mixes(store, quota, cfg)
     else:
-        chosen = ranked.rename({"pref": "rank"}).filter(
-            pl.col("rank") < pl.col("domain").replace_strict(quota, default=0, return_dtype=pl.Int64))
+        quotas = pl.DataFrame({"domain": list(quota), "q": list(quota.values())},
+                              schema={"domain": pl.String, "q": pl.Int64})
+        chosen = store.frame("SELECT r.*, r.pref AS rank FROM _ranked r JOIN quotas USING (domain) "
+                             "WHERE r.pref < quotas.q ORDER BY domain, pref", quotas=quotas)
+    store.con.execute("DROP TABLE _ranked")
     how = {"hardest": "by", "power_law": "in a power-law draw,", "pass_rate_band": "by pass-rate band,"}[cfg.prefer]
     reason = pl.format("{}: rank {} " + how + " difficulty {} (quota {})", "domain", pl.col("rank") + 1,
                        pl.col("difficulty").round(3), pl.col("domain").replace_strict(quota, default=0))

@@ -4,7 +4,7 @@ in a recognized style), and compliance per
 requested style and per model. Written to style_metrics / style_summary / style_compliance.
 
 Scope `synthesized` covers the run's questions' samples under the current generation config;
-`kept` the part of them that survived every verdict (sample_status). The realized style is
+`kept` the part of them that survived every verdict (kept_samples). The realized style is
 re-detected here, so the figures follow the current detectors.
 """
 
@@ -40,8 +40,9 @@ def normalized_entropy(counts: list[int]) -> float | None:
 
 def _samples(store: Store, question_ids: list[str], gen_hash: str, detector: StyleDetector) -> pl.DataFrame:
     frame = store.frame("""
-        SELECT s.sample_id, q.domain, s.model, s.requested_format AS requested, s.answer, st.kept
-        FROM samples s JOIN questions q USING (question_id) JOIN sample_status st USING (sample_id)
+        SELECT s.sample_id, q.domain, s.model, s.requested_format AS requested, s.answer,
+               s.sample_id IN (SELECT sample_id FROM kept_samples) AS kept
+        FROM samples s JOIN questions q USING (question_id)
         WHERE s.gen_config_hash = ? AND s.question_id IN (SELECT question_id FROM probe)
     """, [gen_hash], probe=pl.DataFrame({"question_id": question_ids}, schema={"question_id": pl.String}))
     rows = frame.select("requested", "answer").rows()
