@@ -20,7 +20,7 @@ from filters.base import SampleFilter
 from pipeline.progress import NoProgress, Progress
 from pipeline.scaleout.chunks import (ChunkJob, ChunkResult, answer_rule, code_rule, filter_jobs, filter_todo,
                                       verify_jobs, verify_todo)
-from pipeline.scaleout.parts import Tally, ingest_parts, merge, part_path, pending_parts, sweep
+from pipeline.scaleout.parts import Tally, ingest_parts, merge, new_attempt, part_path, pending_parts, sweep
 from pipeline.stages.filter import RuleCount
 from pipeline.stages.verdicts import RuleConfig, record_configs
 from pipeline.stages.verify import VerifyReport
@@ -65,8 +65,9 @@ def filter_chunks(store: Store, filters: list[SampleFilter], run_id: str, execut
     tallies = ingest_parts(store, pending_parts(store.path, stage))  # a killed run's finished chunks
     todo = filter_todo(store, filters)
     progress.start(f"{stage}: {len(filters)} rules", todo.height)
+    attempt = new_attempt()
     jobs = filter_jobs(store, filters, todo, chunk_rows=chunk_rows, workers=workers,
-                       part_for=lambda i: part_path(store.path, run_id, stage, i))
+                       part_for=lambda i: part_path(store.path, run_id, stage, i, attempt))
     merge(tallies, drive(store, jobs, executor, progress)[0])
     sweep(store.path)
     record_configs(store, [RuleConfig(f.name, stage, f.version, f.config_hash, f.params) for f in filters], run_id)
@@ -83,8 +84,9 @@ def verify_chunks(store: Store, run_id: str, executor: Executor, *, chunk_rows: 
     tallies = ingest_parts(store, pending_parts(store.path, "verify"))
     answer_todo, code_todo = verify_todo(store, timeout_s)
     progress.start("verify: answer_match + code_tests", answer_todo.height + code_todo.height)
+    attempt = new_attempt()
     jobs = verify_jobs(store, answer_todo, code_todo, chunk_rows=chunk_rows, workers=workers,
-                       part_for=lambda i: part_path(store.path, run_id, "verify", i))
+                       part_for=lambda i: part_path(store.path, run_id, "verify", i, attempt))
     more, results = drive(store, jobs, executor, progress)
     merge(tallies, more)
     sweep(store.path)

@@ -1,7 +1,9 @@
 """Parquet parts: how verdicts computed away from the database come back into it.
 
-Layout, beside the database:  <db>.parts/<run_id>/<stage>/part-00012.parquet
-(verdict rows with the columns of pipeline/stages/verdicts.py VERDICT_SCHEMA).
+Layout, beside the database:  <db>.parts/<run_id>/<stage>/part-<attempt>-00012.parquet
+(verdict rows with the columns of pipeline/stages/verdicts.py VERDICT_SCHEMA; <attempt> is new
+for every call of a stage, so a task still running from a failed attempt never overwrites a
+part of the next one).
 
 Workers never open the DuckDB file: DuckDB allows one read-write process per file (a second
 process gets a lock error; several writers would need a server DuckDB does not have), and the
@@ -21,6 +23,7 @@ ingests them.
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +39,12 @@ def parts_root(db: str | Path) -> Path:
     return Path(f"{Path(db).resolve()}.parts")
 
 
-def part_path(db: str | Path, run_id: str, stage: str, index: int) -> Path:
-    return parts_root(db) / run_id / stage / f"part-{index:05d}.parquet"
+def new_attempt() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def part_path(db: str | Path, run_id: str, stage: str, index: int, attempt: str = "0") -> Path:
+    return parts_root(db) / run_id / stage / f"part-{attempt}-{index:05d}.parquet"
 
 
 def write_part(frame: pl.DataFrame, path: str | Path) -> Path:
