@@ -10,12 +10,18 @@ flows/scaleout_flow.py filter_on_ray (coordinator reads chunks, tasks on Ray wri
 the coordinator ingests them). Printed separately: the fixed costs (Prefect's temporary server,
 starting Ray), the first Ray run (workers import Prefect and warm the rules up) and a second
 run on a fresh copy with the cluster warm. Both paths must store the same verdicts; checked.
+
+CPU seconds are printed beside wall time because on a shared machine wall time also measures
+the neighbours: single process = this process (rules, polars and DuckDB threads); Ray = the
+coordinator process (reads, ingest, Prefect client) + the workers' CPU time inside the chunk
+checks (not Prefect's task bookkeeping on the workers, nor Ray's own daemons).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -59,6 +65,11 @@ def timed(module, name: str, spent: dict) -> None:
     setattr(module, name, wrapper)
 
 
+def cpu_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=50_000)
@@ -78,13 +89,22 @@ def main() -> None:
     from pipeline.stages.filter import run_filters
     from pipeline.stages.screen import benchmark_index
     from pipeline.store import Store
-    from schemas.config import CurateConfig
     import pipeline.scaleout.chunks as chunks
     import pipeline.scaleout.coordinator as coordinator
+    from schemas.config import CurateConfig
 
     spent: dict[str, float] = {}
     timed(chunks, "_rows", spent)  # reading a chunk's sample rows from DuckDB
     timed(coordinator, "ingest_parts", spent)  # ingesting parts into DuckDB
+    results = []  # the chunks' summaries (their worker CPU time)
+    drive = coordinator.drive
+
+    def keep_results(*args, **kwargs):
+        tallies, done = drive(*args, **kwargs)
+        results.extend(done)
+        return tallies, done
+
+    coordinator.drive = keep_results
 
     n = args.samples
     config = CurateConfig(decontamination={"check_answers": not args.no_decontam},
@@ -99,13 +119,13 @@ def main() -> None:
               f"on {os.cpu_count()} CPUs")
         index = benchmark_index(config, None) if not args.no_decontam else None
 
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), cpu_self()
         with Store(tmp / "local.duckdb") as store:
             rules = cheap_filters(config.filters, config.synthesis.custom_patterns())
             local_counts = run_filters(store, rules, "bench")
             if index is not None:
                 local_counts += run_filters(store, [AnswerContamination(index)], "bench", stage="decontam")
-        local_s = time.perf_counter() - t
+        local_s, local_cpu = time.perf_counter() - t, cpu_self() - cpu
 
         t = time.perf_counter()
         flow(name="warm-up")(lambda: None)()  # Prefect's temporary server, once per process
@@ -113,21 +133,25 @@ def main() -> None:
         t = time.perf_counter()
         with ray_cluster(config.scaleout):
             ray_start_s = time.perf_counter() - t
-            times = []
+            times, cpus = [], []
             for name in ("ray1", "ray2"):
                 spent.clear()
-                t = time.perf_counter()
+                results.clear()
+                t, cpu = time.perf_counter(), cpu_self()
                 counts = filter_on_ray(tmp / f"{name}.duckdb", config, "bench", index)
                 times.append(time.perf_counter() - t)
+                cpus.append((cpu_self() - cpu, sum(r.cpu_seconds for r in results)))
                 assert counts == local_counts, (counts, local_counts)
         same = all(verdicts(tmp / f"{name}.duckdb").equals(verdicts(tmp / "local.duckdb")) for name in ("ray1", "ray2"))
 
         rules_n = len(local_counts)
         print(f"filter stage, {rules_n} rules, {n} samples; verdict tables equal: {same}")
-        print(f"  single process          {local_s:7.1f} s  {n / local_s:8.0f} samples/s")
+        print(f"  single process          {local_s:7.1f} s  {n / local_s:8.0f} samples/s"
+              f"   CPU {local_cpu:.1f} s")
         print(f"  Ray, {args.workers} workers, 1st run  {times[0]:7.1f} s  {n / times[0]:8.0f} samples/s"
               "  (workers import Prefect, warm the rules)")
-        print(f"  Ray, {args.workers} workers, warm     {times[1]:7.1f} s  {n / times[1]:8.0f} samples/s")
+        print(f"  Ray, {args.workers} workers, warm     {times[1]:7.1f} s  {n / times[1]:8.0f} samples/s"
+              f"   CPU: coordinator {cpus[1][0]:.1f} s + workers' chunks {cpus[1][1]:.1f} s")
         print(f"  coordinator, warm run: reading chunks {spent.get('_rows', 0):.1f} s, "
               f"ingesting parts {spent.get('ingest_parts', 0):.1f} s ({n * rules_n} verdict rows)")
         print(f"  fixed: Prefect temporary server {prefect_s:.1f} s, Ray start {ray_start_s:.1f} s, "

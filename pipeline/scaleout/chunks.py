@@ -47,7 +47,8 @@ class ChunkResult:
     samples: int       # samples the chunk covered
     errors: int = 0    # code_tests: sandbox setup errors (no verdict stored, retried next run)
     node: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the chunk's checks and part write on the worker
+    cpu_seconds: float = 0.0  # CPU time of the worker process meanwhile (all its threads)
 
 
 def chunk_sizes(n: int, chunk_rows: int, workers: int) -> list[int]:
@@ -102,7 +103,7 @@ def filter_jobs(store: Store, filters: list[SampleFilter], todo: pl.DataFrame, *
 
 def check_filter_chunk(job: ChunkJob, filters: list[SampleFilter], *, stage: str, run_id: str) -> ChunkResult:
     """Worker side: every rule on the chunk's samples that lack its verdict; one part."""
-    t = time.perf_counter()
+    t = _clock()
     frames = []
     for f in filters:
         judged = job.have.filter(pl.col("rule") == f.name)["sample_id"]
@@ -114,11 +115,15 @@ def check_filter_chunk(job: ChunkJob, filters: list[SampleFilter], *, stage: str
     return _finish(job, frames, t)
 
 
-def _finish(job: ChunkJob, frames: list[pl.DataFrame], t: float, errors: int = 0) -> ChunkResult:
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _finish(job: ChunkJob, frames: list[pl.DataFrame], t: tuple[float, float], errors: int = 0) -> ChunkResult:
     rows = sum(f.height for f in frames)
     path = write_part(pl.concat(frames), job.part) if rows else None
     return ChunkResult(job.index, str(path) if path else None, rows, job.rows.height, errors,
-                       socket.gethostname(), time.perf_counter() - t)
+                       socket.gethostname(), time.perf_counter() - t[0], time.process_time() - t[1])
 
 
 # --- verification ----------------------------------------------------------------------------------
@@ -162,7 +167,7 @@ def check_answer_chunk(job: ChunkJob, *, run_id: str) -> ChunkResult:
     """Worker side: Math-Verify answer checks. Its timeouts use signal.alarm, which needs the
     main thread: Ray runs a task in its worker's main thread; anywhere else the checks go to
     a spawned process."""
-    t = time.perf_counter()
+    t = _clock()
     rule = answer_rule()
     rows = job.rows.select(AnswerMatch.needs).to_dicts()
     if threading.current_thread() is threading.main_thread():
@@ -180,7 +185,7 @@ def check_code_chunk(job: ChunkJob, *, run_id: str, timeout_s: float = 10, sandb
     (one process per job). A sandbox setup error is not a verdict: no row, retried next run."""
     from pipeline.sandbox import run_many
 
-    t = time.perf_counter()
+    t = _clock()
     batch = job.rows
     jobs = [(extract_program(r["answer"], required_names(r["tests"])), build_test_program(r["tests"]))
             for r in batch.iter_rows(named=True)]
