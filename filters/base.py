@@ -10,8 +10,11 @@ batch use never drift apart. No I/O, no DuckDB.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar
 
 import polars as pl
@@ -37,6 +40,19 @@ class RuleResult:
     reason: str | None = None  # why it failed (or a note when it passed)
 
 
+def config_fingerprint(name: str, version: int, params: Mapping) -> str:
+    """A rule's config hash: its name, version and effective parameters (JSON, keys sorted).
+
+    Verdicts are stored with it; a stage computes a rule only for samples with no verdict under
+    the current hash, so a changed threshold recomputes that rule and an unchanged one nothing.
+    Parameters must be plain JSON values: anything else is an error, never a silent str()."""
+    try:
+        payload = json.dumps([name, version, dict(params)], sort_keys=True, ensure_ascii=False)
+    except TypeError as exc:
+        raise TypeError(f"rule {name!r}: parameters must be JSON values for its config hash ({exc})") from None
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
 def one_row(sample: Mapping, columns: tuple[str, ...]) -> pl.DataFrame:
     return pl.DataFrame({c: [sample.get(c)] for c in columns},
                         schema={c: SAMPLE_DTYPES.get(c, pl.String) for c in columns})
@@ -51,12 +67,24 @@ class SampleFilter:
     version: ClassVar[int]
     # Columns of the sample batch the rule reads (documented and checked by check_batch).
     needs: ClassVar[tuple[str, ...]] = ()
+    # The effective parameters the rule was built with (what the config set; see configured()).
+    # With name and version they make the rule's config hash. Rules without parameters keep {}.
+    params: Mapping = MappingProxyType({})
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.check is SampleFilter.check and cls.check_batch is SampleFilter.check_batch:
             if not getattr(cls, "__abstract__", False):
                 raise TypeError(f"{cls.__name__} must implement check or check_batch")
+
+    def configured(self, **params) -> "SampleFilter":
+        """Record the parameters this rule was built with (JSON values); returns the rule."""
+        self.params = dict(params)
+        return self
+
+    @property
+    def config_hash(self) -> str:
+        return config_fingerprint(self.name, self.version, self.params)
 
     def check(self, sample: Mapping) -> RuleResult:
         row = self.check_batch(one_row(sample, self.needs)).row(0, named=True)

@@ -482,6 +482,7 @@ class AnswerContamination(SampleFilter):
 
     def __init__(self, index: NgramIndex):
         self.index = index
+        self.params = {"benchmarks": index.fingerprint}  # part of the config hash: new benchmarks, new check
 
     def check(self, sample) -> RuleResult:
         text = "\n".join(t for t in (sample.get("reasoning"), sample.get("answer")) if t)

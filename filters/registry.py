@@ -19,23 +19,28 @@ from schemas.config import FilterConfig
 
 
 def cheap_filters(cfg: FilterConfig, custom_styles: Mapping[str, str] | None = None) -> list[SampleFilter]:
-    """custom_styles: config-defined answer styles (name -> detecting regex) for format_compliance."""
+    """custom_styles: config-defined answer styles (name -> detecting regex) for format_compliance.
+
+    Each rule records the config values it was built from (SampleFilter.configured): they are
+    part of its config hash, so changing one threshold recomputes that rule's verdicts only."""
+    repetition, redundancy = cfg.repetition.model_dump(), cfg.redundancy.model_dump()
+    completeness, language = cfg.completeness.model_dump(), cfg.language.model_dump()
     rules: list[SampleFilter] = [
         StructureFilter(),
         TruncationFilter(),
-        LengthFilter(cfg.bounds_for),
-        RepetitionFilter(**cfg.repetition.model_dump()),
-        RedundancyFilter(**cfg.redundancy.model_dump()),
-        CompletenessFilter(**cfg.completeness.model_dump()),
-        LanguageFilter(**cfg.language.model_dump()),
+        LengthFilter(cfg.bounds_for).configured(length={k: v.model_dump() for k, v in cfg.length.items()}),
+        RepetitionFilter(**repetition).configured(**repetition),
+        RedundancyFilter(**redundancy).configured(**redundancy),
+        CompletenessFilter(**completeness).configured(**completeness),
+        LanguageFilter(**language).configured(**language),
         SelfIdentityFilter(),
         JudgeBaitFilter(),
-        FormatComplianceFilter(custom_styles),
+        FormatComplianceFilter(custom_styles).configured(custom_styles=dict(custom_styles or {})),
     ]
     if cfg.datatrove:
         from filters.datatrove_adapter import FromDatatrove
 
-        rules += [FromDatatrove.from_config(d) for d in cfg.datatrove]
+        rules += [FromDatatrove.from_config(d).configured(**d.model_dump(mode="json")) for d in cfg.datatrove]
     unknown = set(cfg.disabled) - {r.name for r in rules}
     if unknown:
         raise ValueError(f"filters.disabled names unknown rules {sorted(unknown)}; known: {[r.name for r in rules]}")

@@ -1,11 +1,13 @@
 """A row in `runs` for every flow run: started, then finished with its counts, or failed with
-the error (the counts so far kept), whatever happens in between."""
+the error (the counts so far kept), whatever happens in between. The counts include what the
+run sent to the model engines (counts["engine_calls"]: batches, requests, completions, loads)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pipeline.engines.factory import engine_calls, engine_calls_since
 from pipeline.store import Store
 
 
@@ -15,11 +17,14 @@ def recorded_run(db: str, config_json: dict, config_hash: str) -> Iterator[tuple
     with Store(db) as store:
         run_id = store.start_run(config_json, config_hash)
     counts: dict = {"run_id": run_id}
+    calls_before = engine_calls()
     try:
         yield run_id, counts
     except BaseException as exc:
+        counts["engine_calls"] = engine_calls_since(calls_before)
         with Store(db) as store:
             store.finish_run(run_id, "failed", counts, error=f"{type(exc).__name__}: {exc}")
         raise
+    counts["engine_calls"] = engine_calls_since(calls_before)
     with Store(db) as store:
         store.finish_run(run_id, "finished", counts)

@@ -14,17 +14,43 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
-# Additive changes for databases made by earlier versions (applied on every read-write open).
+# Additive changes for databases made by earlier versions, applied on every read-write open
+# BEFORE the DDL (its views read these columns; DuckDB binds a view when it is created).
 MIGRATIONS = [
-    "ALTER TABLE questions ADD COLUMN IF NOT EXISTS level DOUBLE",
-    "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS prompt_tokens INTEGER",
-    "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS completion_tokens INTEGER",
-    *(f"ALTER TABLE samples ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in [
+    "ALTER TABLE IF EXISTS questions ADD COLUMN IF NOT EXISTS level DOUBLE",
+    *(f"ALTER TABLE IF EXISTS samples ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in [
         ("placement", "VARCHAR"), ("length_band", "VARCHAR"), ("perturbation", "JSON"),
         ("realized_format", "VARCHAR"), ("realized_length_band", "VARCHAR"), ("reasoning_container", "VARCHAR")]),
+    "ALTER TABLE IF EXISTS judge_skips ADD COLUMN IF NOT EXISTS config_hash VARCHAR",
+    "ALTER TABLE IF EXISTS question_difficulty ADD COLUMN IF NOT EXISTS config_hash VARCHAR",
 ]
+
+# Verdicts carry the config hash of the rule that made them (filters.base.config_fingerprint:
+# rule, version, effective parameters; for judges also model, sampling and rubric), and it is part
+# of the key: verdicts made under other parameters stay, so switching a parameter back reuses them.
+# '' = parameters not recorded (rows from before schema 6, or written without a hash).
+VERDICTS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    sample_id VARCHAR NOT NULL,
+    stage VARCHAR NOT NULL,           -- filter | decontam | verify | judge
+    rule VARCHAR NOT NULL,
+    rule_version INTEGER NOT NULL,
+    passed BOOLEAN NOT NULL,
+    score DOUBLE,
+    reason VARCHAR,
+    details JSON,
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    prompt_tokens INTEGER,            -- judges: tokens spent on this verdict (all attempts)
+    completion_tokens INTEGER,
+    config_hash VARCHAR NOT NULL DEFAULT '',
+    PRIMARY KEY (sample_id, rule, rule_version, config_hash)
+);
+"""
+_VERDICT_COLUMNS = ("sample_id, stage, rule, rule_version, passed, score, reason, details, run_id, created_at, "
+                    "prompt_tokens, completion_tokens")
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -93,20 +119,17 @@ CREATE TABLE IF NOT EXISTS samples (
     reasoning_container VARCHAR       -- think_tags | reasoning_field: how the export carries the reasoning
 );
 
-CREATE TABLE IF NOT EXISTS verdicts (
-    sample_id VARCHAR NOT NULL,
-    stage VARCHAR NOT NULL,           -- filter | verify | judge
-    rule VARCHAR NOT NULL,
+""" + VERDICTS_TABLE.format(name="verdicts") + """
+-- Per rule, the config hash its stage ran with most recently (written when the stage finishes,
+-- only when it changed). latest_verdicts prefers the verdicts made with it.
+CREATE TABLE IF NOT EXISTS rule_configs (
+    rule VARCHAR PRIMARY KEY,
+    stage VARCHAR NOT NULL,
     rule_version INTEGER NOT NULL,
-    passed BOOLEAN NOT NULL,
-    score DOUBLE,
-    reason VARCHAR,
-    details JSON,
-    run_id VARCHAR NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL,
-    prompt_tokens INTEGER,            -- judges: tokens spent on this verdict (all attempts)
-    completion_tokens INTEGER,
-    PRIMARY KEY (sample_id, rule, rule_version)
+    config_hash VARCHAR NOT NULL,
+    params JSON,                      -- what the hash was made of
+    run_id VARCHAR NOT NULL,          -- the run that switched to this hash
+    updated_at TIMESTAMPTZ NOT NULL
 );
 
 -- Samples a judge rule was due to judge but did not, because the run's token budget ran out.
@@ -117,6 +140,7 @@ CREATE TABLE IF NOT EXISTS judge_skips (
     sample_id VARCHAR NOT NULL,
     reason VARCHAR NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
+    config_hash VARCHAR,              -- the rule's config hash in that run (NULL: before schema 6)
     PRIMARY KEY (run_id, rule, rule_version, sample_id)
 );
 
@@ -148,6 +172,7 @@ CREATE TABLE IF NOT EXISTS question_difficulty (
     detail VARCHAR,
     run_id VARCHAR NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
+    config_hash VARCHAR,              -- llm_rating: rule + model hash it was rated under (else NULL)
     PRIMARY KEY (question_id, method, version)
 );
 
@@ -285,16 +310,26 @@ SELECT q.question_id, q.domain, q.source,
 FROM questions q LEFT JOIN latest_question_verdicts v USING (question_id)
 GROUP BY q.question_id, q.domain, q.source;
 
--- The newest version of each rule's verdict on each sample.
+-- The verdict that counts, per rule and sample: the one made under the rule's current config
+-- hash (rule_configs: what its stage last ran with), whatever its age, so switching a parameter
+-- back to an old value makes the old verdicts current again without recomputing anything. A
+-- sample with no verdict under it (not eligible for a judge then, or a limited backfill), and
+-- every rule without a record (databases before schema 6, verdicts written by hand), fall back
+-- to the newest version, then the newest row.
 CREATE OR REPLACE VIEW latest_verdicts AS
-SELECT * FROM verdicts
-QUALIFY row_number() OVER (PARTITION BY sample_id, rule ORDER BY rule_version DESC, created_at DESC) = 1;
+SELECT v.* FROM verdicts v LEFT JOIN rule_configs c ON c.rule = v.rule
+QUALIFY row_number() OVER (PARTITION BY v.sample_id, v.rule
+                           ORDER BY coalesce(v.config_hash = c.config_hash, false) DESC,
+                                    v.rule_version DESC, v.created_at DESC) = 1;
 
--- Judging still owed: skipped for the token budget and not judged since.
+-- Judging still owed: skipped for the token budget under the rule's current config hash and
+-- not judged under it since (skips from before schema 6: by rule version, for rules with no record).
 CREATE OR REPLACE VIEW judge_pending AS
-SELECT k.* FROM judge_skips k
-WHERE NOT EXISTS (SELECT 1 FROM verdicts v
-                  WHERE v.sample_id = k.sample_id AND v.rule = k.rule AND v.rule_version = k.rule_version);
+SELECT k.* FROM judge_skips k LEFT JOIN rule_configs c ON c.rule = k.rule
+WHERE (c.rule IS NULL OR k.config_hash = c.config_hash)
+  AND NOT EXISTS (SELECT 1 FROM verdicts v
+                  WHERE v.sample_id = k.sample_id AND v.rule = k.rule AND v.rule_version = k.rule_version
+                    AND (k.config_hash IS NULL OR v.config_hash = k.config_hash));
 
 -- Why is a sample in or out? kept = it has verdicts and every latest one passed, its own and
 -- its question's (a contaminated or duplicate question drops its samples too), and no judge
@@ -345,6 +380,34 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring tables made by earlier schema versions to the current shape (before the DDL)."""
+    columns = {r[0] for r in con.sql("SELECT column_name FROM information_schema.columns "
+                                     "WHERE table_name = 'verdicts'").fetchall()}
+    if columns and "config_hash" not in columns:
+        _rebuild_verdicts(con, has_tokens="prompt_tokens" in columns)
+    for statement in MIGRATIONS:
+        con.execute(statement)
+
+
+def _rebuild_verdicts(con: duckdb.DuckDBPyConnection, has_tokens: bool) -> None:
+    """Schema 6 puts config_hash into the verdicts key; DuckDB cannot alter a primary key, so the
+    table is copied into the new shape and swapped in, all in one transaction (a failure leaves
+    the old table as it was). Old rows get config_hash '' (their parameters were not recorded)."""
+    copied = _VERDICT_COLUMNS if has_tokens else _VERDICT_COLUMNS.replace(", prompt_tokens, completion_tokens", "")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DROP TABLE IF EXISTS verdicts_v6")
+        con.execute(VERDICTS_TABLE.format(name="verdicts_v6"))
+        con.execute(f"INSERT INTO verdicts_v6 ({copied}, config_hash) SELECT {copied}, '' FROM verdicts")
+        con.execute("DROP TABLE verdicts")
+        con.execute("ALTER TABLE verdicts_v6 RENAME TO verdicts")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 class Store:
     """One DuckDB file. Open it read-write for runs, read-only for queries."""
 
@@ -367,9 +430,8 @@ class Store:
         if memory_limit:
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
         if not read_only:
+            _upgrade(self.con)
             self.con.execute(DDL)
-            for statement in MIGRATIONS:
-                self.con.execute(statement)
             self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
     def close(self) -> None:

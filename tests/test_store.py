@@ -84,6 +84,42 @@ def test_opening_an_older_database_adds_new_columns(tmp_path: Path):
         assert s.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == str(SCHEMA_VERSION)
 
 
+def test_a_schema_5_database_gets_config_hashes_in_the_verdict_key_and_keeps_its_rows(tmp_path: Path):
+    """Schema 6 rebuilds `verdicts` (config_hash joins the primary key) and adds config_hash to
+    judge_skips and question_difficulty; a database made by schema 5 opens with every row kept."""
+    path = tmp_path / "v5.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute((ROOT / "tests" / "fixtures" / "store_schema5.sql").read_text())
+        con.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+        con.execute("""INSERT INTO verdicts VALUES
+            ('s1', 'filter', 'length', 1, true, 1.0, NULL, NULL, 'r0', now(), NULL, NULL),
+            ('s1', 'filter', 'length', 2, false, 0.0, 'short', NULL, 'r0', now(), NULL, NULL),
+            ('s2', 'judge', 'toy', 1, true, 5.0, 'fine', '{"attempts": 1}', 'r0', now(), 40, 9)""")
+        con.execute("INSERT INTO judge_skips VALUES ('r0', 'toy', 1, 's1', 'token budget of 10 reached', now())")
+        con.execute("INSERT INTO question_difficulty VALUES ('q1', 'llm_rating', 1, 0.5, 0, '5/10', 'r0', now())")
+    with Store(path) as s:
+        assert s.scalar("SELECT value FROM meta WHERE key = 'schema_version'") == str(SCHEMA_VERSION) == "6"
+        rows = s.frame("""SELECT sample_id, rule, rule_version, passed, prompt_tokens, config_hash FROM verdicts
+                          ORDER BY ALL""").rows()
+        assert rows == [("s1", "length", 1, True, None, ""), ("s1", "length", 2, False, None, ""),
+                        ("s2", "toy", 1, True, 40, "")]
+        # The same sample, rule and version under another config hash is a new row now.
+        again = verdict_frame(["s1"], pl.DataFrame({"passed": [True], "score": [1.0], "reason": [None]}),
+                              stage="filter", rule="length", version=2, run_id="r1", config_hash="h2")
+        assert s.insert("verdicts", again) == 1
+        assert s.insert("verdicts", again) == 0
+        # Old rows (no rule_configs record) keep the old meaning: the newest version, then the newest row.
+        assert s.frame("SELECT rule_version, config_hash FROM latest_verdicts WHERE sample_id = 's1'").rows() == \
+            [(2, "h2")]
+        assert s.frame("SELECT sample_id, rule FROM judge_pending").rows() == [("s1", "toy")]
+        assert s.scalar("SELECT config_hash IS NULL FROM question_difficulty") is True
+        pk = s.scalar("""SELECT constraint_column_names FROM duckdb_constraints()
+                         WHERE table_name = 'verdicts' AND constraint_type = 'PRIMARY KEY'""")
+        assert pk == ["sample_id", "rule", "rule_version", "config_hash"]
+    with Store(path) as s:  # opening again changes nothing
+        assert s.count("verdicts") == 4 and s.count("judge_skips") == 1
+
+
 def test_new_store_has_all_tables_views_and_schema_version(tmp_path: Path):
     with Store(tmp_path / "new.duckdb") as s:
         names = set(s.frame("SELECT table_name FROM information_schema.tables")["table_name"].to_list())

@@ -58,7 +58,7 @@ IRT_PRIOR_SD = 2.0
 
 ROW_SCHEMA = {"question_id": pl.String, "method": pl.String, "version": pl.Int32, "score": pl.Float64,
               "n_samples": pl.Int32, "detail": pl.String, "run_id": pl.String,
-              "created_at": pl.Datetime("us", "UTC")}
+              "created_at": pl.Datetime("us", "UTC"), "config_hash": pl.String}
 
 # One correctness per verified sample (a sample has answer_match or code_tests, by answer type).
 _VERIFIED = f"""
@@ -69,7 +69,7 @@ WHERE rule IN {VERIFY_RULES} GROUP BY sample_id
 
 @dataclass
 class DifficultyReport:
-    pass_rate: int  # rows written for this call's questions, per signal
+    pass_rate: int  # questions of this call scored, per signal (rows written only where a value changed)
     reasoning_length: int
     llm_rating: int = 0
     llm_errors: int = 0  # questions the LLM could not rate (no row written)
@@ -78,10 +78,13 @@ class DifficultyReport:
     llm_skipped: str | None = None  # why llm_rating did not run although configured
 
 
-def rows(frame: pl.DataFrame, method: str, version: int, run_id: str) -> pl.DataFrame:
-    """question_id, score, n_samples, detail -> question_difficulty rows."""
+def rows(frame: pl.DataFrame, method: str, version: int, run_id: str, config_hash: str | None = None) -> pl.DataFrame:
+    """question_id, score, n_samples, detail -> question_difficulty rows. config_hash: what an
+    LLM rating was made under (signals computed from the store have none: they are recomputed
+    every run, and a row is rewritten only when its value changed)."""
     return frame.select("question_id", "score", "n_samples", "detail").with_columns(
         method=pl.lit(method), version=pl.lit(version), run_id=pl.lit(run_id), created_at=pl.lit(now()),
+        config_hash=pl.lit(config_hash, dtype=pl.String),
     ).cast({k: v for k, v in ROW_SCHEMA.items() if k != "created_at"}).select(list(ROW_SCHEMA))
 
 
@@ -250,15 +253,20 @@ def score_difficulty(store: Store, run_id: str, question_ids: list[str], *, conf
     cfg = config or DifficultyConfig()
     report = DifficultyReport(0, 0)
     frames = []
+    # New samples or verdicts change a question's difficulty: rows whose value changed are
+    # replaced (a re-run with nothing new writes nothing).
     if PASS_RATE in cfg.signals:
         by_pass = pass_rate_signal(store, question_ids)
-        frames.append(rows(by_pass, PASS_RATE, PASS_RATE_VERSION, run_id))
+        changed = _changed(store, by_pass.select("question_id", "score", "n_samples", "detail"),
+                           PASS_RATE, PASS_RATE_VERSION)
+        frames.append(rows(changed, PASS_RATE, PASS_RATE_VERSION, run_id))
         report.pass_rate = by_pass.height
     if LENGTH in cfg.signals:
         by_length = reasoning_length_signal(store, question_ids, cfg)
-        frames.append(rows(by_length, LENGTH, LENGTH_VERSION, run_id))
+        changed = _changed(store, by_length.select("question_id", "score", "n_samples", "detail"),
+                           LENGTH, LENGTH_VERSION)
+        frames.append(rows(changed, LENGTH, LENGTH_VERSION, run_id))
         report.reasoning_length = by_length.height
-    # New samples change a question's difficulty: replace the rows for this method + version.
     store.replace("question_difficulty", pl.concat(frames) if frames else pl.DataFrame(schema=ROW_SCHEMA))
 
     if LLM in cfg.signals:

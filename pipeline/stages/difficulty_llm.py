@@ -9,8 +9,10 @@ schema, judges.parse reads the score, unparsable output is retried (sampled, ano
 Stored: score = (rating - scale.min) / (scale.max - scale.min), so 1 -> 0 and 10 -> 1; version =
 the rule's version; n_samples = 0 (no sample is involved); detail = rating, model, rule and the
 judge's rationale. A question the engine could not rate after the retries gets no row (never a
-made-up score); the report counts it. A question already rated by this rule version is not
-rated again unless `force`.
+made-up score); the report counts it. A question already rated under the rule's current
+config hash (pipeline.stages.judge.judge_config: rule, rubric, model, sampling) is not rated
+again unless `force`; a new model or rubric re-rates. The row is replaced (one per question and
+rule version), so switching back to an earlier model rates again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import polars as pl
 from judges.run import judge_samples
 from pipeline.progress import NoProgress, Progress
 from pipeline.stages.difficulty import ROW_SCHEMA, rows
+from pipeline.stages.judge import judge_config
 from pipeline.store import Store
 from schemas.chat import ChatBackend
 from schemas.judge_rule import JudgeRule
@@ -91,14 +94,15 @@ def score_llm_rating(store: Store, run_id: str, question_ids: list[str], engine:
     _check(rule)
     progress = progress or NoProgress()
     report = LlmRatingReport(rule.name, rule.version)
+    config_hash = judge_config(rule, engine.model_name, stage="difficulty").config_hash
     probe = pl.DataFrame({"question_id": question_ids}, schema={"question_id": pl.String})
     todo = store.frame("""
         SELECT q.question_id, q.text, q.domain, q.reference_answer, d.question_id IS NOT NULL AS rated
         FROM questions q LEFT JOIN question_difficulty d
-          ON d.question_id = q.question_id AND d.method = ? AND d.version = ?
+          ON d.question_id = q.question_id AND d.method = ? AND d.version = ? AND d.config_hash = ?
         WHERE q.question_id IN (SELECT question_id FROM probe)
         ORDER BY q.question_id
-    """, [METHOD, rule.version], probe=probe)
+    """, [METHOD, rule.version, config_hash], probe=probe)
     if rule.applies_to.domains is not None:
         todo = todo.filter(pl.col("domain").is_in(rule.applies_to.domains))
     if rule.applies_to.requires_reference:
@@ -125,7 +129,7 @@ def score_llm_rating(store: Store, run_id: str, question_ids: list[str], engine:
              "detail": [f"{r.rating}/{rule.scale.max} by {engine.model_name} ({rule.name} v{rule.version}): "
                         f"{r.rationale or ''}" for r in ok]},
             schema={"question_id": pl.String, "score": pl.Float64, "n_samples": pl.Int32, "detail": pl.String})
-        store.replace("question_difficulty", rows(frame, METHOD, rule.version, run_id) if ok
+        store.replace("question_difficulty", rows(frame, METHOD, rule.version, run_id, config_hash) if ok
                       else pl.DataFrame(schema=ROW_SCHEMA))
     progress.done()
     return report

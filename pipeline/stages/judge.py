@@ -4,7 +4,11 @@ Eligibility comes from the rule's applies_to: every verdict of the listed stages
 (after_stages), or no verdict of any stage failed (only_undecided, the cascade: cheap rules
 first, judges only on what is still undecided); domains, formats, a reference answer, and an
 earlier judge's score inside an uncertain band. Only samples without a verdict from this rule
-at this version are judged, so re-running judges nothing and adding a rule is a backfill.
+under its current config hash are judged (judge_config: the rule as written, its rubric, the
+judge model and sampling), so re-running judges nothing, adding a rule is a backfill, and a
+new judge model or threshold re-judges what is eligible. Who is eligible (applies_to), batch
+size, retries and the budget are not in the hash: they change which samples are judged or
+how, not what a verdict means.
 
 A token budget (prompt + completion tokens, shared by the run's rules) stops judging between
 batches; the samples still due are recorded in judge_skips, listed by the judge_pending view
@@ -18,12 +22,32 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from judges.run import judge_samples
+from filters.base import config_fingerprint
+from judges.render import rubric
+from judges.run import RETRY_TEMPERATURE, judge_samples
+from pipeline.hashing import stable_hash
 from pipeline.progress import NoProgress, Progress
-from pipeline.stages.verdicts import unjudged, verdict_frame
+from pipeline.stages.verdicts import RuleConfig, record_configs, unjudged, verdict_frame
 from pipeline.store import Store, now
 from schemas.chat import ChatBackend
 from schemas.judge_rule import JudgeRule
+
+
+# Bump when judges/render.py (the user message) or judges/parse.py change what a verdict says for
+# the same rule and model: every judge verdict is then redone. (Rubric text changes are caught
+# by hashing the rendered rubric.)
+JUDGE_CODE_VERSION = 1
+
+
+def judge_config(rule: JudgeRule, model: str, stage: str = "judge") -> RuleConfig:
+    """The config a judge rule's verdicts (or question ratings) are keyed by: the rule as written
+    (minus who it applies to, its calibration gate and where its engine runs), the rendered
+    rubric, the judge model and the retry sampling."""
+    body = rule.model_dump(mode="json", exclude={"applies_to", "calibration", "engine"})
+    params = {"model": model, "sampling": rule.sampling.model_dump(mode="json"), "threshold": rule.threshold,
+              "rule_sha": stable_hash(body), "rubric_sha": stable_hash(rubric(rule)),
+              "retry_temperature": RETRY_TEMPERATURE, "judge_code": JUDGE_CODE_VERSION}
+    return RuleConfig(rule.name, stage, rule.version, config_fingerprint(rule.name, rule.version, params), params)
 
 
 @dataclass
@@ -54,8 +78,9 @@ def _marks(values: list) -> str:
     return "(" + ", ".join("?" * len(values)) + ")"
 
 
-def eligible(store: Store, rule: JudgeRule, limit: int | None = None) -> pl.DataFrame:
-    """Samples this rule at this version should judge now (see the module docstring)."""
+def eligible(store: Store, rule: JudgeRule, limit: int | None = None, config_hash: str | None = None) -> pl.DataFrame:
+    """Samples this rule should judge now (see the module docstring): those it applies to with no
+    verdict under `config_hash` (None: at the rule's version, any hash)."""
     a = rule.applies_to
     where: list[str] = []
     params: list = []
@@ -87,7 +112,7 @@ def eligible(store: Store, rule: JudgeRule, limit: int | None = None) -> pl.Data
                         AND u.score BETWEEN ? AND ?)""")
         params += [a.uncertain.rule, a.uncertain.min_score, a.uncertain.max_score]
     return unjudged(store, rule.name, rule.version, where=" AND ".join(where) or "TRUE", limit=limit,
-                    where_params=params)
+                    where_params=params, config_hash=config_hash)
 
 
 def _batch_size(budget: TokenBudget, report: JudgeReport, batch_size: int) -> int:
@@ -127,7 +152,8 @@ def run_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run_id: str, *
     if gap:
         report.refused = gap
         return report
-    pending = eligible(store, rule, limit)
+    config = judge_config(rule, engine.model_name)
+    pending = eligible(store, rule, limit, config.config_hash)
     rows = pending.to_dicts()
     report.eligible = len(rows)
     progress.start(f"judge: {rule.name} v{rule.version}", len(rows))
@@ -146,7 +172,8 @@ def run_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run_id: str, *
         )
         store.insert("verdicts", verdict_frame([r["sample_id"] for r in batch], frame, stage="judge", rule=rule.name,
                                                version=rule.version, run_id=run_id,
-                                               details=[r["details"] for r in results], tokens=tokens))
+                                               details=[r["details"] for r in results], tokens=tokens,
+                                               config_hash=config.config_hash))
         budget.spent += sum(p + c for p, c in tokens)
         report.prompt_tokens += sum(p for p, _ in tokens)
         report.completion_tokens += sum(c for _, c in tokens)
@@ -162,6 +189,8 @@ def run_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run_id: str, *
             "run_id": run_id, "rule": rule.name, "rule_version": rule.version,
             "sample_id": [r["sample_id"] for r in skipped],
             "reason": f"token budget of {budget.limit} reached", "created_at": created,
+            "config_hash": config.config_hash,
         }, schema_overrides={"rule_version": pl.Int32, "created_at": pl.Datetime("us", "UTC")}))
+    record_configs(store, [config], run_id)
     progress.done()
     return report
