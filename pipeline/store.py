@@ -447,10 +447,14 @@ class Store:
     # DuckDB 2.0: reads go through con.sql(...) (relations leave no open result behind);
     # writes through con.execute(...). Frames are registered by name for one statement.
 
-    def _write(self, statements: list[tuple[str, str, pl.DataFrame]]) -> None:
-        """(verb, table, frame) triples in one transaction; verb is INSERT OR IGNORE / REPLACE."""
-        statements = [(v, t, f) for v, t, f in statements if not f.is_empty()]
+    def _write(self, statements: list[tuple[str, str, pl.DataFrame | str]]) -> None:
+        """(verb, table, frame) triples in one transaction; verb is INSERT OR IGNORE / REPLACE. A
+        query string in place of a frame is inserted by column name without leaving DuckDB (for
+        rows too many to bring to Python, e.g. an export's selections)."""
+        statements = [(v, t, f) for v, t, f in statements if isinstance(f, str) or not f.is_empty()]
         for _, table, frame in statements:
+            if isinstance(frame, str):
+                continue
             # DuckDB 2.0 silently drops a column the table lacks on INSERT ... (cols) SELECT:
             # a misspelled column must be an error, not lost data.
             unknown = sorted(set(frame.columns) - self._columns(table))
@@ -458,13 +462,17 @@ class Store:
                 raise ValueError(f"table {table!r} has no column(s) {unknown}")
         names = [f"_incoming_{i}" for i in range(len(statements))]
         for name, (_, _, frame) in zip(names, statements):
-            self.con.register(name, frame.to_arrow())
+            if not isinstance(frame, str):
+                self.con.register(name, frame.to_arrow())
         try:
             self.con.execute("BEGIN TRANSACTION")
             try:
                 for name, (verb, table, frame) in zip(names, statements):
                     if table in _KEYLESS:  # nothing to conflict on: plain insert
                         verb = "INSERT"
+                    if isinstance(frame, str):
+                        self.con.execute(f"{verb} INTO {table} BY NAME {frame}")
+                        continue
                     columns = ", ".join(f'"{c}"' for c in frame.columns)
                     self.con.execute(f"{verb} INTO {table} ({columns}) SELECT {columns} FROM {name}")
                 self.con.execute("COMMIT")
@@ -472,8 +480,9 @@ class Store:
                 self.con.execute("ROLLBACK")
                 raise
         finally:
-            for name in names:
-                self.con.unregister(name)
+            for name, (_, _, frame) in zip(names, statements):
+                if not isinstance(frame, str):
+                    self.con.unregister(name)
 
     def _columns(self, table: str) -> set[str]:
         if table not in self._column_cache:
@@ -490,8 +499,9 @@ class Store:
         self._write([("INSERT OR IGNORE", table, frame)])
         return self.count(table) - before
 
-    def insert_many(self, frames: dict[str, pl.DataFrame]) -> None:
-        """Several tables in one transaction (e.g. an export's selections and its shard files)."""
+    def insert_many(self, frames: dict[str, pl.DataFrame | str]) -> None:
+        """Several tables in one transaction (e.g. an export's selections and its shard files);
+        a value may be a SELECT whose columns are named as the table's."""
         self._write([("INSERT OR IGNORE", t, f) for t, f in frames.items()])
 
     def replace(self, table: str, frame: pl.DataFrame) -> None:

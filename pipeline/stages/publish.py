@@ -49,26 +49,47 @@ def _records(store: Store, chosen: pl.DataFrame, reasoning: str) -> pa.Table:
     return chat_records(store.frame(_ROWS, chosen=chosen), reasoning)
 
 
+def _pages(store: Store, table: str, size: int):
+    """The rows of a temp table with a `pos` column, `size` at a time in pos order."""
+    total = store.scalar(f"SELECT count(*) FROM {table}")
+    for start in range(0, total, size):
+        yield store.frame(f"SELECT * EXCLUDE (pos) FROM {table} WHERE pos >= ? AND pos < ? ORDER BY pos",
+                          [start, start + size])
+
+
+def _ordered(store: Store, name: str, where: str = "") -> None:
+    """`name`: the chosen rows in shard order (domain, sample_id) with their position."""
+    store.con.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS
+        SELECT sample_id, domain, difficulty, reason, row_number() OVER (ORDER BY domain, sample_id) - 1 AS pos
+        FROM _chosen {where}""")
+
+
 def _checked_selection(store: Store, config: CurateConfig, tried: dict,
                        template: TargetTemplate | None) -> tuple[Selection, pl.DataFrame]:
-    """Rebalance, check the chosen records, drop rejects, repeat until all chosen pass."""
+    """Rebalance, check the chosen records, drop rejects, repeat until all chosen pass. The
+    choice stays in DuckDB (`_chosen`); records are checked a batch at a time, so memory does not
+    grow with the store or the export."""
     rejects: dict[str, tuple[str, int | None]] = {}
-    passed: set[str] = set()
     store.con.execute(_KEPT)
+    store.con.execute("CREATE OR REPLACE TEMP TABLE _passed (sample_id VARCHAR)")
     for _ in range(_MAX_ROUNDS):
         selection = rebalance_store(store, "_kept", config.rebalance, tried)
         if template is None:
             break
-        todo = selection.chosen.filter(~pl.col("sample_id").is_in(list(passed)))
+        _ordered(store, "_todo", "WHERE sample_id NOT IN (SELECT sample_id FROM _passed)")
         new = {}
-        for start in range(0, todo.height, _CHECK_BATCH):
-            table = _records(store, todo.slice(start, _CHECK_BATCH), config.export.reasoning)
+        for page in _pages(store, "_todo", _CHECK_BATCH):
+            table = _records(store, page, config.export.reasoning)
             ids, messages = table.column("id").to_pylist(), table.column("messages").to_pylist()
+            ok = []
             for sample_id, result in zip(ids, template.check_many(messages)):
                 if result.ok:
-                    passed.add(sample_id)
+                    ok.append(sample_id)
                 else:
                     new[sample_id] = (result.reason, result.tokens)
+            store.con.register("_ok", pl.DataFrame({"sample_id": ok}, schema={"sample_id": pl.String}))
+            store.con.execute("INSERT INTO _passed SELECT sample_id FROM _ok")
+            store.con.unregister("_ok")
         if not new:
             break
         rejects |= new
@@ -82,11 +103,11 @@ def _checked_selection(store: Store, config: CurateConfig, tried: dict,
     return selection, frame
 
 
-def selection_digest(chosen: pl.DataFrame, config: CurateConfig) -> str:
+def selection_digest(chosen_ids, config: CurateConfig) -> str:
     """What the shards are a function of: the chosen samples in shard order (a sample id fixes its
-    content) and the export settings."""
+    content) and the export settings. `chosen_ids`: the ids in shard order (any iterable)."""
     digest = hashlib.sha256(config.export.model_dump_json().encode())
-    for sample_id in chosen["sample_id"]:
+    for sample_id in chosen_ids:
         digest.update(b"\n" + sample_id.encode())
     return digest.hexdigest()
 
@@ -98,6 +119,9 @@ def latest_export(store: Store) -> tuple[str, str | None] | None:
     return rows[0] if rows else None
 
 
+_PAGE = 50_000  # chosen ids read at a time for the digest
+
+
 def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: Path,
                       skip_unchanged: bool = False) -> ShardManifest | None:
     """Select and write a shard set. With skip_unchanged, returns None and writes nothing when the
@@ -107,32 +131,37 @@ def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: 
     ).iter_rows())
     ex = config.export
     template = TargetTemplate(ex.tokenizer, ex.max_seq_len) if ex.tokenizer else None
-    selection, rejects = _checked_selection(store, config, tried, template)
-    store.con.execute("DROP TABLE _kept")
-    chosen = selection.chosen.sort(["domain", "sample_id"])  # the shards' row order
-    digest = selection_digest(chosen, config)
-    previous = latest_export(store)
-    if skip_unchanged and previous and previous[1] == digest:
-        return None
-    runs = store.frame("SELECT DISTINCT run_id FROM samples WHERE sample_id IN (SELECT sample_id FROM chosen)",
-                       chosen=chosen)["run_id"].to_list()
-    parts = (_records(store, chosen.slice(i, ex.shard_rows), ex.reasoning) for i in range(0, chosen.height, ex.shard_rows))
-    export_id = f"export-{run_id}"
-    target = {"tokenizer": ex.tokenizer, "max_seq_len": ex.max_seq_len, "reasoning": ex.reasoning} if template else None
-    manifest = write_shards(parts, out_dir, export_id, run_id, config.config_hash(), ex.shard_rows,
-                            selection.shortfall, total_rows=chosen.height, file_format=ex.file_format,
-                            band_edges=config.rebalance.band_edges, run_ids=runs, target=target,
-                            rejected=_reject_counts(rejects), selection_digest=digest)
-    store.insert_many({
-        "exports": pl.DataFrame([{
-            "export_id": export_id, "run_id": run_id, "created_at": now(), "out_dir": str(out_dir / export_id),
-            "config_hash": manifest.config_hash, "manifest": manifest.model_dump_json(),
-        }]),
-        "selections": selection.chosen.with_columns(export_id=pl.lit(export_id)),
-        "export_rejects": rejects.with_columns(export_id=pl.lit(export_id)),
-        "shards": pl.DataFrame([f.model_dump() | {"export_id": export_id} for f in manifest.shards]),
-    })
-    return manifest
+    try:
+        selection, rejects = _checked_selection(store, config, tried, template)
+        _ordered(store, "_shard_order")  # the shards' row order
+        total = store.scalar("SELECT count(*) FROM _shard_order")
+        digest = selection_digest((sid for page in _pages(store, "_shard_order", _PAGE) for sid in page["sample_id"]),
+                                  config)
+        previous = latest_export(store)
+        if skip_unchanged and previous and previous[1] == digest:
+            return None
+        runs = store.frame("SELECT DISTINCT run_id FROM samples WHERE sample_id IN (SELECT sample_id FROM _chosen)"
+                           )["run_id"].to_list()
+        parts = (_records(store, page, ex.reasoning) for page in _pages(store, "_shard_order", ex.shard_rows))
+        export_id = f"export-{run_id}"
+        target = {"tokenizer": ex.tokenizer, "max_seq_len": ex.max_seq_len, "reasoning": ex.reasoning} if template else None
+        manifest = write_shards(parts, out_dir, export_id, run_id, config.config_hash(), ex.shard_rows,
+                                selection.shortfall, total_rows=total, file_format=ex.file_format,
+                                band_edges=config.rebalance.band_edges, run_ids=runs, target=target,
+                                rejected=_reject_counts(rejects), selection_digest=digest)
+        store.insert_many({
+            "exports": pl.DataFrame([{
+                "export_id": export_id, "run_id": run_id, "created_at": now(), "out_dir": str(out_dir / export_id),
+                "config_hash": manifest.config_hash, "manifest": manifest.model_dump_json(),
+            }]),
+            "selections": f"SELECT '{export_id}' AS export_id, sample_id, domain, difficulty, reason FROM _chosen",
+            "export_rejects": rejects.with_columns(export_id=pl.lit(export_id)),
+            "shards": pl.DataFrame([f.model_dump() | {"export_id": export_id} for f in manifest.shards]),
+        })
+        return manifest
+    finally:
+        for table in ("_kept", "_passed", "_todo", "_chosen", "_shard_order"):
+            store.con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _reject_counts(rejects: pl.DataFrame) -> dict[str, int]:

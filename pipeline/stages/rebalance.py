@@ -25,8 +25,9 @@ from schemas.shard import ShortfallRow
 
 @dataclass
 class Selection:
-    chosen: pl.DataFrame  # sample_id, domain, difficulty, reason
+    chosen: pl.DataFrame | None  # sample_id, domain, difficulty, reason (rebalance(); None from rebalance_store)
     shortfall: list[ShortfallRow]
+    quota: dict[str, int]
 
 
 def _quotas(fracs: dict[str, float], total: int, available: dict[str, int], cap: bool) -> dict[str, int]:
@@ -102,7 +103,7 @@ _PAGE = 50_000  # ranked rows read at a time by the mix-aware greedy pass
 
 
 def _take_with_mixes(store: Store, quota: dict[str, int], cfg: RebalanceConfig) -> pl.DataFrame:
-    """Greedy per domain in preference order: a sample is taken while its band's and style's
+    """sample_id, mix note of the picks (ids only: O(export) memory). Greedy per domain in preference order: a sample is taken while its band's and style's
     share of the quota are not yet full; leftover slots go to the next preferred samples. Reads
     the ranking a page at a time and stops once the quota is filled."""
     keys = [k for k, mix in (("band", cfg.difficulty_targets), ("style", cfg.style_targets)) if mix]
@@ -129,24 +130,30 @@ def _take_with_mixes(store: Store, quota: dict[str, int], cfg: RebalanceConfig) 
                     fallback.append(sid)
         chosen += [(sid, "mix part short, next preferred") for sid in fallback[:q - len(chosen)]]
         taken += [{"sample_id": sid, "mix": note} for sid, note in chosen]
-    picked = pl.DataFrame(taken, schema={"sample_id": pl.String, "mix": pl.String})
-    return store.frame("""SELECT r.*, p.mix FROM _ranked r JOIN picked p USING (sample_id) ORDER BY domain, pref""",
-                       picked=picked).with_columns(rank=pl.int_range(pl.len()).over("domain"))
+    return pl.DataFrame(taken, schema={"sample_id": pl.String, "mix": pl.String})
 
 
 def rebalance(kept: pl.DataFrame, cfg: RebalanceConfig, questions_tried: dict[str, int] | None = None) -> Selection:
-    """rebalance_store over a frame of kept samples (an in-memory DuckDB holds it)."""
+    """rebalance_store over a frame of kept samples (an in-memory DuckDB holds it); the chosen
+    rows come back as a frame in shard order (domain, rank)."""
     with Store(":memory:") as store:
         store.con.register("_kept_frame", kept.to_arrow())
-        return rebalance_store(store, "_kept_frame", cfg, questions_tried)
+        selection = rebalance_store(store, "_kept_frame", cfg, questions_tried)
+        selection.chosen = store.frame(f"SELECT {CHOSEN_COLUMNS} FROM _chosen ORDER BY domain, rank")
+        return selection
+
+
+CHOSEN_COLUMNS = "sample_id, domain, difficulty, reason"
 
 
 def rebalance_store(store: Store, kept: str, cfg: RebalanceConfig,
                     questions_tried: dict[str, int] | None = None) -> Selection:
-    """`kept`: a table or view in the store with sample_id, question_id, domain, difficulty
-    (nullable), requested_format when cfg.style_targets is set, and optionally pass_difficulty
-    (1 - pass rate; pass_rate_band reads it). `questions_tried`: questions synthesized per domain,
-    to estimate how many more are needed to close a shortfall. Only the chosen rows reach Python."""
+    """Writes the choice to the temp table `_chosen` (sample_id, domain, difficulty, reason, rank)
+    and returns the shortfall; the ranking and the cut run in DuckDB, so memory stays flat in the
+    store's size (bench/scale.py). `kept`: a table or view in the store with sample_id,
+    question_id, domain, difficulty (nullable), requested_format when cfg.style_targets is set,
+    and optionally pass_difficulty (1 - pass rate; pass_rate_band reads it). `questions_tried`:
+    questions synthesized per domain, to estimate how many more are needed to close a shortfall."""
     columns = set(store.frame(f"SELECT * FROM {kept} LIMIT 0").columns)
     targets = pl.DataFrame({"domain": list(cfg.targets)}, schema={"domain": pl.String})
     store.con.register("_targets", targets.to_arrow())
@@ -164,20 +171,23 @@ def rebalance_store(store: Store, kept: str, cfg: RebalanceConfig,
         quota = _quotas(fracs, total, available, cap=False)
     else:
         quota = {d: min(q, available[d]) for d, q in _quotas(fracs, aim, available, cap=True).items()}
-    if cfg.difficulty_targets or cfg.style_targets:
-        chosen = _take_with_mixes(store, quota, cfg)
-    else:
-        quotas = pl.DataFrame({"domain": list(quota), "q": list(quota.values())},
-                              schema={"domain": pl.String, "q": pl.Int64})
-        chosen = store.frame("SELECT r.*, r.pref AS rank FROM _ranked r JOIN quotas USING (domain) "
-                             "WHERE r.pref < quotas.q ORDER BY domain, pref", quotas=quotas)
-    store.con.execute("DROP TABLE _ranked")
+    store.con.register("_quotas", pl.DataFrame({"domain": list(quota), "q": list(quota.values())},
+                                               schema={"domain": pl.String, "q": pl.Int64}).to_arrow())
     how = {"hardest": "by", "power_law": "in a power-law draw,", "pass_rate_band": "by pass-rate band,"}[cfg.prefer]
-    reason = pl.format("{}: rank {} " + how + " difficulty {} (quota {})", "domain", pl.col("rank") + 1,
-                       pl.col("difficulty").round(3), pl.col("domain").replace_strict(quota, default=0))
+    reason = f"format('{{}}: rank {{}} {how} difficulty {{}} (quota {{}})', domain, rank + 1, round(difficulty, 3), q)"
     if cfg.difficulty_targets or cfg.style_targets:
-        reason = pl.format("{}, band {}, {}", reason, "band", "mix")
-    chosen = chosen.with_columns(reason=reason).select("sample_id", "domain", "difficulty", "reason")
+        store.con.register("_picked", _take_with_mixes(store, quota, cfg).to_arrow())
+        picked = """SELECT r.*, p.mix, row_number() OVER (PARTITION BY r.domain ORDER BY r.pref) - 1 AS rank
+                    FROM _ranked r JOIN _picked p USING (sample_id)"""
+        reason = f"format('{{}}, band {{}}, {{}}', {reason}, band, mix)"
+    else:
+        picked = "SELECT *, pref AS rank FROM _ranked"
+    store.con.execute(f"""CREATE OR REPLACE TEMP TABLE _chosen AS
+        SELECT sample_id, domain, difficulty, {reason} AS reason, rank
+        FROM ({picked}) JOIN _quotas USING (domain) WHERE rank < q""")
+    for name in ("_quotas", "_picked"):
+        store.con.unregister(name)
+    store.con.execute("DROP TABLE _ranked")
     shortfall = []
     for d, f in fracs.items():
         missing = wanted[d] - available[d]
@@ -188,4 +198,4 @@ def rebalance_store(store: Store, kept: str, cfg: RebalanceConfig,
         estimate = math.ceil(missing / per_question) if per_question > 0 else None
         shortfall.append(ShortfallRow(domain=d, target_fraction=f, wanted=wanted[d], selected=quota[d],
                                       missing=missing, questions_to_synthesize=estimate))
-    return Selection(chosen, shortfall)
+    return Selection(None, shortfall, quota)
