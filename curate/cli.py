@@ -32,31 +32,62 @@ def run(
     db: Path = typer.Option(Path("curate.duckdb"), "--db", help="DuckDB file holding every sample and verdict."),
     out: Path = typer.Option(Path("out"), "--out", help="Folder for exported shard sets."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Questions for this run, spread over domains."),
+    skip_unchanged: bool = typer.Option(False, "--skip-unchanged", help="Write no new shard set when the selection equals the newest export's."),
 ) -> None:
     """Run the whole pipeline (Prefect flow `curate`) and export a shard set."""
-    apply_defaults()
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"vllm\..*")
+    _prepare()
     from curate.progress import RichProgress
     from flows.curate_flow import curate, progress_var, say_var
     from pipeline.store import StoreLockedError
     from schemas.yaml_loading import ConfigError
 
-    paths = _expand(questions) if questions else None
+    params = _params(config=config, questions=_expand(questions) if questions else None, db=db, out=out,
+                     limit=limit, skip_unchanged=skip_unchanged)
     started = time.monotonic()
     say_var.set(lambda msg: console.print(msg, markup=False, highlight=False))
     try:
         with RichProgress(console) as progress:
             progress_var.set(progress)
-            counts = curate(config_path=str(config) if config else None,
-                            questions=paths,
-                            db=str(db), out=str(out), limit=limit)
+            counts = curate(params=params)
     except (ConfigError, StoreLockedError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(2) from None
     elapsed = time.monotonic() - started
     _summary(counts, db, out, elapsed)
+
+
+def _prepare() -> None:
+    apply_defaults()
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"vllm\..*")
+
+
+# Flow parameter -> the CLI option that sets it (for error messages).
+_OPTIONS = {"config_path": "--config", "questions": "--questions", "db": "--db", "out": "--out", "limit": "--limit"}
+
+
+def _params(*, config: Optional[Path], absolute: bool = False, **values):
+    """The `curate` flow's parameters, validated here so a bad option fails before any run starts."""
+    from pydantic import ValidationError
+
+    from flows.params import CurateParams
+
+    if absolute:  # a served deployment runs later, maybe elsewhere: pin the paths
+        values |= {k: str(Path(values[k]).resolve()) for k in ("db", "out")}
+        from pipeline.config_loading import DEFAULT_CONFIG
+
+        config = (config or DEFAULT_CONFIG).resolve()
+        if values.get("questions"):
+            values["questions"] = [str(Path(q).resolve()) for q in values["questions"]]
+    values = {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+    try:
+        return CurateParams(config_path=str(config) if config else None, **values)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            console.print(f"[red]error:[/red] {_OPTIONS.get(field, field)}: {error['msg']}", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _expand(patterns: list[str]) -> list[str]:
@@ -100,16 +131,58 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
         console.print(f"  styles: {st['compliance']:.0%} of {st['samples']} samples wrote the requested format"
                       + (f"; overfit alarm: {'; '.join(st['alarms'])}" if st["alarms"] else "")
                       + " (SELECT * FROM style_summary)")
-    if e["rows"]:
+    if e.get("status", "").startswith("unchanged"):
+        console.print(f"  export {e['status']} (no new shard set)")
+    elif e["rows"]:
         console.print(f"  exported {e['rows']} samples {e['by_domain']} -> {out / e['export_id']}")
     else:
         console.print(f"  nothing kept, nothing exported (manifest only: {out / e['export_id']}); "
                       "the failed_rules column of sample_status says why")
-    for short in e["shortfall"]:
+    for short in e.get("shortfall", []):
         more = short["questions_to_synthesize"]
         console.print(f"  shortfall {short['domain']}: {short['missing']} more kept sample(s) needed"
                       + (f" (about {more} more questions)" if more else " (none kept yet)"))
     console.print(f'  why in or out: curate query --db {db} "SELECT * FROM sample_status LIMIT 10"')
+
+
+@app.command()
+def serve(
+    cron: str = typer.Option(..., "--cron", help="When to run, as a cron expression: '0 * * * *' hourly, '0 3 * * *' daily at 03:00."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Run config YAML (default: configs/default.yaml); its pools are the question source."),
+    questions: Optional[list[str]] = typer.Option(None, "--questions", "-q", help="Question pools instead of the config's (re-read on every run)."),
+    db: Path = typer.Option(Path("curate.duckdb"), "--db", help="DuckDB file holding every sample and verdict."),
+    out: Path = typer.Option(Path("out"), "--out", help="Folder for exported shard sets."),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Questions per run, spread over domains."),
+    name: str = typer.Option("scheduled", "--name", help="Deployment name (shown in the Prefect UI as curate/NAME)."),
+    timezone: Optional[str] = typer.Option(None, "--timezone", help="Time zone of the cron expression, e.g. Europe/Berlin (default UTC)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the deployment (schedule, parameters) as JSON and exit."),
+) -> None:
+    """Serve the full `curate` flow on a cron schedule: each run writes a new shard set, or none when
+    its selection equals the newest export's. Runs go to the Prefect API at PREFECT_API_URL."""
+    _prepare()
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.deployments import curate_deployment, describe, serve_deployments
+    from pipeline.config_loading import load_run_config
+    from schemas.yaml_loading import ConfigError
+
+    params = _params(config=config, questions=questions, db=db, out=out, limit=limit, absolute=True)
+    try:
+        load_run_config(params.config_path, params.questions, params.limit)  # fail now, not at the first run
+        deployment = curate_deployment(params, cron, name=name, timezone=timezone)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if dry_run:
+        sys.stdout.write(json.dumps(describe(deployment), indent=1) + "\n")
+        return
+    if not PREFECT_API_URL.value():
+        console.print("[yellow]warning:[/yellow] PREFECT_API_URL is not set: serving against a temporary local "
+                      "Prefect server that stops with this command (schedules and run history are not kept). "
+                      "Start `prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api.")
+    console.print(f"serving curate/{name} on {cron!r}: database {params.db}, shard sets under {params.out}; "
+                  "Ctrl+C stops", highlight=False)
+    serve_deployments(deployment)
 
 
 @app.command()

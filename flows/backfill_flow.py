@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.curate_flow import judge_task, say_var
+from flows.run_context import say
+from flows.tasks import judge_task
 from judges.loader import load_rule
 from pipeline.config_loading import load_run_config
 from pipeline.engines.factory import make_engine
@@ -27,7 +28,7 @@ def judge_backfill(rule: str, config_path: str | None = None, rules_dir: str | N
                       "limit": limit, "token_budget": token_budget, **config.model_dump(mode="json")}
         with recorded_run(db, run_config, config.config_hash()) as (run_id, counts):
             # Lazy: the model loads only if something is due.
-            engine = make_engine(config.engine, announce=say_var.get())
+            engine = make_engine(config.engine, announce=say)
             counts["judges"] = {judge_rule.name: vars(judge_task(db, engine, config, run_id, rule,
                                                                  token_budget, limit))}
         return counts

@@ -1,105 +1,91 @@
-"""The `curate` Prefect flow: ingest -> screen -> classify domains -> synthesize -> filter -> verify -> judge -> style metrics
--> difficulty -> rebalance + export. Stages live in pipeline/; this file only wires them."""
+"""The curate flows: one Prefect flow per stage, and the full `curate` flow that runs them in order.
+
+    curate = synthesize (ingest -> screen-questions -> classify-domains -> synthesize)
+             -> filter (rule-filters) -> verify -> judge (judge-<rule> ...) -> score (style-metrics,
+             difficulty) -> export (rebalance-export)
+
+Each stage flow runs on its own (a run of its own: lock, `runs` row, counts artifact) or as a
+subflow of `curate` (the UI shows the run as six nested flow runs, each with its tasks and logs;
+one lock, one `runs` row and one `curate-run-counts` artifact for the whole run). Parameters
+are pydantic models (flows/params.py). Stages live in pipeline/, tasks in flows/tasks.py."""
 
 from __future__ import annotations
 
-import contextvars
-from pathlib import Path
+from prefect import flow
 
-from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NONE
-
-from filters.decontam import AnswerContamination
-from filters.registry import cheap_filters
-from judges.loader import load_rule
+from flows.params import CurateParams, ExportParams, ScoreParams, StageParams, SynthesizeParams
+from flows.run_context import ActiveRun, run_name, say, say_var, stage_run  # noqa: F401 - say_var: the CLI sets it
+from flows.tasks import (difficulty_task, domains_task, export_task, filter_task, ingest_task, judge_task,
+                         progress_var, screen_task, style_metrics_task, synthesize_task, verify_task)  # noqa: F401
 from pipeline.config_loading import load_run_config
 from pipeline.engines.factory import make_engine
-from pipeline.progress import NoProgress, Progress
-from pipeline.run_lock import run_lock
-from pipeline.run_record import recorded_run
-from pipeline.run_report import counts_markdown
-from pipeline.stages.difficulty import score_difficulty
-from pipeline.stages.domains import classify_run_questions
-from pipeline.stages.filter import run_filters
-from pipeline.stages.ingest import ingest, select_questions
-from pipeline.stages.screen import benchmark_index, screen_questions, usable
-from pipeline.stages.judge import TokenBudget, run_judge
-from pipeline.stages.publish import select_and_export
-from pipeline.stages.style_metrics import record_style_metrics
-from pipeline.stages.synthesize import gen_config_hash, synthesize
-from pipeline.stages.verify import run_verify
+from pipeline.stages.ingest import select_questions
+from pipeline.stages.publish import latest_export
 from pipeline.store import Store
 
-# The CLI sets these; flow parameters must stay JSON (Prefect records them), so live objects
-# such as the progress display and the log function travel in context variables.
-progress_var: contextvars.ContextVar[Progress] = contextvars.ContextVar("progress", default=NoProgress())
-say_var: contextvars.ContextVar = contextvars.ContextVar("say", default=print)
-
-# Stage tasks write to DuckDB themselves: nothing for Prefect to cache or persist. Each task
-# opens its own connection from the path (Prefect keeps task parameters alive, and a live
-# connection object held past shutdown makes DuckDB's bindings report leaks).
-_task = dict(cache_policy=NONE, persist_result=False)
+_flow = dict(persist_result=False, flow_run_name=run_name)
 
 
-@task(name="ingest", **_task)
-def ingest_task(db, config, run_id):
-    with Store(db) as store:
-        return ingest(store, config, run_id)
+def _config_of(params: StageParams):
+    return lambda: load_run_config(params.config_path)
 
 
-@task(name="screen-questions", **_task)
-def screen_task(db, config, run_id, pool):
-    index = benchmark_index(config, None)
-    with Store(db) as store:
-        report = screen_questions(store, config, run_id, pool, index)
-        return report, usable(store, pool), index
+@flow(name="synthesize", **_flow)
+def synthesize_flow(params: SynthesizeParams = SynthesizeParams()) -> dict:
+    """Read the pools, screen the questions, pick this run's, classify their domains, generate samples."""
+    load = lambda: load_run_config(params.config_path, params.questions, params.limit)  # noqa: E731
+    with stage_run("synthesize", params, load) as run:
+        db, config, counts = run.db, run.config, run.counts
+        report = ingest_task(db, config, run.run_id)
+        counts["ingest"] = {"read": report.read, "new": report.new_questions, "quarantined": report.quarantined}
+        for message in report.quarantine_messages[:10]:
+            say(f"[quarantine] {message}")
+        if report.quarantined > 10:
+            say(f"[quarantine] ... {report.quarantined - 10} more (SELECT * FROM quarantine)")
+        screen, pool = screen_task(db, config, run.run_id, report.pool)
+        counts["screen"] = vars(screen)
+        run.question_ids = select_questions(pool, config.limit, config.selection_seed)
+        say(f"{report.read} questions read ({report.new_questions} new, {report.quarantined} quarantined); "
+            f"{report.pool.height - pool.height} set aside by decontamination or dedup; "
+            f"{len(run.question_ids)} selected for this run")
+        counts["domains"] = domains_task(db, config, run.run_id, run.question_ids)
+        if counts["domains"]["knn"]:
+            say(f"[domains] {counts['domains']['knn']} questions classified by kNN, {counts['domains']['adopted']} "
+                "adopted (SELECT * FROM question_domains WHERE method = 'knn')")
+        engine = make_engine(config.engine, announce=say)
+        counts["synthesize"] = vars(synthesize_task(db, engine, config, run.run_id, run.question_ids))
+    return counts
 
 
-@task(name="classify-domains", **_task)
-def domains_task(db, config, run_id, question_ids):
-    with Store(db) as store:
-        return classify_run_questions(store, config.domains, run_id, question_ids, progress_var.get())
+@flow(name="filter", **_flow)
+def filter_flow(params: StageParams = StageParams()) -> dict:
+    """Every cheap rule (and the benchmark check of answers) over samples without its verdict."""
+    with stage_run("filter", params, _config_of(params)) as run:
+        run.counts["filters"] = {c.rule: {"checked": c.checked, "failed": c.failed}
+                                 for c in filter_task(run.db, run.config, run.run_id)}
+    return run.counts
 
 
-@task(name="synthesize", retries=1, **_task)
-def synthesize_task(db, engine, config, run_id, question_ids):
-    with Store(db) as store:
-        return synthesize(store, engine, config.synthesis, run_id, question_ids, progress_var.get())
+@flow(name="verify", **_flow)
+def verify_flow(params: StageParams = StageParams()) -> dict:
+    """Answers against references, code against its tests, for samples not yet verified."""
+    with stage_run("verify", params, _config_of(params)) as run:
+        run.counts["verify"] = vars(verify_task(run.db, run.run_id))
+    return run.counts
 
 
-@task(name="rule-filters", **_task)
-def filter_task(db, config, run_id, index):
-    with Store(db) as store:
-        rules = cheap_filters(config.filters, config.synthesis.custom_patterns())
-        counts = run_filters(store, rules, run_id, progress=progress_var.get())
-        if config.decontamination.check_answers:
-            counts += run_filters(store, [AnswerContamination(index)], run_id, stage="decontam",
-                                  progress=progress_var.get())
-        return counts
-
-
-@task(name="verify", **_task)
-def verify_task(db, run_id):
-    with Store(db) as store:
-        return run_verify(store, run_id, progress=progress_var.get())
-
-
-@task(name="judge", **_task)
-def judge_task(db, engine, config, run_id, rule_name, tokens_left, limit=None):
-    """One judge rule; `tokens_left` is what the run's token budget still allows (None: no limit)."""
-    rule = load_rule(rule_name, config.judges.rules_dir)
-    if rule.engine is not None:  # the rule names its own judge model
-        engine = make_engine(rule.engine, announce=say_var.get())
-    with Store(db) as store:
-        return run_judge(store, rule, engine, run_id, batch_size=config.judges.batch_size,
-                         max_retries=config.judges.max_parse_retries, budget=TokenBudget(tokens_left),
-                         limit=limit, progress=progress_var.get())
+@flow(name="judge", **_flow)
+def judge_flow(params: StageParams = StageParams()) -> dict:
+    """The configured judge rules, in order, over the samples each has not judged yet."""
+    with stage_run("judge", params, _config_of(params)) as run:
+        engine = make_engine(run.config.engine, announce=say)  # lazy: loads only if something is due
+        run.counts["judges"] = _judge_all(run.db, engine, run.config, run.run_id)
+    return run.counts
 
 
 def _judge_all(db, engine, config, run_id) -> dict:
     """Judge rules in configured order, sharing the run's token budget."""
-    say, left, reports = say_var.get(), config.judges.token_budget, {}
+    left, reports = config.judges.token_budget, {}
     for name in config.judges.rules:
         report = judge_task(db, engine, config, run_id, name, left)
         if report.refused:
@@ -113,70 +99,57 @@ def _judge_all(db, engine, config, run_id) -> dict:
     return reports
 
 
-@task(name="style-metrics", **_task)
-def style_metrics_task(db, config, run_id, question_ids, model):
-    with Store(db) as store:
-        return record_style_metrics(store, config.synthesis, run_id, question_ids,
-                                    gen_config_hash(config.synthesis, model))
-
-
-@task(name="difficulty", **_task)
-def difficulty_task(db, engine, config, run_id, question_ids):
-    with Store(db) as store:
-        return score_difficulty(store, run_id, question_ids, config=config.difficulty, engine=engine,
-                                rules_dir=config.judges.rules_dir, progress=progress_var.get())
-
-
-@task(name="rebalance-export", **_task)
-def export_task(db, config, run_id, out_dir):
-    with Store(db) as store:
-        return select_and_export(store, config, run_id, Path(out_dir))
-
-
-@flow(name="curate", persist_result=False)
-def curate(config_path: str | None = None, questions: list[str] | None = None, db: str = "curate.duckdb",
-           out: str = "out", limit: int | None = None) -> dict:
-    with run_lock(db):
-        return _curate(config_path, questions, db, out, limit)
-
-
-def _curate(config_path, questions, db, out, limit) -> dict:
-    say = say_var.get()
-    config = load_run_config(config_path, questions, limit)
-    with recorded_run(db, config.model_dump(mode="json"), config.config_hash()) as (run_id, counts):
-        report = ingest_task(db, config, run_id)
-        counts["ingest"] = {"read": report.read, "new": report.new_questions, "quarantined": report.quarantined}
-        for message in report.quarantine_messages[:10]:
-            say(f"[quarantine] {message}")
-        if report.quarantined > 10:
-            say(f"[quarantine] ... {report.quarantined - 10} more (SELECT * FROM quarantine)")
-        screen, pool, index = screen_task(db, config, run_id, report.pool)
-        counts["screen"] = vars(screen)
-        question_ids = select_questions(pool, config.limit, config.selection_seed)
-        say(f"{report.read} questions read ({report.new_questions} new, {report.quarantined} quarantined); "
-            f"{report.pool.height - pool.height} set aside by decontamination or dedup; "
-            f"{len(question_ids)} selected for this run")
-        counts["domains"] = domains_task(db, config, run_id, question_ids)
-        if counts["domains"]["knn"]:
-            say(f"[domains] {counts['domains']['knn']} questions classified by kNN, {counts['domains']['adopted']} "
-                "adopted (SELECT * FROM question_domains WHERE method = 'knn')")
-        engine = make_engine(config.engine, announce=say)
-        synth = synthesize_task(db, engine, config, run_id, question_ids)
-        counts["synthesize"] = vars(synth)
-        counts["filters"] = {c.rule: {"checked": c.checked, "failed": c.failed}
-                             for c in filter_task(db, config, run_id, index)}
-        counts["verify"] = vars(verify_task(db, run_id))
-        counts["judges"] = _judge_all(db, engine, config, run_id)
-        styles = style_metrics_task(db, config, run_id, question_ids, engine.model_name)
-        counts["styles"] = vars(styles)
+@flow(name="score", **_flow)
+def score_flow(params: ScoreParams = ScoreParams()) -> dict:
+    """Style metrics (requested vs realized formats) and difficulty signals of the run's questions."""
+    with stage_run("score", params, _config_of(params)) as run:
+        question_ids = _questions_to_score(params, run)
+        styles = style_metrics_task(run.db, run.config, run.run_id, question_ids, run.config.engine.model)
+        run.counts["styles"] = vars(styles)
         for alarm in styles.alarms:
             say(f"[styles] overfit alarm: {alarm} (SELECT * FROM style_alarms)")
-        counts["difficulty"] = vars(difficulty_task(db, engine, config, run_id, question_ids))
-        manifest = export_task(db, config, run_id, out)
-        counts["export"] = {"export_id": manifest.export_id, "rows": manifest.total_rows,
-                            "by_domain": manifest.counts_by_domain,
-                            "shortfall": [s.model_dump() for s in manifest.shortfall]}
-    # The counts per stage, shown on the flow run in the Prefect UI (key: one history per database).
-    create_markdown_artifact(counts_markdown(counts), key="curate-run-counts",
-                             description=f"counts per stage, database {Path(db).name}")
-    return counts
+        engine = make_engine(run.config.engine, announce=say)  # lazy: only the llm_rating signal uses it
+        run.counts["difficulty"] = vars(difficulty_task(run.db, engine, run.config, run.run_id, question_ids))
+    return run.counts
+
+
+def _questions_to_score(params: ScoreParams, run: ActiveRun) -> list[str]:
+    """The given ids, else the curate run's questions, else every question with samples."""
+    if params.question_ids is not None:
+        return params.question_ids
+    if run.question_ids is not None:
+        return run.question_ids
+    with Store(run.db, read_only=True) as store:
+        return store.frame("SELECT DISTINCT question_id FROM samples ORDER BY 1")["question_id"].to_list()
+
+
+@flow(name="export", **_flow)
+def export_flow(params: ExportParams = ExportParams()) -> dict:
+    """Rebalance the kept samples and write a shard set (none when skip_unchanged and nothing changed)."""
+    with stage_run("export", params, _config_of(params)) as run:
+        manifest = export_task(run.db, run.config, run.run_id, params.out, params.skip_unchanged)
+        if manifest is None:
+            with Store(run.db, read_only=True) as store:
+                current = latest_export(store)[0]
+            run.counts["export"] = {"status": f"unchanged, export {current} still current", "export_id": current}
+        else:
+            run.counts["export"] = {"status": "new shard set", "export_id": manifest.export_id,
+                                    "rows": manifest.total_rows, "by_domain": manifest.counts_by_domain,
+                                    "shortfall": [s.model_dump() for s in manifest.shortfall]}
+        say(f"[export] {run.counts['export']['status']}: {run.counts['export']['export_id']}")
+    return run.counts
+
+
+@flow(name="curate", **_flow)
+def curate(params: CurateParams = CurateParams()) -> dict:
+    """The whole pipeline, each stage a subflow of this run: one lock, one `runs` row, one artifact."""
+    load = lambda: load_run_config(params.config_path, params.questions, params.limit)  # noqa: E731
+    with stage_run("curate", params, load) as run:
+        stage = params.model_dump(include=set(StageParams.model_fields))
+        synthesize_flow(SynthesizeParams(**stage, questions=params.questions, limit=params.limit))
+        filter_flow(StageParams(**stage))
+        verify_flow(StageParams(**stage))
+        judge_flow(StageParams(**stage))
+        score_flow(ScoreParams(**stage))
+        export_flow(ExportParams(**stage, out=params.out, skip_unchanged=params.skip_unchanged))
+    return run.counts

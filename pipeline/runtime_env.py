@@ -43,6 +43,10 @@ def apply_defaults() -> Path:
         # The first start of the temporary server migrates its database: 20 s is too tight here.
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        # Run logs (INFO) still reach the Prefect API and UI; the console shows warnings only.
+        "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
+        "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "INFO",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
         "DO_NOT_TRACK": "1",
     }
     for key, value in defaults.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import flows.curate_flow as cf
+import flows.tasks as ft
 from pipeline.stages.judge import JudgeReport
 from schemas.config import CurateConfig, EngineConfig
 
@@ -52,14 +53,14 @@ def test_a_rule_with_its_own_engine_is_judged_by_it(monkeypatch, tmp_path: Path)
         "engine: {kind: openai, base_url: 'http://127.0.0.1:9/v1', model: judge-70b}\n"
         "prompt: '{{ open }}answer\n{{ answer }}\n{{ close }}answer'\n")
     run_engine, built, used = FakeEngineForOrchestrationTest(), [], []
-    monkeypatch.setattr(cf, "make_engine", lambda config, announce=None: built.append(config) or "rule-engine")
-    monkeypatch.setattr(cf, "run_judge", lambda store, rule, engine, run_id, **kw: used.append(engine) or
+    monkeypatch.setattr(ft, "make_engine", lambda config, announce=None: built.append(config) or "rule-engine")
+    monkeypatch.setattr(ft, "run_judge", lambda store, rule, engine, run_id, **kw: used.append(engine) or
                         JudgeReport(rule.name, rule.version))
     config = CurateConfig(judges={"rules": ["big_judge"], "rules_dir": str(tmp_path)})
-    cf.judge_task.fn(str(tmp_path / "x.duckdb"), run_engine, config, "run-1", "big_judge", None)
+    ft.judge_task.fn(str(tmp_path / "x.duckdb"), run_engine, config, "run-1", "big_judge", None)
     assert built == [EngineConfig(kind="openai", base_url="http://127.0.0.1:9/v1", model="judge-70b")]
     assert used == ["rule-engine"]
     # A rule without an engine uses the run's.
-    cf.judge_task.fn(str(tmp_path / "x.duckdb"), run_engine, config.model_copy(
+    ft.judge_task.fn(str(tmp_path / "x.duckdb"), run_engine, config.model_copy(
         update={"judges": config.judges.model_copy(update={"rules_dir": None})}), "run-1", "logical_completeness", None)
     assert used[-1] is run_engine
