@@ -160,7 +160,7 @@ def serve(
     """Serve the full `curate` flow on a cron schedule: each run writes a new shard set, or none when
     its selection equals the newest export's. Runs go to the Prefect API at PREFECT_API_URL."""
     _prepare()
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
     from flows.deployments import curate_deployment, describe, serve_deployments
     from pipeline.config_loading import load_run_config
@@ -180,8 +180,9 @@ def serve(
         console.print("[yellow]warning:[/yellow] PREFECT_API_URL is not set: serving against a temporary local "
                       "Prefect server that stops with this command (schedules and run history are not kept). "
                       "Start `prefect server start` and export PREFECT_API_URL=http://127.0.0.1:4200/api.")
-    console.print(f"serving curate/{name} on {cron!r}: database {params.db}, shard sets under {params.out}; "
-                  "Ctrl+C stops", highlight=False)
+    console.print(f"serving curate/{name} on {cron!r} ({timezone or 'UTC'}): database {params.db}, shard sets under "
+                  f"{params.out}; Ctrl+C stops\n  a run now: prefect deployment run curate/{name}\n  runs, logs and "
+                  f"counts artifacts: {PREFECT_UI_URL.value() or 'the Prefect UI'}", highlight=False, soft_wrap=True)
     serve_deployments(deployment)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -76,6 +77,32 @@ def test_a_bad_config_fails_at_serve_time_not_at_the_first_run(monkeypatch, tmp_
     result, served = _serve(monkeypatch, "--cron", "0 3 * * *", *_args(tmp_path))
     assert result.exit_code == 2 and served == []
     assert "config.yaml:2: field 'synthesis.n'" in " ".join(result.output.split())
+
+
+def test_the_serving_process_creates_the_cron_runs_ahead_once(monkeypatch, tmp_path, prefect_server):
+    from prefect.client.orchestration import get_client
+
+    tiny_config(tmp_path)
+    _, (deployment,) = _serve(monkeypatch, "--cron", "*/10 * * * *", "--name", "ahead", *_args(tmp_path))
+    deployment_id = deployment.apply()
+    now = datetime(2030, 1, 1, 12, 5, 30, tzinfo=timezone.utc)  # far ahead: no runner picks these up
+
+    async def tick():
+        async with get_client() as client:
+            return await flows.deployments.schedule_due_runs(client, deployment_id, now=now,
+                                                             ahead=timedelta(minutes=30))
+
+    first, again = asyncio.run(tick()), asyncio.run(tick())
+    assert [r.expected_start_time.strftime("%H:%M") for r in first] == ["12:10", "12:20", "12:30"]
+    assert [r.id for r in again] == [r.id for r in first]  # one run per time, however often it ticks
+    assert all(r.state.is_scheduled() and r.parameters == deployment.parameters for r in first)
+
+    async def pause_and_tick():
+        async with get_client() as client:
+            await client.pause_deployment(deployment_id)
+            return await flows.deployments.schedule_due_runs(client, deployment_id, now=now + timedelta(hours=1))
+
+    assert asyncio.run(pause_and_tick()) == []  # paused in the UI: nothing is scheduled
 
 
 # --- real scheduled runs --------------------------------------------------------------------------
