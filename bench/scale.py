@@ -7,14 +7,16 @@ Each size runs in its own process (peak RSS is per process) on a fresh DuckDB fi
 (2 per question, four domains, ~1.5 KB of plausible reasoning each; 1 in 20 carries a defect a
 rule catches) are inserted in batches, then the real stages run: run_filters with the ten cheap
 rules, then select_and_export (rebalance to a quarter of N, chat-template checks with the
-SmolLM2 tokenizer, Parquet shards). DuckDB is capped at 768 MB (it spills beyond; at 384 MB the kept-samples query over 10M verdicts runs out). Prints wall
-time per phase and peak RSS.
+SmolLM2 tokenizer, Parquet shards). DuckDB is capped at --memory-limit (768 MB by default; it
+spills beyond; the lean kept_samples view and the DuckDB-side rebalance run within 256 MB).
+Prints wall time per phase and peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import shutil
@@ -136,6 +138,15 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_size(args.child, args.memory_limit, args.keep)))
         return
+    # The target tokenizer's folder is converted from the shipped GGUF on first use (loading the
+    # weights): do it here, so no size's peak RSS includes a one-off conversion.
+    from pipeline.model_bootstrap import resolve_model
+    from pipeline.runtime_env import apply_defaults
+    from schemas.config import ExportConfig
+
+    os.chdir(ROOT)  # the children run here; CURATE_HOME defaults to ./.curate
+    apply_defaults()
+    resolve_model(ExportConfig().tokenizer, announce=lambda msg: print(msg, flush=True))
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         out = subprocess.run([sys.executable, __file__, "--child", str(n), "--memory-limit", args.memory_limit]
