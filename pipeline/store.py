@@ -285,18 +285,6 @@ CREATE TABLE IF NOT EXISTS style_compliance (
 
 CREATE OR REPLACE VIEW style_alarms AS SELECT * FROM style_summary WHERE alarm;
 
--- What each sample asked for and what it wrote, with the prompt perturbation used.
-CREATE OR REPLACE VIEW sample_formats AS
-SELECT s.sample_id, s.question_id, q.domain, s.model, s.requested_format, s.realized_format,
-       c.passed AS compliant,            -- the format_compliance verdict (NULL: not checked yet)
-       s.placement, s.length_band, s.realized_length_band, s.reasoning_container,
-       CAST(s.perturbation ->> '$.seed' AS BIGINT) AS perturbation_seed,
-       CAST(s.perturbation ->> '$.system' AS INTEGER) AS system_prompt,
-       CAST(s.perturbation ->> '$.phrasing' AS INTEGER) AS phrasing,
-       s.perturbation ->> '$.order' AS prompt_order, s.perturbation ->> '$.markup' AS markup
-FROM samples s JOIN questions q USING (question_id)
-LEFT JOIN verdicts c ON c.sample_id = s.sample_id AND c.rule = 'format_compliance'
-QUALIFY row_number() OVER (PARTITION BY s.sample_id ORDER BY c.rule_version DESC NULLS LAST) = 1;
 
 CREATE OR REPLACE VIEW latest_question_verdicts AS
 SELECT * FROM question_verdicts
@@ -321,6 +309,18 @@ SELECT v.* FROM verdicts v LEFT JOIN rule_configs c ON c.rule = v.rule
 QUALIFY row_number() OVER (PARTITION BY v.sample_id, v.rule
                            ORDER BY coalesce(v.config_hash = c.config_hash, false) DESC,
                                     v.rule_version DESC, v.created_at DESC) = 1;
+
+-- What each sample asked for and what it wrote, with the prompt perturbation used.
+CREATE OR REPLACE VIEW sample_formats AS
+SELECT s.sample_id, s.question_id, q.domain, s.model, s.requested_format, s.realized_format,
+       c.passed AS compliant,            -- the format_compliance verdict (NULL: not checked yet)
+       s.placement, s.length_band, s.realized_length_band, s.reasoning_container,
+       CAST(s.perturbation ->> '$.seed' AS BIGINT) AS perturbation_seed,
+       CAST(s.perturbation ->> '$.system' AS INTEGER) AS system_prompt,
+       CAST(s.perturbation ->> '$.phrasing' AS INTEGER) AS phrasing,
+       s.perturbation ->> '$.order' AS prompt_order, s.perturbation ->> '$.markup' AS markup
+FROM samples s JOIN questions q USING (question_id)
+LEFT JOIN latest_verdicts c ON c.sample_id = s.sample_id AND c.rule = 'format_compliance';
 
 -- Judging still owed: skipped for the token budget under the rule's current config hash and
 -- not judged under it since (skips from before schema 6: by rule version, for rules with no record).
