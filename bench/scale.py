@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import resource
 import shutil
@@ -139,14 +138,11 @@ def main() -> None:
         print(json.dumps(run_size(args.child, args.memory_limit, args.keep)))
         return
     # The target tokenizer's folder is converted from the shipped GGUF on first use (loading the
-    # weights): do it here, so no size's peak RSS includes a one-off conversion.
-    from pipeline.model_bootstrap import resolve_model
-    from pipeline.runtime_env import apply_defaults
-    from schemas.config import ExportConfig
-
-    os.chdir(ROOT)  # the children run here; CURATE_HOME defaults to ./.curate
-    apply_defaults()
-    resolve_model(ExportConfig().tokenizer, announce=lambda msg: print(msg, flush=True))
+    # weights): do it first, in a process of its own, so no size's peak RSS includes it (peak RSS
+    # survives fork + exec on Linux, so not in this parent either).
+    subprocess.run([sys.executable, "-c", "from pipeline.runtime_env import apply_defaults; apply_defaults(); "
+                    "from pipeline.model_bootstrap import resolve_model; from schemas.config import ExportConfig; "
+                    "resolve_model(ExportConfig().tokenizer)"], cwd=ROOT, check=True)
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
         out = subprocess.run([sys.executable, __file__, "--child", str(n), "--memory-limit", args.memory_limit]

@@ -11,6 +11,8 @@ are pydantic models (flows/params.py). Stages live in pipeline/, tasks in flows/
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from prefect import flow
 
 from flows.params import CurateParams, ExportParams, ScoreParams, StageParams, SynthesizeParams
@@ -61,8 +63,13 @@ def synthesize_flow(params: SynthesizeParams = SynthesizeParams()) -> dict:
 def filter_flow(params: StageParams = StageParams()) -> dict:
     """Every cheap rule (and the benchmark check of answers) over samples without its verdict."""
     with stage_run("filter", params, _config_of(params)) as run:
-        run.counts["filters"] = {c.rule: {"checked": c.checked, "failed": c.failed}
-                                 for c in filter_task(run.db, run.config, run.run_id)}
+        if run.config.scaleout.runner == "ray":  # chunks as tasks on Ray; this process ingests their parts
+            from flows.scaleout_flow import filter_on_ray
+
+            counts = filter_on_ray(run.db, run.config, run.run_id, progress=progress_var.get())
+        else:
+            counts = filter_task(run.db, run.config, run.run_id)
+        run.counts["filters"] = {c.rule: {"checked": c.checked, "failed": c.failed} for c in counts}
     return run.counts
 
 
@@ -70,7 +77,13 @@ def filter_flow(params: StageParams = StageParams()) -> dict:
 def verify_flow(params: StageParams = StageParams()) -> dict:
     """Answers against references, code against its tests, for samples not yet verified."""
     with stage_run("verify", params, _config_of(params)) as run:
-        run.counts["verify"] = vars(verify_task(run.db, run.run_id))
+        if run.config.scaleout.runner == "ray":
+            from flows.scaleout_flow import verify_on_ray
+
+            report = verify_on_ray(run.db, run.run_id, run.config.scaleout, progress=progress_var.get())
+        else:
+            report = verify_task(run.db, run.run_id)
+        run.counts["verify"] = vars(report)
     return run.counts
 
 
@@ -140,11 +153,24 @@ def export_flow(params: ExportParams = ExportParams()) -> dict:
     return run.counts
 
 
+@contextmanager
+def _cluster(config):
+    """With scaleout.runner: ray, one Ray cluster for the whole run (the filter and verify stages
+    share its warm workers instead of starting their own)."""
+    if config.scaleout.runner != "ray":
+        yield
+        return
+    from flows.scaleout_flow import ray_cluster
+
+    with ray_cluster(config.scaleout):
+        yield
+
+
 @flow(name="curate", **_flow)
 def curate(params: CurateParams = CurateParams()) -> dict:
     """The whole pipeline, each stage a subflow of this run: one lock, one `runs` row, one artifact."""
     load = lambda: load_run_config(params.config_path, params.questions, params.limit)  # noqa: E731
-    with stage_run("curate", params, load) as run:
+    with stage_run("curate", params, load) as run, _cluster(run.config):
         stage = params.model_dump(include=set(StageParams.model_fields))
         synthesize_flow(SynthesizeParams(**stage, questions=params.questions, limit=params.limit))
         filter_flow(StageParams(**stage))

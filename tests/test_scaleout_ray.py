@@ -188,6 +188,42 @@ def test_a_killed_runs_parts_are_ingested_once_by_the_resume(cluster, prefect_se
     assert not parts_root(db).exists()  # parts ingested and removed, the half part swept
 
 
+@pytest.mark.slow
+def test_the_filter_and_verify_flows_run_on_ray_when_configured(cluster, prefect_server, base_db, reference,
+                                                                 tmp_path):
+    """The wiring in flows/curate_flow.py: scaleout.runner: ray in the run config sends the stage
+    flows' work to Ray; the stored verdicts and the run's counts equal the single-process path."""
+    from flows.curate_flow import filter_flow, verify_flow
+    from flows.params import StageParams
+
+    local_counts, local_report, local, _ = reference
+    db = _copy(base_db, tmp_path, "flows")
+    config = tmp_path / "ray.yaml"
+    config.write_text(f"scaleout: {{runner: ray, num_workers: 2, chunk_rows: {CHUNK_ROWS}}}\n")
+    params = StageParams(config_path=str(config), db=str(db))
+    before = _ray_flow_runs()
+    filters = filter_flow(params)["filters"]
+    verify = verify_flow(params)["verify"]
+    assert _ray_flow_runs() - before == {"rule-filters-on-ray": 1, "verify-on-ray": 1}
+
+    assert filters == {c.rule: {"checked": c.checked, "failed": c.failed} for c in local_counts}
+    assert verify == vars(local_report)
+    assert _verdicts(db).equals(local)
+    with Store(db, read_only=True) as store:
+        assert store.frame("SELECT status FROM runs")["status"].to_list() == ["finished", "finished"]
+
+
+def _ray_flow_runs():
+    """Flow runs of the Ray subflows so far, by name."""
+    from collections import Counter
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        names = [client.read_flow(r.flow_id).name for r in client.read_flow_runs(limit=200)]
+    return Counter(n for n in names if n.endswith("-on-ray"))
+
+
 # --- parts, without Ray ------------------------------------------------------------------------------
 
 
