@@ -88,7 +88,12 @@ def stage_run(flow_name: str, params: StageParams, load_config: Callable[[], Cur
             raise
         finally:
             if run is not None:
-                _publish_counts(run, error)
+                try:
+                    _publish_counts(run, error)
+                except Exception as exc:  # never hide the run's own error behind the artifact's
+                    if error is None:
+                        raise
+                    say(f"counts artifact not written: {type(exc).__name__}: {exc}")
 
 
 def _publish_counts(run: ActiveRun, error: BaseException | None) -> None:

@@ -90,7 +90,7 @@ def test_a_bad_config_fails_before_the_lock_or_a_run_row(prefect_server, tmp_pat
     assert not db.exists()
 
 
-def test_a_stage_flow_waits_for_no_one_a_locked_database_fails_clearly(prefect_server, tmp_path):
+def test_a_stage_flow_on_a_locked_database_fails_clearly(prefect_server, tmp_path):
     db = tmp_path / "c.duckdb"
     with run_lock(db), pytest.raises(StoreLockedError, match="is being written by a running"):
         filter_flow(StageParams(db=str(db)))
