@@ -13,8 +13,10 @@ from pipeline.store import Store
 
 @contextmanager
 def recorded_run(db: str, config_json: dict, config_hash: str) -> Iterator[tuple[str, dict]]:
-    """Yields (run_id, counts); fill counts in place."""
+    """Yields (run_id, counts); fill counts in place. Call under the run lock (pipeline/run_lock.py):
+    a run still marked running then is one that died, and is marked interrupted."""
     with Store(db) as store:
+        store.close_interrupted_runs()
         run_id = store.start_run(config_json, config_hash)
     counts: dict = {"run_id": run_id}
     calls_before = engine_calls()

@@ -548,6 +548,16 @@ class Store:
         )
         return run_id
 
+    def close_interrupted_runs(self) -> list[str]:
+        """Runs still 'running' when a new run holds the run lock ended without finishing (killed,
+        power lost): mark them 'interrupted'. Call only under the run lock."""
+        stale = self.frame("SELECT run_id FROM runs WHERE status = 'running'")["run_id"].to_list()
+        if stale:
+            self.con.execute("UPDATE runs SET status = 'interrupted', finished_at = ?, error = 'the process ended "
+                             "without finishing (killed?); a later run resumed its work' WHERE status = 'running'",
+                             [now()])
+        return stale
+
     def finish_run(self, run_id: str, status: str, counts: dict | None = None, error: str | None = None) -> None:
         self.con.execute(
             "UPDATE runs SET finished_at = ?, status = ?, counts = ?, error = ? WHERE run_id = ?",

@@ -316,3 +316,17 @@ def test_recorded_run_finishes_or_fails_with_the_counts_so_far(tmp_path: Path):
         rows = dict((r[0], r[1:]) for r in store.frame("SELECT run_id, status, counts, error FROM runs").rows())
     assert rows[run_id][0] == "finished" and '"stage": 3' in rows[run_id][1]
     assert rows[failed_id][0] == "failed" and '"stage": 1' in rows[failed_id][1] and rows[failed_id][2] == "KeyboardInterrupt: "
+
+
+def test_a_run_that_died_is_marked_interrupted_by_the_next(tmp_path: Path):
+    from pipeline.run_record import recorded_run
+
+    db = str(tmp_path / "runs.duckdb")
+    with Store(db) as store:  # what a SIGKILLed run leaves: its row still 'running'
+        killed = store.start_run({"a": 1}, "h")
+    with recorded_run(db, {"a": 1}, "h") as (run_id, counts):
+        pass
+    with Store(db, read_only=True) as store:
+        rows = dict((r[0], r[1:]) for r in store.frame("SELECT run_id, status, error FROM runs").rows())
+    assert rows[killed][0] == "interrupted" and "killed?" in rows[killed][1]
+    assert rows[run_id] == ("finished", None)
