@@ -7,7 +7,7 @@ Each size runs in its own process (peak RSS is per process) on a fresh DuckDB fi
 (2 per question, four domains, ~1.5 KB of plausible reasoning each; 1 in 20 carries a defect a
 rule catches) are inserted in batches, then the real stages run: run_filters with the ten cheap
 rules, then select_and_export (rebalance to a quarter of N, chat-template checks with the
-SmolLM2 tokenizer, Parquet shards). DuckDB is capped at --memory-limit (768 MB by default; it
+SmolLM2 tokenizer, Parquet shards). DuckDB is capped at --memory-limit (256 MB by default; it
 spills beyond; the lean kept_samples view and the DuckDB-side rebalance run within 256 MB).
 Prints wall time per phase and peak RSS.
 """
@@ -130,7 +130,7 @@ def run_size(n: int, memory_limit: str, keep: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--memory-limit", default="768MB", help="DuckDB's memory cap (it spills beyond)")
+    parser.add_argument("--memory-limit", default="256MB", help="DuckDB's memory cap (it spills beyond)")
     parser.add_argument("--keep", action="store_true", help="keep each size's DuckDB file and shards (path printed)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
