@@ -71,6 +71,9 @@ class EngineConfig(_Strict):
     max_concurrency: int = 16
     timeout_s: float = 120.0
     max_retries: int = 4
+    # Unreachable or overloaded server: keep retrying (with backoff) until it has failed this long,
+    # then fail the run (a resume redoes what is missing). 120 s covers a server restart.
+    retry_wait_s: float = Field(default=120.0, ge=0)
     # vLLM servers accept continue_final_message (needed by think_mode: forced); others do not.
     server_supports_prefill: bool = True
 

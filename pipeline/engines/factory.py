@@ -86,7 +86,8 @@ def _build(config: EngineConfig, announce) -> Engine:
         return OpenAIEngine(
             config.base_url, config.model, api_key=os.environ.get(config.api_key_env),
             max_concurrency=config.max_concurrency, timeout_s=config.timeout_s,
-            max_retries=config.max_retries, supports_prefill=config.server_supports_prefill,
+            max_retries=config.max_retries, retry_wait_s=config.retry_wait_s,
+            supports_prefill=config.server_supports_prefill,
         )
     key = config.model_dump_json()
     if key not in _loaded:
