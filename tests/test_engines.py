@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from pipeline.engines.openai_http import OpenAIEngine
+from pipeline.engines.openai_http import EngineUnavailableError, OpenAIEngine
 from pipeline.model_bootstrap import DEFAULT_MODEL_ALIAS, resolve_model
 from schemas.chat import ChatRequest, Sampling
 
@@ -149,10 +149,11 @@ def test_http_bad_request_is_recorded_not_raised(vllm_server):
     assert result.error is not None and ("404" in result.error or "NotFound" in result.error)
 
 
-def test_http_unreachable_server_retries_then_records_error():
+def test_http_unreachable_server_retries_then_raises():
     engine = OpenAIEngine(f"http://127.0.0.1:{_free_port()}/v1", "m", timeout_s=2, max_retries=2)
     started = time.monotonic()
-    [result] = engine.chat([ChatRequest(ASK, Sampling(max_tokens=4))])
-    assert result.error is not None and "Connection" in result.error
-    # Two retries with the SDK's exponential backoff (0.5 s, then 1 s, with jitter) take time.
+    # An outage is no request's error: past the retries the batch raises (tests/test_server_outage.py).
+    with pytest.raises(EngineUnavailableError, match="Connection"):
+        engine.chat([ChatRequest(ASK, Sampling(max_tokens=4))])
+    # Two retries with exponential backoff (0.5 s, then 1 s, with jitter) take time.
     assert time.monotonic() - started >= 0.75
