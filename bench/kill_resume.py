@@ -1,7 +1,7 @@
 """Kill -9 trials: SIGKILL a real `curate run` at random (seeded) moments in every stage, resume,
 repeat; then compare the database with an uninterrupted run of the same config.
 
-    .venv/bin/python bench/kill_resume.py [--kills 23] [--questions 8] [--seed 0] [--pools all|small]
+    .venv/bin/python bench/kill_resume.py [--kills 23] [--questions 8] [--seed 0] [--pools small|all]
                                           [--concurrency 8] [--no-baseline]
 
 One vLLM OpenAI-compatible server (the embedded default model, 127.0.0.1, a free port) serves
@@ -61,8 +61,8 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=23)
     parser.add_argument("--questions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pools", choices=["all", "small"], default="all",
-                        help="all shipped pools (21,716 questions to ingest and screen) or five small ones")
+    parser.add_argument("--pools", choices=["all", "small"], default="small",
+                        help="five small shipped pools (2,545 questions) or all of them (21,716 to ingest and screen)")
     parser.add_argument("--concurrency", type=int, default=8, help="engine.max_concurrency (1: reproducible texts)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the second uninterrupted run that measures how much texts vary run to run")
@@ -82,7 +82,7 @@ def main() -> None:
         config = write_config(tmp / "config.yaml", server.url, SERVED_NAME, limit=args.questions,
                               pools=None if args.pools == "all" else SMALL_POOLS, max_concurrency=args.concurrency)
         ref_db, db = tmp / "reference.duckdb", tmp / "killed.duckdb"
-        ref = run_curate(config, ref_db, tmp / "out-reference")
+        ref = run_curate(config, ref_db, tmp / "out-reference", requests=server.request_counts)
         if ref.returncode != 0:
             sys.exit("reference run failed:\n" + ref.output[-3000:])
         ref_snap = snapshot(ref_db)
@@ -98,7 +98,7 @@ def main() -> None:
             print(f"baseline run (uninterrupted, again): {base.seconds:.0f} s", flush=True)
         plan = plan_kills(args.kills, {stage_of(n) for n, _ in ref.tasks}, rng)
         t0 = time.monotonic()
-        trials, final = kill_resume(config, db, tmp / "out", plan, ref, ref_snap, rng,
+        trials, final = kill_resume(config, db, tmp / "out", plan, ref, ref_snap, rng, requests=server.request_counts,
                                     log=lambda m: print(m, flush=True))
         kill_phase = time.monotonic() - t0
         got = snapshot(db)
@@ -150,15 +150,15 @@ def report(trials, final, ref, ref_snap, got, mismatches, notes, kill_phase, ser
     times = [t.attempt.killed_at for t in killed]
     rows = [
         ("kills (SIGKILL of the run's process group)", len(killed)),
-        ("stages hit", f"{len(hit)} of {len(set(STAGE_ORDER) - {'finishing'})}"),
+        ("stages hit", f"{len(set(hit) - {'finishing'})} of {len(STAGE_ORDER) - 1}"
+                       + (f" (+{hit['finishing']} after the last task)" if hit["finishing"] else "")),
         ("vLLM server start", f"{server_up:.0f} s"),
         ("reference run (uninterrupted)", f"{ref.seconds:.0f} s"),
         ("killed runs: time until the kill, mean / max", f"{sum(times) / max(len(times), 1):.1f} / "
                                                         f"{max(times, default=0):.1f} s"),
         ("final resumed run (to the end)", f"{final.seconds:.0f} s"),
         ("kills + resumes, wall time", f"{kill_phase:.0f} s"),
-        ("runs rows: finished / failed / running (killed)",
-         " / ".join(str(got.runs.get(status, 0)) for status in ("finished", "failed", "running"))),
+        ("`runs` rows by status", ", ".join(f"{status} {n}" for status, n in sorted(got.runs.items()))),
         ("export folders in out/", orphan_dirs),
     ]
     for name, value in rows:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,10 @@ class Kill:
     ref_flow_started: float = 0.0  # seconds the reference run took to start its flow
     target: str = ""  # the stage aimed at, for the figures
     after_server: bool = False  # startup: counted from the start of Prefect's temporary server
+    # Stages that call the model: instead of a delay, kill while a request is in flight once the
+    # server has completed this many since the task began (at once if the task ends first).
+    # Load-proof, unlike time.
+    after_requests: int | None = None
 
     def due(self, start: float, flow_started: float | None) -> float:
         pace = flow_started / self.ref_flow_started if flow_started and self.ref_flow_started else 1.0
@@ -112,6 +117,8 @@ class Attempt:
     lines: list[str]
     flow_started: float | None = None  # seconds until the flow began (after imports, Prefect's server)
     server_started: float | None = None  # seconds until Prefect's temporary server was starting
+    task_requests: list[int] = field(default_factory=list)  # server requests done when each task ended
+    flow_requests: int = 0  # ... and when the flow began
     killed: bool = False
     killed_at: float | None = None
     stage: str | None = None  # stage running when killed
@@ -125,7 +132,7 @@ class Attempt:
 class CurateProcess:
     """`curate run` in its own process group, its output read line by line as it comes."""
 
-    def __init__(self, config: Path, db: Path, out: Path):
+    def __init__(self, config: Path, db: Path, out: Path, requests: Callable[[], tuple[int, int]] | None = None):
         home = os.environ.get("CURATE_HOME", str(ROOT / ".curate"))
         env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="250", CURATE_HOME=home,
                    # Task and flow run logs on the console: they say which stage is running.
@@ -138,6 +145,10 @@ class CurateProcess:
         self.tasks: list[tuple[str, float]] = []
         self.flow_started: float | None = None
         self.server_started: float | None = None
+        # The model server's (completed, running) requests, if known.
+        self.requests: Callable[[], tuple[int, int]] = requests or (lambda: (0, 0))
+        self.task_requests: list[int] = []
+        self.flow_requests = 0
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -149,9 +160,11 @@ class CurateProcess:
             if self.server_started is None and _SERVER_STARTS.search(line):
                 self.server_started = now
             if self.flow_started is None and _FLOW_BEGINS.search(line):
+                self.flow_requests = self.requests()[0]
                 self.flow_started = now
             match = _FINISHED.search(line)
             if match:
+                self.task_requests.append(self.requests()[0])
                 self.tasks.append((match.group(1), now))
 
     def elapsed(self) -> float:
@@ -183,39 +196,44 @@ class CurateProcess:
 
     def attempt(self, code: int) -> Attempt:
         return Attempt(code, self.elapsed(), list(self.tasks), list(self.lines), self.flow_started,
-                       self.server_started)
+                       self.server_started, list(self.task_requests), self.flow_requests)
 
 
 def run_curate(config: Path, db: Path, out: Path, *, kill: Kill | None = None, sequence: list[str] | None = None,
-               timeout_s: float = 1200) -> Attempt:
+               timeout_s: float = 1200, requests: Callable[[], tuple[int, int]] | None = None) -> Attempt:
     """Run to the end, or SIGKILL it as `kill` says (stage names from `sequence`, the reference
-    run's finished tasks in order)."""
-    with CurateProcess(config, db, out) as p:
+    run's finished tasks in order; `requests`: the model server's completed and running requests)."""
+    with CurateProcess(config, db, out, requests) as p:
         if kill is None:
             return p.attempt(p.wait(timeout_s))
         while p.proc.poll() is None and p.elapsed() < timeout_s:
-            start = _kill_clock_start(p, kill)
-            if start is not None and p.elapsed() >= kill.due(start, p.flow_started):
+            if _kill_due(p, kill):
                 stage = _running_stage(p, sequence or [])
                 p.kill()
                 at = p.elapsed()
                 result = p.attempt(p.wait(60))
                 result.killed, result.killed_at, result.stage, result.target = True, at, stage, kill.target
                 return result
-            time.sleep(0.02)
+            time.sleep(0.02 if kill.after_requests is None else 0.1)
         result = p.attempt(p.wait(timeout_s))
         result.target = kill.target  # finished (or failed) before the kill came
         return result
 
 
-def _kill_clock_start(p: CurateProcess, kill: Kill) -> float | None:
+def _kill_due(p: CurateProcess, kill: Kill) -> bool:
     if kill.task_index is None:
-        return p.server_started if kill.after_server else 0.0
-    if kill.task_index == 0:
-        return p.flow_started
-    if len(p.tasks) >= kill.task_index:
-        return p.tasks[kill.task_index - 1][1]
-    return None
+        start = p.server_started if kill.after_server else 0.0
+        return start is not None and p.elapsed() >= kill.due(start, None)
+    if len(p.tasks) < kill.task_index or (kill.task_index == 0 and p.flow_started is None):
+        return False  # not there yet
+    if kill.after_requests is None:
+        start = p.flow_started if kill.task_index == 0 else p.tasks[kill.task_index - 1][1]
+        return p.elapsed() >= kill.due(start, p.flow_started)
+    if len(p.tasks) > kill.task_index:
+        return True  # the task ended before that many requests: kill now, in whatever comes next
+    begun = p.flow_requests if kill.task_index == 0 else p.task_requests[kill.task_index - 1]
+    done, running = p.requests()
+    return done - begun >= kill.after_requests and running > 0
 
 
 def _running_stage(p: CurateProcess, sequence: list[str]) -> str:
@@ -305,7 +323,9 @@ def compare(ref: Snapshot, got: Snapshot) -> tuple[list[str], list[str]]:
     for key in sorted(set(ref.verdicts) | set(got.verdicts)):
         (rn, rp), (gn, gp) = ref.verdicts.get(key, (0, 0)), got.verdicts.get(key, (0, 0))
         if rn != gn:
-            mismatches.append(f"verdicts {key}: {gn} rows, reference {rn}")
+            # Every sample gets every cheap rule and verification; a judge only what nothing rejected.
+            (notes if differ and key.startswith("judge/") else mismatches).append(
+                f"verdicts {key}: {gn} rows, reference {rn}")
         elif rp != gp:
             (notes if differ else mismatches).append(f"verdicts {key}: {gp} passed, reference {rp}")
     if ref.question_verdicts != got.question_verdicts:
@@ -365,12 +385,16 @@ class Trial:
 
 
 def kill_resume(config: Path, db: Path, out: Path, plan: list[str], ref: Attempt, ref_snap: Snapshot, rng, *,
+                requests: Callable[[], tuple[int, int]] | None = None,
                 log=print) -> tuple[list[Trial], Attempt]:
     """SIGKILL a run once per entry of `plan` (stage names), at a random moment inside that stage
-    (scaled to the work a resumed run has left), checking the database after each kill; then
-    resume until a run finishes. Returns the trials and the finishing run."""
+    (scaled to the work a resumed run has left: in stages that call the model, while one of the
+    requests still due is in flight, when `requests` reads the server's counts), checking the
+    database after each kill; then resume until a run finishes. Returns the trials and the
+    finishing run. `ref` must have been run with the same `requests`."""
     sequence = [name for name, _ in ref.tasks]
     durations = task_durations(ref)
+    ref_requests = [b - a for a, b in zip([ref.flow_requests, *ref.task_requests], ref.task_requests)]
     trials: list[Trial] = []
     snap: Snapshot | None = None
     for number, stage in enumerate(plan, 1):
@@ -381,9 +405,13 @@ def kill_resume(config: Path, db: Path, out: Path, plan: list[str], ref: Attempt
         else:
             index = rng.choice([i for i, name in enumerate(sequence) if stage_of(name) == stage])
             share = remaining_share(stage, snap, ref_snap)
-            delay = rng.uniform(0.05, 0.9) * durations[index] * max(share, 0.05)
+            # Early rather than late in the task: a late kill overshoots into the next one when this run is faster.
+            delay = rng.uniform(0.05, 0.6) * durations[index] * max(share, 0.05)
             kill = Kill(index, delay, ref.flow_started, stage)
-        attempt = run_curate(config, db, out, kill=kill, sequence=sequence)
+            due = round(ref_requests[index] * share) if requests else 0
+            if due > 0:  # a stage that calls the model: during one of the requests it has left
+                kill.after_requests = rng.randint(0, due - 1)
+        attempt = run_curate(config, db, out, kill=kill, sequence=sequence, requests=requests)
         snap = snapshot(db) if db.exists() else None
         trial = Trial(number, attempt, snap.samples if snap else 0,
                       sum(n for n, _ in snap.verdicts.values()) if snap else 0, intact(snap) if snap else [])
@@ -395,7 +423,7 @@ def kill_resume(config: Path, db: Path, out: Path, plan: list[str], ref: Attempt
         if not attempt.killed and attempt.returncode != 0:
             raise RuntimeError(f"curate run failed (exit {attempt.returncode}):\n" + "\n".join(attempt.lines[-40:]))
     for _ in range(3):  # resume until a run finishes (one is enough unless something fails)
-        final = run_curate(config, db, out)
+        final = run_curate(config, db, out, requests=requests)
         if final.returncode == 0:
             return trials, final
         log(f"resume exited with {final.returncode}:\n" + "\n".join(final.lines[-20:]))

@@ -35,13 +35,14 @@ def _config(tmp_path, server, **kw):
 @pytest.mark.timeout(1800)  # a reference run, seven killed runs and a resume, each a real `curate run`
 def test_killed_runs_resume_to_the_uninterrupted_result(server, tmp_path):
     config = _config(tmp_path, server, limit=4, n=1)
-    ref = run_curate(config, tmp_path / "ref.duckdb", tmp_path / "out-ref")
+    ref = run_curate(config, tmp_path / "ref.duckdb", tmp_path / "out-ref", requests=server.request_counts)
     assert ref.returncode == 0, ref.output[-3000:]
     ref_snap = snapshot(tmp_path / "ref.duckdb")
     assert ref_snap.samples == 4 and ref_snap.exported_rows > 0, ref_snap  # the run reaches every stage
 
     db = tmp_path / "killed.duckdb"
-    trials, final = kill_resume(config, db, tmp_path / "out", PLAN, ref, ref_snap, random.Random(0))
+    trials, final = kill_resume(config, db, tmp_path / "out", PLAN, ref, ref_snap, random.Random(0),
+                                requests=server.request_counts)
 
     killed = [t for t in trials if t.attempt.killed]
     print({t.number: (t.attempt.target, t.attempt.stage, t.samples, t.verdicts) for t in trials})

@@ -64,6 +64,22 @@ class VllmServer:
         except OSError:
             return False
 
+    def request_counts(self) -> tuple[int, int]:
+        """(completed since the server started, running now), from its Prometheus metrics; (0, 0)
+        when it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return 0, 0
+        done = running = 0.0
+        for line in text.splitlines():
+            if line.startswith("vllm:request_success_total{") and 'finished_reason="abort"' not in line:
+                done += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("vllm:num_requests_running{"):
+                running += float(line.rsplit(" ", 1)[1])
+        return int(done), int(running)
+
     def stop(self, crash: bool = False) -> None:
         """SIGTERM (a clean shutdown) or, with crash, SIGKILL of the server's whole process group."""
         if self.proc is None:
