@@ -7,10 +7,10 @@ current". Served runs execute one at a time (limit 1), so a slow run delays the 
 of failing on the database's run lock.
 
 The serving process also creates the cron runs itself, a couple of minutes ahead, as the Prefect
-server's scheduler service would. That service fails on this stack (Prefect 3.7.7 with
-SQLAlchemy 2.1: "Can't evaluate bulk DML statement" in its bulk insert of scheduled runs, so a
-cron schedule alone never produces a run). The runs carry the idempotency keys the server's
-scheduler uses, so where that service works each time still gets one run."""
+server's scheduler service does: runs then appear even where that service is off or broken (it
+fails with SQLAlchemy 2.1 - "Can't evaluate bulk DML statement" - which is why the lock pins
+2.0.x). The runs carry the idempotency keys the server's scheduler uses, so where both work each
+time still gets exactly one run."""
 
 from __future__ import annotations
 
