@@ -65,10 +65,12 @@ class EngineConfig(_Strict):
     enforce_eager: bool = True
     seed: int = 0
     vllm_args: dict = Field(default_factory=dict)
-    # openai: any OpenAI-compatible server (vLLM, SGLang, TGI, a hosted API).
+    # openai: any OpenAI-compatible server (vLLM, SGLang, TGI, a hosted API), or several replicas
+    # of one model (base_urls): each request goes to the least busy one, a failing one is skipped.
     base_url: str | None = None
+    base_urls: list[str] = Field(default_factory=list)
     api_key_env: str = "OPENAI_API_KEY"
-    max_concurrency: int = 16
+    max_concurrency: int = 16  # requests in flight per server
     timeout_s: float = 120.0
     max_retries: int = 4
     # Unreachable or overloaded server: keep retrying (with backoff) until it has failed this long,
@@ -76,6 +78,18 @@ class EngineConfig(_Strict):
     retry_wait_s: float = Field(default=120.0, ge=0)
     # vLLM servers accept continue_final_message (needed by think_mode: forced); others do not.
     server_supports_prefill: bool = True
+
+    @model_validator(mode="after")
+    def _one_way_to_name_servers(self) -> "EngineConfig":
+        if self.base_url and self.base_urls:
+            raise ValueError("set base_url (one server) or base_urls (several), not both")
+        if len(set(self.base_urls)) != len(self.base_urls):
+            raise ValueError("base_urls lists a server twice")
+        return self
+
+    @property
+    def servers(self) -> list[str]:
+        return list(self.base_urls) or ([self.base_url] if self.base_url else [])
 
 
 class CustomFormat(_Strict):

@@ -199,6 +199,20 @@ class CurateProcess:
                        self.server_started, list(self.task_requests), self.flow_requests)
 
 
+def wait_for(cond, what: str, p: CurateProcess, timeout_s: float = 600) -> None:
+    """Poll `cond` while the run lives; fail with its last lines if it ends or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert p.proc.poll() is None, f"run ended before {what}:\n" + "\n".join(p.lines[-40:])
+        assert time.monotonic() < deadline, f"no {what} after {timeout_s:.0f} s:\n" + "\n".join(p.lines[-40:])
+        time.sleep(0.1)
+
+
+def finished_stage(p: CurateProcess, stage: str) -> bool:
+    """Has a task of this stage finished?"""
+    return any(stage_of(name) == stage for name, _ in p.tasks)
+
+
 def run_curate(config: Path, db: Path, out: Path, *, kill: Kill | None = None, sequence: list[str] | None = None,
                timeout_s: float = 1200, requests: Callable[[], tuple[int, int]] | None = None) -> Attempt:
     """Run to the end, or SIGKILL it as `kill` says (stage names from `sequence`, the reference

@@ -17,7 +17,7 @@ import yaml
 
 from pipeline.engines.openai_http import EngineUnavailableError, OpenAIEngine
 from schemas.chat import ChatRequest, Sampling
-from tests.kill_harness import SMALL_POOLS, CurateProcess, run_curate, snapshot, stage_of, write_config
+from tests.kill_harness import SMALL_POOLS, CurateProcess, finished_stage, run_curate, snapshot, wait_for, write_config
 from tests.vllm_server import SERVED_NAME, VllmServer, free_port
 
 ASK = [{"role": "user", "content": "What is 7 times 8?"}]
@@ -49,18 +49,6 @@ def test_requests_queued_behind_the_semaphore_share_one_wait():
 # --- a real server that goes away -------------------------------------------------------------
 
 
-def _wait_for(cond, what: str, p: CurateProcess, timeout_s: float = 600) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert p.proc.poll() is None, f"run ended before {what}:\n" + "\n".join(p.lines[-40:])
-        assert time.monotonic() < deadline, f"no {what} after {timeout_s:.0f} s:\n" + "\n".join(p.lines[-40:])
-        time.sleep(0.1)
-
-
-def _finished(p: CurateProcess, stage: str) -> bool:
-    return any(stage_of(name) == stage for name, _ in p.tasks)
-
-
 @pytest.mark.slow
 @pytest.mark.engine
 @pytest.mark.timeout(1800)  # three server starts and four real runs
@@ -73,10 +61,10 @@ def test_server_crash_mid_run_waits_or_fails_cleanly_and_resume_completes(tmp_pa
                                 retry_wait_s=900)
         db_a = tmp_path / "a.duckdb"
         with CurateProcess(config_a, db_a, tmp_path / "out-a") as p:
-            _wait_for(lambda: _finished(p, "domains"), "synthesis", p)
+            wait_for(lambda: finished_stage(p, "domains"), "synthesis", p)
             time.sleep(2)
             server.stop(crash=True)
-            _wait_for(lambda: any("retry" in line and "APIConnectionError" in line for line in p.lines),
+            wait_for(lambda: any("retry" in line and "APIConnectionError" in line for line in p.lines),
                       "logged retry", p, 120)
             server.start()
             assert p.wait(900) == 0, "\n".join(p.lines[-40:])
@@ -96,7 +84,7 @@ def test_server_crash_mid_run_waits_or_fails_cleanly_and_resume_completes(tmp_pa
         cfg["judges"]["rules"] = ["lenient_rule", "logical_completeness"]
         config_b.write_text(yaml.safe_dump(cfg))
         with CurateProcess(config_b, db_b, tmp_path / "out-b") as p:
-            _wait_for(lambda: _finished(p, "verify"), "judging", p)
+            wait_for(lambda: finished_stage(p, "verify"), "judging", p)
             server.stop(crash=True)
             code = p.wait(900)  # the engine gives up after 2 s; flow task retries may try again first
         assert code != 0

@@ -78,13 +78,14 @@ def make_engine(config: EngineConfig, announce=print) -> Engine:
 
 def _build(config: EngineConfig, announce) -> Engine:
     if config.kind == "openai":
-        if not config.base_url:
-            raise ValueError("engine.base_url is required for kind: openai (e.g. http://127.0.0.1:8000/v1)")
+        if not config.servers:
+            raise ValueError("engine.base_url (or base_urls) is required for kind: openai "
+                             "(e.g. http://127.0.0.1:8000/v1)")
         from pipeline.engines.openai_http import OpenAIEngine
 
         _count(model_loads=1)
         return OpenAIEngine(
-            config.base_url, config.model, api_key=os.environ.get(config.api_key_env),
+            config.servers, config.model, api_key=os.environ.get(config.api_key_env),
             max_concurrency=config.max_concurrency, timeout_s=config.timeout_s,
             max_retries=config.max_retries, retry_wait_s=config.retry_wait_s,
             supports_prefill=config.server_supports_prefill,
