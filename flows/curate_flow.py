@@ -50,7 +50,12 @@ def synthesize_flow(params: SynthesizeParams = SynthesizeParams()) -> dict:
         say(f"{report.read} questions read ({report.new_questions} new, {report.quarantined} quarantined); "
             f"{report.pool.height - pool.height} set aside by decontamination or dedup; "
             f"{len(run.question_ids)} selected for this run")
-        counts["domains"] = domains_task(db, config, run.run_id, run.question_ids)
+        if config.scaleout.runner == "ray":  # embeddings as tasks on Ray
+            from flows.scaleout_flow import classify_on_ray
+
+            counts["domains"] = classify_on_ray(db, config, run.run_id, run.question_ids, progress_var.get())
+        else:
+            counts["domains"] = domains_task(db, config, run.run_id, run.question_ids)
         if counts["domains"]["knn"]:
             say(f"[domains] {counts['domains']['knn']} questions classified by kNN, {counts['domains']['adopted']} "
                 "adopted (SELECT * FROM question_domains WHERE method = 'knn')")

@@ -1,8 +1,14 @@
-"""Rule filters, answer decontamination and verification as Prefect tasks on Ray
-(prefect-ray's RayTaskRunner), when `scaleout.runner: ray`.
+"""Rule filters, answer decontamination, verification and sentence embeddings as Prefect tasks
+on Ray (prefect-ray's RayTaskRunner), when `scaleout.runner: ray`.
 
     filter_on_ray(db, config, run_id, index) -> list[RuleCount]   # what run_filters returns (both passes)
     verify_on_ray(db, run_id, scaleout)      -> VerifyReport        # what run_verify returns
+    classify_on_ray(db, config, run_id, ids) -> dict                # what classify_run_questions returns
+
+Embeddings (the domain stage's kNN: the labelled pools the first time, then the questions that
+need kNN) are chunks of texts in, float32 vectors out through Ray's object store; each worker
+loads the model once. They are not stored in DuckDB (the labelled pools' go to the embedding
+cache file, in the flow's process), so there are no parts to ingest.
 
 Each is a subflow whose body is the coordinator (pipeline/scaleout/coordinator.py): it runs in
 the flow's process, reads chunks from DuckDB, submits one task per chunk and ingests the
@@ -20,7 +26,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
@@ -28,14 +34,18 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect_ray import RayTaskRunner
 
+import numpy as np
+
 from filters.base import SampleFilter
 from filters.decontam import AnswerContamination, NgramIndex
 from filters.registry import cheap_filters
+from pipeline.domains.embed import Embedder, model_id
 from pipeline.progress import NoProgress, Progress
 from pipeline.runtime_env import curate_home
 from pipeline.scaleout.chunks import (ChunkJob, ChunkResult, check_answer_chunk, check_code_chunk,
                                       check_filter_chunk)
 from pipeline.scaleout.coordinator import filter_chunks, verify_chunks
+from pipeline.stages.domains import classify_run_questions
 from pipeline.stages.filter import RuleCount
 from pipeline.stages.screen import benchmark_index
 from pipeline.stages.verify import VerifyReport
@@ -48,6 +58,7 @@ from schemas.scaleout import ScaleoutConfig
 _task = dict(cache_policy=NONE, persist_result=False, retries=1)
 _IN_FLIGHT_PER_CPU = 2  # chunks queued per worker CPU: the next one is ready when a worker frees up
 _CODE_TIMEOUT_S = 10  # run_verify's (run_code_tests' default): part of the code_tests config hash
+_EMBED_CHUNK = 256  # texts per embedding task: ~4-5 s on one CPU, small next to loading the model
 
 
 # --- Ray --------------------------------------------------------------------------------------------
@@ -132,6 +143,21 @@ def code_chunk_task(index: int, rows, part: str, run_id: str, timeout_s: float) 
                             sandboxes=1)
 
 
+_worker_embedder: Embedder | None = None  # per Ray worker process: the model is loaded by its first chunk
+
+
+def _embedder_here() -> Embedder:
+    global _worker_embedder
+    if _worker_embedder is None:
+        _worker_embedder = Embedder(threads=1)  # a task holds one Ray CPU
+    return _worker_embedder
+
+
+@task(name="embed-chunk", task_run_name="embed-chunk-{index}", **_task)
+def embed_chunk_task(index: int, texts: list[str]) -> np.ndarray:
+    return _embedder_here().embed(texts)
+
+
 # --- subflows (the coordinator) --------------------------------------------------------------------
 
 
@@ -140,6 +166,7 @@ class _Live:
     """What the subflows need that is not JSON (Prefect records flow parameters)."""
     passes: list[tuple[str, list[SampleFilter]]]  # (stage, rules) in order
     progress: Progress
+    texts: list[str] = field(default_factory=list)  # to embed
 
 
 _live: contextvars.ContextVar[_Live] = contextvars.ContextVar("scaleout_live")
@@ -185,7 +212,55 @@ def verify_flow(db: str, run_id: str, scaleout: ScaleoutConfig) -> VerifyReport:
                              progress=_current().progress)
 
 
+@flow(name="embeddings-on-ray", persist_result=False)
+def embeddings_flow(count: int, chunk: int = _EMBED_CHUNK) -> np.ndarray:
+    live = _current()
+    texts = live.texts
+    futures = [embed_chunk_task.submit(i, texts[start:start + chunk])
+               for i, start in enumerate(range(0, count, chunk))]
+    live.progress.start("domains: embed on ray", count)
+    parts = []
+    for future in futures:  # in order: the vectors line up with the texts
+        parts.append(future.result())
+        live.progress.advance(len(parts[-1]))
+    live.progress.done()
+    return np.vstack(parts) if parts else np.zeros((0, 384), np.float32)
+
+
 # --- what the curate flow calls ----------------------------------------------------------------------
+
+
+class RayEmbedder:
+    """The Embedder interface (embed, model_id) with the work done by embed-chunk tasks on Ray.
+    Same weights as the local Embedder, so the same embedding cache (vectors agree to ~1e-6;
+    batches are padded differently)."""
+
+    def __init__(self, scaleout: ScaleoutConfig):
+        self.scaleout = scaleout
+
+    @property
+    def model_id(self) -> str:
+        return model_id()
+
+    def embed(self, texts: list[str], batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
+        for i, text in enumerate(texts):  # here, not in a worker: the error names the text
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"cannot embed text #{i}: it is empty or not a string ({text!r})")
+        token = _live.set(_Live([], progress or NoProgress(), list(texts)))
+        try:
+            return embeddings_flow.with_options(task_runner=ray_runner(self.scaleout))(len(texts))
+        finally:
+            _live.reset(token)
+
+
+def classify_on_ray(db: str | Path, config: CurateConfig, run_id: str, question_ids: list[str],
+                    progress: Progress | None = None) -> dict:
+    """The domain stage with its embeddings on Ray; rows written here, as classify-domains does."""
+    with Store(db) as store:
+        return classify_run_questions(store, config.domains, run_id, question_ids, progress,
+                                      embedder=RayEmbedder(config.scaleout))
+
+
 
 
 def filter_on_ray(db: str | Path, config: CurateConfig, run_id: str, index: NgramIndex | None = None,

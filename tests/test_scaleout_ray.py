@@ -1,7 +1,8 @@
 """Scale-out on Ray (flows/scaleout_flow.py, pipeline/scaleout/): on a local Ray cluster of
 2 CPUs started here, the rule filters, answer decontamination and verification store exactly
-the verdicts the single-process stages store on a copy of the same database, and a killed
-run's Parquet parts are ingested once by the next run.
+the verdicts the single-process stages store on a copy of the same database, a killed run's
+Parquet parts are ingested once by the next run, and the domain stage's embeddings computed on
+Ray classify as the local ones.
 
 The slow tests share one Ray cluster and one Prefect test server (about a minute to start
 here); the parts tests at the end need neither.
@@ -13,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -213,15 +215,63 @@ def test_the_filter_and_verify_flows_run_on_ray_when_configured(cluster, prefect
         assert store.frame("SELECT status FROM runs")["status"].to_list() == ["finished", "finished"]
 
 
+RAY_FLOWS = ["rule-filters-on-ray", "verify-on-ray", "embeddings-on-ray"]
+
+
 def _ray_flow_runs():
-    """Flow runs of the Ray subflows so far, by name."""
+    """Flow runs of the Ray subflows so far, by name (filtered on the server: the shared test
+    server holds other tests' runs too)."""
     from collections import Counter
 
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     with get_client(sync_client=True) as client:
-        names = [client.read_flow(r.flow_id).name for r in client.read_flow_runs(limit=200)]
-    return Counter(n for n in names if n.endswith("-on-ray"))
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=RAY_FLOWS)))
+        names = {r.flow_id: client.read_flow(r.flow_id).name for r in runs}
+        return Counter(names[r.flow_id] for r in runs)
+
+
+@pytest.mark.slow
+def test_domain_embeddings_on_ray_classify_as_the_local_embedder(cluster, prefect_server, tmp_path, monkeypatch):
+    """Cold embedding caches: the labelled pools and the questions are embedded by embed-chunk
+    tasks on Ray in one run, by the local Embedder in the other; same vectors (to float noise),
+    same domains and sub-domains stored."""
+    from flows.scaleout_flow import classify_on_ray
+    from pipeline.domains.labelled import load_labelled
+    from pipeline.stages.domains import classify_run_questions
+    from schemas.domains import DomainConfig
+
+    domains = DomainConfig(classifier="knn", max_per_subdomain=8)  # ~300 labelled texts: seconds, not minutes
+    config = CurateConfig(domains=domains.model_dump(), scaleout=CONFIG.scaleout.model_dump())
+    texts = load_labelled().sample(60, seed=3)["text"].to_list()
+    questions = pl.DataFrame([_question(f"q{i}", t, domain="other") for i, t in enumerate(texts)])
+    ids = questions["question_id"].to_list()
+    stored = {}
+    for how in ("local", "ray"):
+        monkeypatch.setenv("CURATE_HOME", str(tmp_path / how))
+        with Store(tmp_path / f"{how}.duckdb") as store:
+            store.insert("questions", questions)
+        before = _ray_flow_runs()
+        if how == "local":
+            with Store(tmp_path / "local.duckdb") as store:
+                report = classify_run_questions(store, domains, "r", ids)
+            assert _ray_flow_runs() == before
+        else:
+            report = classify_on_ray(tmp_path / "ray.duckdb", config, "r", ids)
+            assert _ray_flow_runs() - before == {"embeddings-on-ray": 2}  # the labelled pools, the questions
+        assert report["knn"] == 60
+        with Store(tmp_path / f"{how}.duckdb", read_only=True) as store:
+            stored[how] = store.frame("SELECT question_id, domain, subdomain, confidence FROM question_domains "
+                                      "ORDER BY question_id")
+    assert stored["ray"].select("question_id", "domain", "subdomain").equals(
+        stored["local"].select("question_id", "domain", "subdomain"))
+    assert (stored["ray"]["confidence"] - stored["local"]["confidence"]).abs().max() < 1e-4
+    [local_cache] = (tmp_path / "local" / "domains").glob("embeddings-*.npz")
+    ray_cache = tmp_path / "ray" / "domains" / local_cache.name  # same model id: the caches are interchangeable
+    with np.load(local_cache) as a, np.load(ray_cache) as b:
+        assert a["keys"].tolist() == b["keys"].tolist()
+        assert np.abs(a["embeddings"] - b["embeddings"]).max() < 1e-4
 
 
 # --- parts, without Ray ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.domains.classify import DomainReport, classify_questions
+from pipeline.domains.embed import Embedder
 from pipeline.domains.knn import load_or_fit
 from pipeline.progress import Progress
 from pipeline.store import Store
@@ -38,7 +39,10 @@ def adopt_knn_domains(store: Store, question_ids: list[str], min_confidence: flo
 
 
 def classify_run_questions(store: Store, cfg: DomainConfig, run_id: str, question_ids: list[str],
-                           progress: Progress | None = None) -> dict:
+                           progress: Progress | None = None, embedder: Embedder | None = None) -> dict:
+    """embedder: where embeddings are computed (None: a local Embedder, loaded only if needed;
+    flows/scaleout_flow.py passes one that runs on Ray)."""
     report: DomainReport = classify_questions(
-        store, cfg, run_id, question_ids, classifier=lambda: load_or_fit(cfg, progress=progress), progress=progress)
+        store, cfg, run_id, question_ids, progress=progress,
+        classifier=lambda: load_or_fit(cfg, embedder=embedder, progress=progress))
     return vars(report) | {"adopted": adopt_knn_domains(store, question_ids, cfg.min_confidence)}
