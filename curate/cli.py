@@ -126,6 +126,10 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
         if j["skipped_budget"]:
             line += f", {j['skipped_budget']} left by the token budget (judge_pending)"
         console.print(line)
+    calls = counts.get("engine_calls")
+    if calls is not None:  # a re-run of finished work shows 0 requests and 0 model loads
+        console.print(f"  engine calls: {calls['requests']} requests ({calls['completions']} completions) in "
+                      f"{calls['batches']} batches, {calls['model_loads']} model loads")
     st = counts.get("styles")
     if st and st["samples"]:
         console.print(f"  styles: {st['compliance']:.0%} of {st['samples']} samples wrote the requested format"

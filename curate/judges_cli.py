@@ -103,8 +103,11 @@ def _verdict_counts(db: Path) -> dict:
     from pipeline.store import Store
 
     with Store(db, read_only=True) as store:
-        rows = store.frame("""SELECT rule, rule_version, count(*) AS n, count(*) FILTER (WHERE passed) AS kept
-                              FROM verdicts WHERE stage = 'judge' GROUP BY ALL""").rows()
+        # Under the config the rule last ran with (rule_configs): verdicts of earlier models or
+        # rubrics are history, not what the rule says now.
+        rows = store.frame("""SELECT v.rule, v.rule_version, count(*) AS n, count(*) FILTER (WHERE v.passed) AS kept
+                              FROM verdicts v JOIN rule_configs c ON c.rule = v.rule AND c.config_hash = v.config_hash
+                              WHERE v.stage = 'judge' GROUP BY ALL""").rows()
     return {(r, v): (n, k) for r, v, n, k in rows}
 
 

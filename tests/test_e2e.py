@@ -217,6 +217,8 @@ def test_rerun_generates_and_judges_nothing_new(e2e_run):
     db, _, first, second = e2e_run
     assert second.exit_code == 0, second.output
     assert "0 generated, 8 already in" in second.output
+    assert "engine calls: 0 requests (0 completions) in 0 batches, 0 model loads" in second.output
+    assert "engine calls: " in first.output and "engine calls: 0 requests" not in first.output
     assert "judged 0" in second.output
     runs = _q(db, "SELECT status, counts FROM runs ORDER BY started_at")
     assert [r[0] for r in runs] == ["finished", "finished"]
