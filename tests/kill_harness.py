@@ -24,6 +24,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from tests.tiny_model_config import lenient_filters, use_custom_formats
+
 ROOT = Path(__file__).resolve().parent.parent
 _FINISHED = re.compile(r"Task run '([^']+)' - Finished in state Completed")
 _FLOW_BEGINS = re.compile(r"Beginning (?:sub)?flow run")
@@ -64,23 +66,10 @@ def write_config(path: Path, base_url: str, model: str, *, limit: int, n: int = 
                         "max_concurrency": max_concurrency, "max_retries": max_retries, "retry_wait_s": retry_wait_s}
     # Two questions per engine pass and store transaction: a kill mid-synthesis keeps finished batches.
     config["synthesis"].update(n=n, reasoning_max_tokens=64, answer_max_tokens=48, batch_questions=2)
-    config["synthesis"]["custom_formats"] = [
-        {"name": "free_text", "instruction": "After the reasoning, write the answer.", "pattern": r"\w"},
-        {"name": "one_paragraph", "instruction": "After the reasoning, answer in one paragraph.", "pattern": r"\w"},
-    ]
-    config["synthesis"]["formats"] = ["free_text", "one_paragraph"]
+    use_custom_formats(config["synthesis"])
     config["judges"] = {"rules": ["lenient_rule"], "rules_dir": str(ROOT / "tests" / "fixtures"),
                         "batch_size": judge_batch}
-    config["filters"] = {
-        "disabled": ["truncation"],  # 64-token budgets cut almost every sample
-        "length": {"default": {"min_reasoning_chars": 1}},
-        "repetition": {k: 1.0 for k in ("max_dup_line_frac", "max_dup_para_frac", "max_top_2gram_frac",
-                                         "max_top_3gram_frac", "max_top_4gram_frac", "max_dup_10gram_frac")}
-        | {"max_repeated_span_words": 100000},
-        "redundancy": {"min_markers": 100000, "max_repeated_openings": 1.0, "max_after_answer_share": 1.0},
-        "completeness": {"min_chars_at_level_0": 0, "min_chars_at_level_1": 0},
-        "language": {"max_second_script_share": 1.0, "min_chars": 100000},
-    }
+    config["filters"] = {"disabled": ["truncation"], **lenient_filters()}  # 64-token budgets cut almost every sample
     config["rebalance"] = {"targets": {"math": 0.25, "code": 0.25, "science": 0.25, "logic": 0.25}}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from tests.conftest import DATA, ROOT
+from tests.tiny_model_config import lenient_filters, use_custom_formats
 
 pytestmark = pytest.mark.engine
 
@@ -41,24 +42,10 @@ def _config(tmp: Path) -> Path:
     config["pools"] = [{"path": str(pool), "source": "e2e", "answer_type": "math"}]
     config["limit"] = None
     config["synthesis"].update(reasoning_max_tokens=96, answer_max_tokens=64)
-    # Two config-defined styles whose detectors the 135M model's answers pass (it follows none of the
-    # built-in ones reliably), so samples reach the judge and the shards.
-    config["synthesis"]["custom_formats"] = [
-        {"name": "free_text", "instruction": "After the reasoning, write the answer.", "pattern": r"\w"},
-        {"name": "one_paragraph", "instruction": "After the reasoning, answer in one paragraph.", "pattern": r"\w"},
-    ]
-    config["synthesis"]["formats"] = ["free_text", "one_paragraph"]
+    # Styles and filter limits the 135M model's text passes, so samples reach the judge and the shards.
+    use_custom_formats(config["synthesis"])
     config["judges"] = {"rules": ["lenient_rule"], "rules_dir": str(ROOT / "tests" / "fixtures")}
-    # Every cheap rule runs and writes its verdict, with limits the 135M model's text passes.
-    config["filters"] = {
-        "length": {"default": {"min_reasoning_chars": 1}},
-        "repetition": {k: 1.0 for k in ("max_dup_line_frac", "max_dup_para_frac", "max_top_2gram_frac",
-                                         "max_top_3gram_frac", "max_top_4gram_frac", "max_dup_10gram_frac")}
-        | {"max_repeated_span_words": 100000},
-        "redundancy": {"min_markers": 100000, "max_repeated_openings": 1.0, "max_after_answer_share": 1.0},
-        "completeness": {"min_chars_at_level_0": 0, "min_chars_at_level_1": 0},
-        "language": {"max_second_script_share": 1.0, "min_chars": 100000},
-    }
+    config["filters"] = lenient_filters()  # every cheap rule runs and writes its verdict
     config["rebalance"] = {"targets": {"math": 0.25, "code": 0.25, "science": 0.25, "logic": 0.25}}
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(config))
