@@ -23,9 +23,9 @@ from filters.answer_match import DEFAULT_REL_TOL, AnswerMatch, check_rows
 from filters.base import RESULT_SCHEMA, SampleFilter, config_fingerprint
 from filters.code_extract import build_test_program, extract_program, required_names
 from pipeline.scaleout.parts import write_part
-from pipeline.stages.filter import _rule_keys
+from pipeline.stages.filter import rule_keys_frame
 from pipeline.stages.verdicts import SAMPLE_VIEW, RuleConfig, verdict_frame
-from pipeline.stages.verify import _CODE, _VERIFIABLE, CODE_RULE, CODE_RULE_VERSION
+from pipeline.stages.verify import CODE_WHERE, VERIFIABLE_WHERE, CODE_RULE, CODE_RULE_VERSION
 from pipeline.store import Store
 
 @dataclass
@@ -85,14 +85,14 @@ def filter_todo(store: Store, filters: list[SampleFilter]) -> pl.DataFrame:
         LEFT JOIN (SELECT v.sample_id, count(*) AS n FROM verdicts v JOIN rule_keys k USING (rule, config_hash)
                    GROUP BY v.sample_id) done USING (sample_id)
         WHERE coalesce(done.n, 0) < ? ORDER BY s.sample_id
-    """, [len(filters)], rule_keys=_rule_keys(filters))
+    """, [len(filters)], rule_keys=rule_keys_frame(filters))
 
 
 def filter_jobs(store: Store, filters: list[SampleFilter], todo: pl.DataFrame, *, chunk_rows: int, workers: int,
                 part_for) -> Iterator[ChunkJob]:
     """Read the todo chunk by chunk (lazily: a chunk is read when the executor has room for it).
     part_for(index) -> path of the chunk's part."""
-    keys = _rule_keys(filters)
+    keys = rule_keys_frame(filters)
     for index, chunk in enumerate(_slices(todo, chunk_rows, workers)):
         partial = chunk.filter(pl.col("n") > 0).select("sample_id")
         have = store.frame("""SELECT v.sample_id, v.rule FROM verdicts v JOIN partial USING (sample_id)
@@ -150,8 +150,8 @@ def _unjudged_ids(store: Store, rule: str, config_hash: str, where: str) -> pl.D
 
 def verify_todo(store: Store, timeout_s: float) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(answer_match todo, code_tests todo): sample ids lacking each verdict under its config hash."""
-    return (_unjudged_ids(store, AnswerMatch.name, answer_rule().config_hash, _VERIFIABLE),
-            _unjudged_ids(store, CODE_RULE, code_rule(timeout_s).config_hash, _CODE))
+    return (_unjudged_ids(store, AnswerMatch.name, answer_rule().config_hash, VERIFIABLE_WHERE),
+            _unjudged_ids(store, CODE_RULE, code_rule(timeout_s).config_hash, CODE_WHERE))
 
 
 def verify_jobs(store: Store, answer_todo: pl.DataFrame, code_todo: pl.DataFrame, *, chunk_rows: int,

@@ -34,7 +34,9 @@ class RuleCount:
     failed: int
 
 
-def _rule_keys(filters: list[SampleFilter]) -> pl.DataFrame:
+def rule_keys_frame(filters: list[SampleFilter]) -> pl.DataFrame:
+    """(rule, config_hash) of each filter: what a sample's verdicts are checked against (here and
+    by the Ray chunks, pipeline/scaleout/chunks.py)."""
     names = [f.name for f in filters]
     if len(set(names)) != len(names):
         raise ValueError(f"two rules share a name in one filter run: {sorted(n for n in names if names.count(n) > 1)}")
@@ -46,7 +48,7 @@ def run_filters(store: Store, filters: list[SampleFilter], run_id: str, stage: s
                 progress: Progress | None = None) -> list[RuleCount]:
     progress = progress or NoProgress()
     counts = {f.name: RuleCount(f.name, 0, 0) for f in filters}
-    keys = _rule_keys(filters)
+    keys = rule_keys_frame(filters)
     todo = store.frame("""
         SELECT s.sample_id, coalesce(done.n, 0) AS n FROM samples s
         LEFT JOIN (SELECT v.sample_id, count(*) AS n FROM verdicts v JOIN rule_keys k USING (rule, config_hash)

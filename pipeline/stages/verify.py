@@ -26,11 +26,12 @@ from pipeline.progress import NoProgress, Progress
 from pipeline.stages.verdicts import RuleConfig, record_configs, unjudged, verdict_frame
 from pipeline.store import Store
 
-_VERIFIABLE = f"answer_type IN {VERIFIABLE_TYPES} AND reference_answer IS NOT NULL"
+# Which questions each check applies to (SQL over sample_view; shared with the Ray chunks).
+VERIFIABLE_WHERE = f"answer_type IN {VERIFIABLE_TYPES} AND reference_answer IS NOT NULL"
 _CHUNK = 2000
 _TASK_ROWS = 64
 CODE_RULE, CODE_RULE_VERSION = "code_tests", 1
-_CODE = "answer_type = 'code' AND tests IS NOT NULL AND len(tests) > 0"
+CODE_WHERE = "answer_type = 'code' AND tests IS NOT NULL AND len(tests) > 0"
 _CODE_CHUNK = 64
 
 
@@ -54,7 +55,7 @@ def run_code_tests(store: Store, run_id: str, workers: int = 2, timeout_s: float
     config_hash = config_fingerprint(CODE_RULE, CODE_RULE_VERSION, params)
     progress.start(f"verify: {CODE_RULE}", 0)
     while True:
-        batch = unjudged(store, CODE_RULE, CODE_RULE_VERSION, where=_CODE, limit=_CODE_CHUNK + len(retry_later),
+        batch = unjudged(store, CODE_RULE, CODE_RULE_VERSION, where=CODE_WHERE, limit=_CODE_CHUNK + len(retry_later),
                          config_hash=config_hash)
         batch = batch.filter(~pl.col("sample_id").is_in(list(retry_later)))
         if batch.is_empty():
@@ -89,7 +90,7 @@ def run_verify(store: Store, run_id: str, workers: int = 2, progress: Progress |
     pool = None
     try:
         while True:
-            batch = unjudged(store, rule.name, rule.version, where=_VERIFIABLE, limit=_CHUNK,
+            batch = unjudged(store, rule.name, rule.version, where=VERIFIABLE_WHERE, limit=_CHUNK,
                              config_hash=rule.config_hash)
             if batch.is_empty():
                 break
