@@ -25,6 +25,8 @@ MIGRATIONS = [
         ("realized_format", "VARCHAR"), ("realized_length_band", "VARCHAR"), ("reasoning_container", "VARCHAR")]),
     "ALTER TABLE IF EXISTS judge_skips ADD COLUMN IF NOT EXISTS config_hash VARCHAR",
     "ALTER TABLE IF EXISTS question_difficulty ADD COLUMN IF NOT EXISTS config_hash VARCHAR",
+    "ALTER TABLE IF EXISTS question_domains ADD COLUMN IF NOT EXISTS config_hash VARCHAR",
+    "ALTER TABLE IF EXISTS question_domains ADD COLUMN IF NOT EXISTS adopted BOOLEAN",
 ]
 
 # Verdicts carry the config hash of the rule that made them (filters.base.config_fingerprint:
@@ -188,6 +190,10 @@ CREATE TABLE IF NOT EXISTS question_domains (
     detail VARCHAR,
     run_id VARCHAR NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
+    -- the classifier settings the row was made with (a change reclassifies; NULL: before they were
+    -- recorded) and whether questions.domain was taken from it (the pool gave none)
+    config_hash VARCHAR,
+    adopted BOOLEAN,
     PRIMARY KEY (question_id, method, version)
 );
 

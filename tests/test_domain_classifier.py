@@ -226,3 +226,47 @@ def test_stage_treats_a_stored_other_as_no_metadata(tmp_path: Path, classifier):
         assert (report.metadata, report.knn) == (1, 1)
         rows = store.frame("SELECT question_id, method, domain FROM question_domains ORDER BY question_id").rows()
         assert rows == [("q1", "knn", "code"), ("q2", "metadata", "math")]
+
+
+def test_changed_settings_reclassify_and_adoption_follows(tmp_path: Path, classifier):
+    """The domain stage is keyed by its settings' hash: a new k (or confidence cut, taxonomy, ...)
+    classifies again and replaces the rows; an adopted domain follows the new answer, and goes
+    back to "other" when that answer is no longer confident. Nothing is redone when nothing changed."""
+    from pipeline.stages.domains import adopt_knn_domains
+
+    questions = question_frame(("q1", "other"), ("q2", "math")).with_columns(
+        text=pl.Series(["Write a python function to sum a list.", "What is 2 + 3?"]))
+    calls = []
+
+    def counted():
+        calls.append(1)
+        return classifier
+
+    with Store(tmp_path / "x.duckdb") as store:
+        store.insert("questions", questions)
+
+        def stage(cfg: DomainConfig, run: str, make=counted):
+            report = classify_questions(store, cfg, run, ["q1", "q2"], make)
+            return report, adopt_knn_domains(store, ["q1", "q2"], cfg.min_confidence)
+
+        def state():
+            return store.frame("""SELECT q.question_id, q.domain, d.method, d.adopted, d.run_id FROM questions q
+                                  JOIN question_domains d USING (question_id) ORDER BY ALL""").rows()
+
+        report, adopted = stage(DomainConfig(), "run-1")
+        assert (report.knn, report.metadata, adopted, len(calls)) == (1, 1, 1, 1)
+        assert state() == [("q1", "code", "knn", True, "run-1"), ("q2", "math", "metadata", False, "run-1")]
+        # Same settings: nothing classified, nothing adopted again; q1 still counts as undeclared.
+        report, adopted = stage(DomainConfig(), "run-2")
+        assert (report.knn, report.metadata, report.already_done, adopted, len(calls)) == (0, 0, 2, 0, 1)
+        # A new k: q1's kNN row is redone (q2's metadata row does not depend on k) and stays adopted.
+        report, adopted = stage(DomainConfig(k=2), "run-3")
+        assert (report.knn, report.metadata, adopted, len(calls)) == (1, 0, 0, 2)
+        assert state() == [("q1", "code", "knn", True, "run-3"), ("q2", "math", "metadata", False, "run-1")]
+        # Another confidence cut: redone, by a classifier (a stand-in whose every neighbour is
+        # "other") that now says "other": the adopted domain goes back to "other".
+        knows_nothing = KnnClassifier(k=2, embedder=classifier.embedder).fit(
+            classifier.embeddings, ["other"] * len(classifier.domains), [None] * len(classifier.domains))
+        report, adopted = stage(DomainConfig(k=2, min_confidence=0.9), "run-4", lambda: knows_nothing)
+        assert (report.knn, adopted) == (1, 1)
+        assert state() == [("q1", "other", "knn", False, "run-4"), ("q2", "math", "metadata", False, "run-1")]

@@ -1,7 +1,9 @@
 """Assign each question a domain: its pool's metadata when the pool declared one, else kNN.
 
 Rows go to `question_domains` keyed by (question_id, method, version); bump a method's version
-when its behaviour changes, so old rows stay comparable and new ones are computed.
+when its behaviour changes. Each row carries the hash of the settings it was made with
+(method_hashes): a question is classified again when they change (k, taxonomy, labelled rows per
+sub-domain, seed, the confidence cut, the embedding model), and its row is replaced.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipeline.domains.knn import KnnClassifier
+from pipeline.hashing import stable_hash
 from pipeline.domains.labelled import SOURCE_SUBDOMAINS, SUBDOMAIN_ALIASES
 from pipeline.progress import Progress
 from pipeline.store import Store, now
@@ -32,6 +35,17 @@ def metadata_subdomain(domain: str, raw: str | None, source: str | None, taxonom
         if candidate and taxonomy.has(domain, candidate):
             return candidate
     return None
+
+
+def method_hashes(cfg: DomainConfig) -> dict[str, str]:
+    """What each method's rows depend on: metadata on the taxonomy (sub-domain mapping), kNN also on
+    the classifier's fit and the confidence cut (it is written into `detail`)."""
+    from pipeline.domains.embed import model_id
+
+    taxonomy = cfg.taxonomy.model_dump(mode="json")
+    return {"metadata": stable_hash("metadata", VERSIONS["metadata"], taxonomy),
+            "knn": stable_hash("knn", VERSIONS["knn"], taxonomy, cfg.k, cfg.max_per_subdomain, cfg.seed,
+                               cfg.min_confidence, model_id())}
 
 
 def planned_method(questions: pl.DataFrame, cfg: DomainConfig) -> pl.Series:
@@ -98,23 +112,32 @@ class DomainReport:
 def classify_questions(store: Store, cfg: DomainConfig, run_id: str, question_ids: list[str],
                        classifier: ClassifierArg = None, metadata_sources: set[str] | None = None,
                        progress: Progress | None = None) -> DomainReport:
-    """Classify the questions that lack a row for their (method, version). metadata_sources:
-    the `source` values whose pools declare a domain. None: every source does, except that a
-    stored "other" counts as no domain (ingest writes "other" when a pool gives none)."""
+    """Classify the questions that lack a row for their (method, version) made with the current
+    settings. metadata_sources: the `source` values whose pools declare a domain. None: every
+    source does, except that a stored "other" counts as no domain (ingest writes "other" when a
+    pool gives none) and so does a domain adopted from kNN (pipeline/stages/domains.py)."""
     probe = pl.DataFrame({"question_id": question_ids}, schema={"question_id": pl.String})
-    questions = store.frame("SELECT question_id, text, domain, subdomain, source FROM questions "
-                            "WHERE question_id IN (SELECT question_id FROM probe) ORDER BY question_id", probe=probe)
+    questions = store.frame("""
+        SELECT question_id, text, domain, subdomain, source,
+               EXISTS (SELECT 1 FROM question_domains d WHERE d.question_id = q.question_id AND d.adopted) AS adopted
+        FROM questions q WHERE question_id IN (SELECT question_id FROM probe) ORDER BY question_id""", probe=probe)
     declared = pl.col("source").is_in(list(metadata_sources)) if metadata_sources is not None \
-        else pl.col("domain") != "other"
+        else (pl.col("domain") != "other") & ~pl.col("adopted")
     questions = questions.with_columns(domain=pl.when(declared).then(pl.col("domain")))  # null: not metadata
+    hashes = method_hashes(cfg)
     planned = questions.with_columns(method=planned_method(questions, cfg)).with_columns(
-        version=pl.col("method").replace_strict(VERSIONS, return_dtype=pl.Int32))
+        version=pl.col("method").replace_strict(VERSIONS, return_dtype=pl.Int32),
+        config_hash=pl.col("method").replace_strict(hashes, return_dtype=pl.String))
     todo = store.frame("""
-        SELECT p.* EXCLUDE (method, version) FROM planned p
+        SELECT p.* EXCLUDE (method, version, config_hash) FROM planned p
         WHERE NOT EXISTS (SELECT 1 FROM question_domains d WHERE d.question_id = p.question_id
-                          AND d.method = p.method AND d.version = p.version)
+                          AND d.method = p.method AND d.version = p.version AND d.config_hash = p.config_hash)
         ORDER BY p.question_id""", planned=planned)
-    rows = classify_frame(todo, cfg, classifier, progress)
+    rows = classify_frame(todo.drop("adopted"), cfg, classifier, progress)
+    # A replaced row keeps its adoption until the stage's adoption step looks at the new answer.
+    rows = rows.join(todo.select("question_id", "adopted"), on="question_id", how="left").with_columns(
+        config_hash=pl.col("method").replace_strict(hashes, return_dtype=pl.String),
+        adopted=pl.col("adopted") & (pl.col("method") == "knn"))
     store.replace("question_domains", rows.with_columns(run_id=pl.lit(run_id), created_at=pl.lit(now())))
     return DomainReport(
         metadata=rows.filter(pl.col("method") == "metadata").height,

@@ -18,24 +18,44 @@ from schemas.domains import DomainConfig
 
 
 def adopt_knn_domains(store: Store, question_ids: list[str], min_confidence: float) -> int:
-    """Set domain/subdomain of "other" questions from their newest kNN row at or above
-    min_confidence. Returns how many questions changed."""
+    """Questions whose pool gave no domain ("other", or a domain adopted earlier) take the domain
+    and sub-domain of their current kNN row when it is confident and not "other"; an adopted
+    domain whose kNN answer is no longer confident (the settings changed) goes back to "other".
+    Returns how many questions changed."""
     probe = pl.DataFrame({"question_id": question_ids}, schema={"question_id": pl.String})
-    adopted = store.frame("""
-        SELECT d.question_id, d.domain, d.subdomain FROM question_domains d
-        JOIN questions q USING (question_id)
-        WHERE q.domain = 'other' AND d.method = 'knn' AND d.domain <> 'other' AND d.confidence >= ?
-          AND d.question_id IN (SELECT question_id FROM probe)
-        QUALIFY row_number() OVER (PARTITION BY d.question_id ORDER BY d.version DESC) = 1
+    changes = store.frame("""
+        WITH knn AS (
+            SELECT d.* FROM question_domains d WHERE d.method = 'knn'
+              AND d.question_id IN (SELECT question_id FROM probe)
+            QUALIFY row_number() OVER (PARTITION BY d.question_id ORDER BY d.version DESC) = 1),
+        decided AS (
+            SELECT k.question_id, k.version, k.domain <> 'other' AND k.confidence >= ? AS take,
+                   CASE WHEN take THEN k.domain ELSE 'other' END AS domain,
+                   CASE WHEN take THEN k.subdomain END AS subdomain
+            FROM knn k JOIN questions q USING (question_id)
+            WHERE q.domain = 'other' OR coalesce(k.adopted, false))
+        SELECT d.* FROM decided d JOIN questions q USING (question_id)
+        WHERE q.domain IS DISTINCT FROM d.domain OR q.subdomain IS DISTINCT FROM d.subdomain
+           OR d.take IS DISTINCT FROM (SELECT coalesce(adopted, false) FROM question_domains x
+                                       WHERE x.question_id = d.question_id AND x.method = 'knn'
+                                         AND x.version = d.version)
     """, [min_confidence], probe=probe)
-    if adopted.height:
-        store.con.register("_adopted", adopted.to_arrow())
+    if changes.height:
+        store.con.register("_changes", changes.to_arrow())
         try:
-            store.con.execute("""UPDATE questions SET domain = a.domain, subdomain = a.subdomain
-                                 FROM _adopted a WHERE questions.question_id = a.question_id""")
+            store.con.execute("BEGIN TRANSACTION")
+            store.con.execute("""UPDATE questions SET domain = c.domain, subdomain = c.subdomain
+                                 FROM _changes c WHERE questions.question_id = c.question_id""")
+            store.con.execute("""UPDATE question_domains SET adopted = c.take FROM _changes c
+                                 WHERE question_domains.question_id = c.question_id
+                                   AND question_domains.method = 'knn' AND question_domains.version = c.version""")
+            store.con.execute("COMMIT")
+        except BaseException:
+            store.con.execute("ROLLBACK")
+            raise
         finally:
-            store.con.unregister("_adopted")
-    return adopted.height
+            store.con.unregister("_changes")
+    return changes.height
 
 
 def classify_run_questions(store: Store, cfg: DomainConfig, run_id: str, question_ids: list[str],
