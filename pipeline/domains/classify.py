@@ -42,10 +42,14 @@ def method_hashes(cfg: DomainConfig) -> dict[str, str]:
     the classifier's fit and the confidence cut (it is written into `detail`)."""
     from pipeline.domains.embed import model_id
 
+    try:
+        embedding_model = model_id()
+    except ImportError:  # installed without the model extra: kNN cannot run, metadata still can
+        embedding_model = None
     taxonomy = cfg.taxonomy.model_dump(mode="json")
     return {"metadata": stable_hash("metadata", VERSIONS["metadata"], taxonomy),
             "knn": stable_hash("knn", VERSIONS["knn"], taxonomy, cfg.k, cfg.max_per_subdomain, cfg.seed,
-                               cfg.min_confidence, model_id())}
+                               cfg.min_confidence, embedding_model)}
 
 
 def planned_method(questions: pl.DataFrame, cfg: DomainConfig) -> pl.Series:
