@@ -29,17 +29,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import ray
 from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect_ray import RayTaskRunner
 
-import numpy as np
-
 from filters.base import SampleFilter
 from filters.decontam import AnswerContamination, NgramIndex
 from filters.registry import cheap_filters
-from pipeline.domains.embed import Embedder, model_id
+from pipeline.domains.embed import DIM, Embedder, check_texts, model_id
 from pipeline.progress import NoProgress, Progress
 from pipeline.runtime_env import curate_home
 from pipeline.scaleout.chunks import (ChunkJob, ChunkResult, check_answer_chunk, check_code_chunk,
@@ -224,7 +223,7 @@ def embeddings_flow(count: int, chunk: int = _EMBED_CHUNK) -> np.ndarray:
         parts.append(future.result())
         live.progress.advance(len(parts[-1]))
     live.progress.done()
-    return np.vstack(parts) if parts else np.zeros((0, 384), np.float32)
+    return np.vstack(parts) if parts else np.zeros((0, DIM), np.float32)
 
 
 # --- what the curate flow calls ----------------------------------------------------------------------
@@ -243,9 +242,7 @@ class RayEmbedder:
         return model_id()
 
     def embed(self, texts: list[str], batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
-        for i, text in enumerate(texts):  # here, not in a worker: the error names the text
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"cannot embed text #{i}: it is empty or not a string ({text!r})")
+        check_texts(texts)  # here, not in a worker: the error names the text
         token = _live.set(_Live([], progress or NoProgress(), list(texts)))
         try:
             return embeddings_flow.with_options(task_runner=ray_runner(self.scaleout))(len(texts))
@@ -259,8 +256,6 @@ def classify_on_ray(db: str | Path, config: CurateConfig, run_id: str, question_
     with Store(db) as store:
         return classify_run_questions(store, config.domains, run_id, question_ids, progress,
                                       embedder=RayEmbedder(config.scaleout))
-
-
 
 
 def filter_on_ray(db: str | Path, config: CurateConfig, run_id: str, index: NgramIndex | None = None,

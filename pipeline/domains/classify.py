@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipeline.domains.knn import KnnClassifier
-from pipeline.hashing import stable_hash
 from pipeline.domains.labelled import SOURCE_SUBDOMAINS, SUBDOMAIN_ALIASES
+from pipeline.hashing import stable_hash
 from pipeline.progress import Progress
 from pipeline.store import Store, now
 from schemas.domains import DomainConfig, DomainTaxonomy

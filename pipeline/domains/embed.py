@@ -28,6 +28,13 @@ def model_id(path: Path | None = None) -> str:
     return stable_hash((path / "config.json").read_text(), weights, MAX_TOKENS, DIM)
 
 
+def check_texts(texts: list[str]) -> None:
+    """Every text embeddable, or an error naming the first that is not."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"cannot embed text #{i}: it is empty or not a string ({text!r})")
+
+
 class Embedder:
     """Loads the model once; embed() returns float32 (n, 384) unit vectors."""
 
@@ -52,9 +59,7 @@ class Embedder:
     def embed(self, texts: list[str], batch_size: int = 32, progress: Progress | None = None) -> np.ndarray:
         import torch
 
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"cannot embed text #{i}: it is empty or not a string ({text!r})")
+        check_texts(texts)
         progress = progress or NoProgress()
         progress.start("domains: embed", len(texts))
         out = np.zeros((len(texts), DIM), dtype=np.float32)

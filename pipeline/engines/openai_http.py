@@ -64,9 +64,6 @@ class _Server:
         self.since: float | None = None  # failing since (monotonic)
         self.retry_at = 0.0  # backing off until (monotonic)
 
-    def failing_for(self, now: float) -> float:
-        return 0.0 if self.since is None else now - self.since
-
     def failed(self) -> float:
         now = time.monotonic()
         if self.since is None:
@@ -110,7 +107,7 @@ class OpenAIEngine(Engine):
         self.max_retries = max_retries
         self.retry_wait_s = retry_wait_s
         self.supports_prefill = supports_prefill
-        self.last_batch_sent: dict[str, int] = {}  # requests each server answered or was sent in the last chat()
+        self.last_batch_sent: dict[str, int] = {}  # per server: requests sent in the last chat(), retries included
 
     def _body(self, request: ChatRequest, seed: int | None) -> dict:
         s = request.sampling

@@ -29,16 +29,16 @@ def adopt_knn_domains(store: Store, question_ids: list[str], min_confidence: flo
               AND d.question_id IN (SELECT question_id FROM probe)
             QUALIFY row_number() OVER (PARTITION BY d.question_id ORDER BY d.version DESC) = 1),
         decided AS (
-            SELECT k.question_id, k.version, k.domain <> 'other' AND k.confidence >= ? AS take,
+            SELECT k.question_id, k.version, coalesce(k.adopted, false) AS was_adopted,
+                   q.domain AS now_domain, q.subdomain AS now_subdomain,
+                   k.domain <> 'other' AND k.confidence >= ? AS take,
                    CASE WHEN take THEN k.domain ELSE 'other' END AS domain,
                    CASE WHEN take THEN k.subdomain END AS subdomain
             FROM knn k JOIN questions q USING (question_id)
             WHERE q.domain = 'other' OR coalesce(k.adopted, false))
-        SELECT d.* FROM decided d JOIN questions q USING (question_id)
-        WHERE q.domain IS DISTINCT FROM d.domain OR q.subdomain IS DISTINCT FROM d.subdomain
-           OR d.take IS DISTINCT FROM (SELECT coalesce(adopted, false) FROM question_domains x
-                                       WHERE x.question_id = d.question_id AND x.method = 'knn'
-                                         AND x.version = d.version)
+        SELECT question_id, version, take, domain, subdomain FROM decided
+        WHERE now_domain IS DISTINCT FROM domain OR now_subdomain IS DISTINCT FROM subdomain
+           OR take <> was_adopted
     """, [min_confidence], probe=probe)
     if changes.height:
         store.con.register("_changes", changes.to_arrow())
