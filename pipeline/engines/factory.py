@@ -92,7 +92,7 @@ def _build(config: EngineConfig, announce) -> Engine:
         )
     key = config.model_dump_json()
     if key not in _loaded:
-        from pipeline.model_bootstrap import resolve_model
+        from pipeline.models import resolve_model
         from pipeline.engines.vllm_local import VllmEngine
 
         path = resolve_model(config.model, announce=announce)

@@ -28,7 +28,7 @@ class TargetTemplate:
     def __init__(self, tokenizer: str, max_seq_len: int):
         from transformers import AutoTokenizer
 
-        from pipeline.model_bootstrap import resolve_model
+        from pipeline.models import resolve_model
 
         self.name = tokenizer
         self.tok = AutoTokenizer.from_pretrained(resolve_model(tokenizer))
