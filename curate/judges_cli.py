@@ -272,8 +272,10 @@ def try_rule(rule_name: str = typer.Argument(..., metavar="RULE"),
 def eval_rule(rule_name: str = typer.Argument(..., metavar="RULE"),
               labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="Labelled set: LLMBar-style pairwise JSON (file or folder) or pointwise JSONL; default: the rule's calibration.labels."),
               limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Evaluate the first N items only."),
+              mode: Optional[str] = typer.Option(None, "--mode", help="pairwise: both outputs in one prompt, asked twice with the order swapped (default for pairwise sets); pointwise: each output judged alone, the higher score wins (default: the calibration's mode when it names these labels)."),
               config: Optional[Path] = ConfigOpt, rules_dir: Optional[Path] = RulesDirOpt, db: Path = DbOpt) -> None:
-    """Agreement, accuracy and Cohen's kappa against a labelled set; stored in --db (judge_evals)."""
+    """Agreement, accuracy, Cohen's kappa (and position consistency, pairwise) against a labelled set;
+    stored in --db (judge_evals)."""
     from curate.progress import RichProgress
     from judges.eval import evaluate, load_labels, store_eval
     from judges.loader import rule_path
@@ -286,20 +288,21 @@ def eval_rule(rule_name: str = typer.Argument(..., metavar="RULE"),
             _fail(f"{rule.name} declares no calibration.labels; pass --labels FILE")
         labels = (rule_path(rule_name, folder).parent / rule.calibration.labels).resolve()
         limit = limit or rule.calibration.limit
+        mode = mode or rule.calibration.mode
     label_set = load_labels(labels, limit=limit)
     engine, model = _engine_for(rule, cfg)
     with RichProgress(console) as progress:
         progress.start(f"eval {rule.name} on {labels.name}", label_set.judgements)
         result = evaluate(rule, label_set, engine, max_retries=cfg.judges.max_parse_retries,
-                          batch_size=cfg.judges.batch_size, on_progress=progress.advance)
+                          batch_size=cfg.judges.batch_size, on_progress=progress.advance, mode=mode)
         progress.done()
     with Store(db) as store:
         eval_id = store_eval(store, rule, result, model, str(labels))
     out.print(f"{result.summary()}  [{labels}, {model}]", markup=False, highlight=False)
     console.print(f"stored as judge_evals.eval_id = {eval_id} in {db}")
-    if rule.calibration:
+    if rule.calibration and rule.calibration.mode == result.mode:
         ok = result.agreement is not None and result.agreement >= rule.calibration.min_agreement
-        console.print(f"calibration: needs agreement >= {rule.calibration.min_agreement}: "
+        console.print(f"calibration: needs {result.mode} agreement >= {rule.calibration.min_agreement} by {model}: "
                       + ("met, the rule may run" if ok else "not met, runs will refuse it"))
 
 

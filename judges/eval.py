@@ -7,11 +7,14 @@ Two kinds of labelled set, told apart by their content:
     pointwise  JSONL, one {question, answer, reasoning?, reference?, label} a line,
                label true/false or 1/0 (true = a good sample, keep it)
 
-Pairwise: both outputs are judged as samples and the higher score is the prediction; equal
-scores are a tie and a judge error on either output is an error. Pointwise: the prediction is
-`passed` (score >= threshold). agreement = correct / decided (ties and errors left out),
-accuracy = correct / all items (ties and errors count as wrong), kappa = Cohen's kappa on the
-decided items.
+A pairwise set is judged in one of two modes. `pairwise` (the default for pairwise sets): both
+outputs in one prompt, asked twice with the order swapped (judges/pairwise.py); the output both
+orders pick wins, a disagreement is a tie. `pointwise`: each output is judged alone as a sample
+and the higher score wins; equal scores are a tie. A judge error on either call is an error.
+A pointwise set's prediction is `passed` (score >= threshold). agreement = correct / decided
+(ties and errors left out), accuracy = correct / all items (ties and errors count as wrong),
+kappa = Cohen's kappa on the decided items; position consistency (pairwise mode) = share of
+pairs whose two orders picked the same output.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import polars as pl
 
+from judges.pairwise import compare_pairs
 from judges.run import judge_samples
 from pipeline.store import Store, now
 from schemas.chat import ChatBackend
@@ -173,11 +177,14 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+MODES = ("pointwise", "pairwise")
+
+
 @dataclass
 class EvalResult:
     rule: str
     rule_version: int
-    kind: str  # pairwise | pointwise
+    kind: str  # the label set: pairwise | pointwise
     n_items: int
     n_judged: int  # items without a judge error (pairwise: decided + ties)
     errors: int
@@ -186,6 +193,8 @@ class EvalResult:
     accuracy: float | None  # correct / n_items
     kappa: float | None
     details: dict = field(default_factory=dict)
+    mode: str = "pointwise"  # how the judge was asked: pointwise (one output) | pairwise (both, twice)
+    position_consistency: float | None = None  # pairwise mode: pairs whose two orders agreed / answered
 
     @property
     def decided(self) -> int:
@@ -196,9 +205,11 @@ class EvalResult:
             return "n/a" if x is None else f"{x:.3f}"
 
         ties = f", {self.ties} ties" if self.ties is not None else ""
-        return (f"{self.rule} v{self.rule_version} ({self.kind}, {self.n_items} items): agreement "
-                f"{fmt(self.agreement)}, accuracy {fmt(self.accuracy)}, kappa {fmt(self.kappa)}; "
-                f"{self.decided} decided{ties}, {self.errors} errors")
+        position = (f", position consistency {fmt(self.position_consistency)}"
+                    if self.mode == "pairwise" else "")
+        return (f"{self.rule} v{self.rule_version} ({self.kind} set, {self.mode} mode, {self.n_items} items): "
+                f"agreement {fmt(self.agreement)}, accuracy {fmt(self.accuracy)}, kappa {fmt(self.kappa)}; "
+                f"{self.decided} decided{ties}, {self.errors} errors{position}")
 
 
 def _sample(item_id: str, question: str, answer: str, reasoning: str = "", reference: str | None = None) -> dict:
@@ -225,13 +236,7 @@ def _tally(items: list[LabelItem], predictions: list) -> dict:
             "kappa": cohen_kappa([p for p, _ in decided], [g for _, g in decided])}
 
 
-def evaluate(rule: JudgeRule, labels: LabelSet, engine: ChatBackend, max_retries: int = 2, batch_size: int = 64,
-             on_progress: Callable[[int], None] | None = None) -> EvalResult:
-    """Judge every labelled item with `rule` and compare with the labels (see the module docstring).
-
-    on_progress(k) is called as judge calls finish; labels.judgements is the total.
-    """
-    started = time.monotonic()
+def _pointwise_predictions(rule, labels, engine, max_retries, batch_size, on_progress) -> tuple[list, list[dict]]:
     per_item = 2 if labels.kind == "pairwise" else 1
     samples = [_sample(f"{n}:{k}", item.question, output, item.reasoning, item.reference)
                for n, item in enumerate(labels.items) for k, output in enumerate(item.outputs, start=1)]
@@ -240,27 +245,63 @@ def evaluate(rule: JudgeRule, labels: LabelSet, engine: ChatBackend, max_retries
         verdicts += judge_samples(rule, samples[start:start + batch_size], engine, max_retries=max_retries,
                                   on_progress=on_progress)
     predictions = [_predict(labels.kind, verdicts[n * per_item:(n + 1) * per_item]) for n in range(len(labels.items))]
+    calls = [json.loads(v["details"]) for v in verdicts]
+    scores = Counter("error" if v["score"] is None else str(int(v["score"])) for v in verdicts)
+    return predictions, [{"score_histogram": {k: scores[k] for k in sorted(scores)},
+                          "error_examples": sorted({v["reason"] for v in verdicts if v["score"] is None})[:3]}, calls]
+
+
+def _pairwise_predictions(rule, labels, engine, max_retries, batch_size, on_progress) -> tuple[list, list]:
+    pairs = [(item.question, *item.outputs) for item in labels.items]
+    verdicts = []
+    for start in range(0, len(pairs), max(1, batch_size // 2)):
+        verdicts += compare_pairs(rule, pairs[start:start + max(1, batch_size // 2)], engine,
+                                  max_retries=max_retries, on_progress=on_progress)
+    answered = [v.consistent for v in verdicts if v.consistent is not None]
+    choices = Counter(a.outcome.better or "error" for v in verdicts for a in (v.first, v.swapped))
+    calls = [{"prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens}
+             for v in verdicts for a in (v.first, v.swapped)]
+    errors = sorted({a.outcome.error for v in verdicts for a in (v.first, v.swapped) if a.outcome.error})[:3]
+    extra = {"position_consistency": _ratio(sum(answered), len(answered)),
+             "choices": {k: choices[k] for k in sorted(choices)},  # how often A (shown first) was picked
+             "error_examples": errors}
+    return [v.winner for v in verdicts], [extra, calls]
+
+
+def evaluate(rule: JudgeRule, labels: LabelSet, engine: ChatBackend, max_retries: int = 2, batch_size: int = 64,
+             on_progress: Callable[[int], None] | None = None, mode: str | None = None) -> EvalResult:
+    """Judge every labelled item with `rule` and compare with the labels (see the module docstring).
+
+    mode: pointwise | pairwise (pairwise sets only); default pairwise for a pairwise set.
+    on_progress(k) is called as judge calls finish; labels.judgements is the total.
+    """
+    mode = mode or ("pairwise" if labels.kind == "pairwise" else "pointwise")
+    if mode not in MODES:
+        raise ConfigError(f"mode {mode!r}: expected one of {list(MODES)}")
+    if mode == "pairwise" and labels.kind != "pairwise":
+        raise ConfigError(f"{labels.source}: pairwise mode needs a pairwise label set (two outputs per item)")
+    started = time.monotonic()
+    predict = _pairwise_predictions if mode == "pairwise" else _pointwise_predictions
+    predictions, (extra, calls) = predict(rule, labels, engine, max_retries, batch_size, on_progress)
 
     overall = _tally(labels.items, predictions)
     subsets = {s: _tally([i for i in labels.items if i.subset == s],
                          [p for p, i in zip(predictions, labels.items) if i.subset == s])
                for s in dict.fromkeys(i.subset for i in labels.items)}
-    tokens = [json.loads(v["details"]) for v in verdicts]
-    scores = Counter("error" if v["score"] is None else str(int(v["score"])) for v in verdicts)
     details = {
         "subsets": subsets,
         "correct": overall["correct"],
         "predicted": dict(Counter(str(p) for p in predictions)),
         "gold": dict(Counter(str(i.label) for i in labels.items)),
-        "score_histogram": {k: scores[k] for k in sorted(scores)},
-        "mean_prompt_tokens": _ratio(sum(t["prompt_tokens"] for t in tokens), len(tokens)),
-        "mean_completion_tokens": _ratio(sum(t["completion_tokens"] for t in tokens), len(tokens)),
-        "error_examples": sorted({v["reason"] for v in verdicts if v["score"] is None})[:3],
+        **extra,
+        "mean_prompt_tokens": _ratio(sum(t["prompt_tokens"] for t in calls), len(calls)),
+        "mean_completion_tokens": _ratio(sum(t["completion_tokens"] for t in calls), len(calls)),
         "seconds": round(time.monotonic() - started, 1),
     }
     return EvalResult(rule.name, rule.version, labels.kind, overall["n"], overall["n"] - overall["errors"],
                       overall["errors"], overall["ties"] if labels.kind == "pairwise" else None,
-                      overall["agreement"], overall["accuracy"], overall["kappa"], details)
+                      overall["agreement"], overall["accuracy"], overall["kappa"], details, mode,
+                      extra.get("position_consistency"))
 
 
 # --- storing --------------------------------------------------------------------------------------
@@ -274,11 +315,13 @@ def store_eval(store: Store, rule: JudgeRule, result: EvalResult, model: str, la
     eval_id = created.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     store.insert("judge_evals", pl.DataFrame({
         "eval_id": [eval_id], "rule": rule.name, "rule_version": rule.version, "model": model,
-        "labels": str(labels_path), "kind": result.kind, "n_items": result.n_items, "n_judged": result.n_judged,
+        "labels": str(labels_path), "kind": result.kind, "mode": result.mode,
+        "position_consistency": [result.position_consistency], "n_items": result.n_items, "n_judged": result.n_judged,
         "errors": result.errors, "ties": [result.ties], "agreement": [result.agreement],
         "accuracy": [result.accuracy], "kappa": [result.kappa], "details": json.dumps(result.details),
         "created_at": created,
     }, schema_overrides={"rule_version": pl.Int32, "n_items": pl.Int32, "n_judged": pl.Int32, "errors": pl.Int32,
                          "ties": pl.Int32, "agreement": pl.Float64, "accuracy": pl.Float64, "kappa": pl.Float64,
+                         "position_consistency": pl.Float64,
                          "created_at": pl.Datetime("us", "UTC")}))
     return eval_id

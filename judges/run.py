@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from judges.ask import Asked, ask
 from judges.parse import JudgeOutcome, parse_output
 from judges.render import render_messages
-from schemas.chat import ChatBackend, ChatRequest, Sampling
+from schemas.chat import ChatBackend
 from schemas.judge_rule import JudgeRule
-
-
-RETRY_TEMPERATURE = 0.7
 
 
 def applies(rule: JudgeRule, sample: dict) -> bool:
@@ -32,56 +30,17 @@ def judge_samples(rule: JudgeRule, samples: list[dict], engine: ChatBackend, max
     Output that does not parse is retried (sampled, with another seed) up to `max_retries`
     times, then recorded as a judge error that fails the sample.
     """
-    messages = [render_messages(rule, s) for s in samples]
-    results: list[dict | None] = [None] * len(samples)
-    attempts = [0] * len(samples)
-    raw: list[list[str]] = [[] for _ in samples]
-    tokens = [[0, 0] for _ in samples]
-    todo = list(range(len(samples)))
-    for attempt in range(max_retries + 1):
-        if not todo:
-            break
-        requests = [
-            ChatRequest(messages[i], Sampling(n=1, temperature=_temperature(rule, attempt), top_p=1.0,
-                                              max_tokens=rule.sampling.max_tokens,
-                                              seed=rule.sampling.seed + attempt),
-                        json_schema=rule.output_schema())
-            for i in todo
-        ]
-        replies = engine.chat(requests)
-        retry = []
-        for i, reply in zip(todo, replies):
-            attempts[i] += 1
-            if reply.error:
-                outcome = JudgeOutcome(None, None, f"engine error: {reply.error}")
-            else:
-                c = reply.completions[0]
-                raw[i].append(c.text)
-                tokens[i][0] += reply.prompt_tokens
-                tokens[i][1] += c.completion_tokens
-                outcome = parse_output(rule, c.text, c.finish_reason)
-            if outcome.ok:
-                results[i] = _verdict(rule, outcome, raw[i], tokens[i], attempts[i])
-                if on_progress:
-                    on_progress(1)
-            elif attempt == max_retries:
-                results[i] = _verdict(rule, outcome, raw[i], tokens[i], attempts[i])
-                if on_progress:
-                    on_progress(1)
-            else:
-                retry.append(i)
-        todo = retry
-    return results  # type: ignore[return-value]
+    asked = ask(rule, [render_messages(rule, s) for s in samples], rule.output_schema(), engine,
+                parse=lambda text, finish: parse_output(rule, text, finish),
+                failed=lambda message: JudgeOutcome(None, None, message), ok=lambda o: o.ok,
+                max_retries=max_retries, on_progress=on_progress)
+    return [_verdict(rule, a) for a in asked]
 
 
-def _temperature(rule: JudgeRule, attempt: int) -> float:
-    """A retry at temperature 0 would repeat the failed output whatever the seed: retries sample."""
-    return rule.sampling.temperature if attempt == 0 else max(rule.sampling.temperature, RETRY_TEMPERATURE)
-
-
-def _verdict(rule: JudgeRule, o: JudgeOutcome, raw: list[str], tokens: list[int], attempts: int) -> dict:
-    details = json.dumps({"raw": raw, "prompt_tokens": tokens[0], "completion_tokens": tokens[1],
-                          "attempts": attempts, "error": o.error, "flags": o.flags})
+def _verdict(rule: JudgeRule, a: Asked[JudgeOutcome]) -> dict:
+    o = a.outcome
+    details = json.dumps({"raw": a.raw, "prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens,
+                          "attempts": a.attempts, "error": o.error, "flags": o.flags})
     if not o.ok:
         return {"passed": False, "score": None, "reason": f"judge error: {o.error}", "details": details}
     passed = o.score >= rule.threshold

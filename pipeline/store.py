@@ -27,6 +27,8 @@ MIGRATIONS = [
     "ALTER TABLE IF EXISTS question_difficulty ADD COLUMN IF NOT EXISTS config_hash VARCHAR",
     "ALTER TABLE IF EXISTS question_domains ADD COLUMN IF NOT EXISTS config_hash VARCHAR",
     "ALTER TABLE IF EXISTS question_domains ADD COLUMN IF NOT EXISTS adopted BOOLEAN",
+    "ALTER TABLE IF EXISTS judge_evals ADD COLUMN IF NOT EXISTS mode VARCHAR",
+    "ALTER TABLE IF EXISTS judge_evals ADD COLUMN IF NOT EXISTS position_consistency DOUBLE",
 ]
 
 # Verdicts carry the config hash of the rule that made them (filters.base.config_fingerprint:
@@ -153,7 +155,7 @@ CREATE TABLE IF NOT EXISTS judge_evals (
     rule_version INTEGER NOT NULL,
     model VARCHAR NOT NULL,
     labels VARCHAR NOT NULL,
-    kind VARCHAR NOT NULL,            -- pairwise | pointwise
+    kind VARCHAR NOT NULL,            -- the label set: pairwise | pointwise
     n_items INTEGER NOT NULL,
     n_judged INTEGER NOT NULL,
     errors INTEGER NOT NULL,
@@ -162,7 +164,9 @@ CREATE TABLE IF NOT EXISTS judge_evals (
     accuracy DOUBLE,
     kappa DOUBLE,
     details JSON,
-    created_at TIMESTAMPTZ NOT NULL
+    created_at TIMESTAMPTZ NOT NULL,
+    mode VARCHAR,                     -- how the judge was asked: pointwise | pairwise (NULL: pointwise)
+    position_consistency DOUBLE       -- pairwise mode: share of pairs both orders decided the same way
 );
 
 CREATE TABLE IF NOT EXISTS question_difficulty (

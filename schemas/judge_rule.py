@@ -82,6 +82,9 @@ class Calibration(_Strict):
     labels: str  # a labelled set (pairwise like LLMBar, or pointwise JSONL); relative to the rule file
     min_agreement: float = Field(ge=0, le=1)
     limit: int | None = None  # evaluate on the first N items only
+    # Which eval counts: the rule judging each output alone (pointwise, as the judge stage uses it)
+    # or comparing both (pairwise mode; pairwise label sets only).
+    mode: Literal["pointwise", "pairwise"] = "pointwise"
 
 
 class JudgeRule(_Strict):

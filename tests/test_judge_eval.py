@@ -197,7 +197,7 @@ def test_pairwise_metrics_ties_errors_and_subsets(tmp_path: Path, rule: JudgeRul
     ])
     engine = FakeEngineForOrchestrationTest()
     progress: list[int] = []
-    result = evaluate(rule, load_labels(folder), engine, batch_size=4, on_progress=progress.append)
+    result = evaluate(rule, load_labels(folder), engine, batch_size=4, on_progress=progress.append, mode="pointwise")
     assert sum(progress) == 14
     assert engine.requests == 14 + 2  # the unparsable output is retried twice
     assert (result.kind, result.n_items, result.n_judged, result.errors, result.ties) == ("pairwise", 7, 6, 1, 1)
@@ -215,8 +215,8 @@ def test_pairwise_metrics_ties_errors_and_subsets(tmp_path: Path, rule: JudgeRul
     assert d["mean_prompt_tokens"] == pytest.approx((13 * 50 + 3 * 50) / 14)
     assert d["mean_completion_tokens"] == pytest.approx((13 * 7 + 3 * 7) / 14)
     assert len(d["error_examples"]) == 1 and "not JSON" in d["error_examples"][0]
-    assert result.summary() == ("toy_eval v3 (pairwise, 7 items): agreement 0.600, accuracy 0.429, kappa 0.167; "
-                                "5 decided, 1 ties, 1 errors")
+    assert result.summary() == ("toy_eval v3 (pairwise set, pointwise mode, 7 items): agreement 0.600, accuracy "
+                                "0.429, kappa 0.167; 5 decided, 1 ties, 1 errors")
 
 
 def test_pointwise_metrics_threshold_and_errors(tmp_path: Path, rule: JudgeRule):
@@ -240,9 +240,69 @@ def test_pointwise_metrics_threshold_and_errors(tmp_path: Path, rule: JudgeRule)
 
 def test_all_errors_leave_agreement_and_kappa_undefined(tmp_path: Path, rule: JudgeRule):
     path = write_json(tmp_path / "pairs.json", [pair(1, "x", "5", 1), pair(2, "4", "x", 2)])
-    result = evaluate(rule, load_labels(path), FakeEngineForOrchestrationTest(), max_retries=0)
+    result = evaluate(rule, load_labels(path), FakeEngineForOrchestrationTest(), max_retries=0, mode="pointwise")
     assert (result.errors, result.agreement, result.accuracy, result.kappa) == (2, None, 0.0, None)
     assert "agreement n/a" in result.summary()
+
+
+class FakePairJudgeForOrchestrationTest(ChatBackend):
+    """Pairwise orchestration test only: picks the response whose [[k]] marker is higher; on equal
+    markers it picks A (a position bias, so the swapped call disagrees); [[x]] anywhere is unparsable."""
+
+    model_name = "fake-orchestration"
+
+    def __init__(self):
+        self.requests = []
+
+    def chat(self, requests, on_progress=None):
+        results = []
+        for req in requests:
+            self.requests.append(req)
+            user = req.messages[1]["content"]
+            a, b = re.findall(r"\[\[(\d|x)\]\]", user)
+            if "x" in (a, b):
+                text = "{not json"
+            else:
+                text = json.dumps({"rationale": "scripted", "better": "B" if b > a else "A"})
+            results.append(ChatResult([Completion(text, "stop", 9)], prompt_tokens=80))
+        return results
+
+
+def test_pairwise_mode_asks_both_orders_and_calls_disagreement_a_tie(tmp_path: Path, rule: JudgeRule):
+    path = write_json(tmp_path / "pairs.json", [
+        pair(1, "5", "2", 1),  # both orders pick output 1: correct
+        pair(2, "1", "4", 2),  # both pick output 2: correct
+        pair(3, "2", "3", 1),  # both pick 2: wrong
+        pair(4, "3", "3", 2),  # A both times = output 1, then output 2: tie (position bias)
+        pair(5, "x", "5", 1),  # unparsable: error after retries
+    ])
+    engine = FakePairJudgeForOrchestrationTest()
+    progress: list[int] = []
+    result = evaluate(rule, load_labels(path), engine, max_retries=1, on_progress=progress.append)
+    assert result.mode == "pairwise" and sum(progress) == 10
+    assert len(engine.requests) == 10 + 2  # pair 5's two calls retried once each
+    first = engine.requests[0].messages[1]["content"]
+    assert first.index("first [[5]]") < first.index("second [[2]]")  # output 1 shown as A ...
+    swapped = engine.requests[1].messages[1]["content"]
+    assert swapped.index("second [[2]]") < swapped.index("first [[5]]")  # ... then as B
+    assert engine.requests[0].json_schema["properties"]["better"]["enum"] == ["A", "B"]
+    assert "toy_eval" in engine.requests[0].messages[0]["content"]  # the rule's rubric
+    assert (result.n_items, result.errors, result.ties, result.decided) == (5, 1, 1, 3)
+    assert (result.agreement, result.accuracy) == (pytest.approx(2 / 3), pytest.approx(2 / 5))
+    assert result.position_consistency == pytest.approx(3 / 4)  # pair 4 disagreed; pair 5 had no answer
+    assert result.details["predicted"] == {"1": 1, "2": 2, "tie": 1, "error": 1}
+    assert result.details["choices"] == {"A": 5, "B": 3, "error": 2}
+    assert "position consistency 0.750" in result.summary()
+    with Store(tmp_path / "e.duckdb") as store:
+        eval_id = store_eval(store, rule, result, "m", path)
+        assert store.frame("SELECT mode, position_consistency FROM judge_evals WHERE eval_id = ?",
+                           [eval_id]).rows() == [("pairwise", pytest.approx(0.75))]
+
+
+def test_pairwise_mode_needs_a_pairwise_set(tmp_path: Path, rule: JudgeRule):
+    path = write_jsonl(tmp_path / "points.jsonl", [point(1, "5", True)])
+    with pytest.raises(ConfigError, match="pairwise mode needs a pairwise label set"):
+        evaluate(rule, load_labels(path), FakePairJudgeForOrchestrationTest(), mode="pairwise")
 
 
 # --- store and calibration gate -------------------------------------------------------------------
@@ -250,12 +310,14 @@ def test_all_errors_leave_agreement_and_kappa_undefined(tmp_path: Path, rule: Ju
 
 def test_store_eval_row_and_calibration_gate(tmp_path: Path, rule: JudgeRule):
     path = write_json(tmp_path / "pairs.json", [pair(1, "5", "1", 1), pair(2, "5", "1", 2), pair(3, "2", "2", 1)])
-    result = evaluate(rule, load_labels(path), FakeEngineForOrchestrationTest())
+    result = evaluate(rule, load_labels(path), FakeEngineForOrchestrationTest(), mode="pointwise")
     assert (result.agreement, result.ties) == (0.5, 1)
     with Store(tmp_path / "c.duckdb") as store:
-        assert "no eval of toy_eval v3" in calibration_gap(store, rule)
+        assert "no pointwise eval of toy_eval v3 by m yet" in calibration_gap(store, rule, "m")
         eval_id = store_eval(store, rule, result, "fake-orchestration", path)
-        assert "best agreement 0.500 < 0.6" in calibration_gap(store, rule)
+        assert "no pointwise eval" in calibration_gap(store, rule, "m")  # another judge model's eval does not count
+        store_eval(store, rule, result, "m", path)
+        assert "best pointwise agreement 0.500 by m < 0.6" in calibration_gap(store, rule, "m")
         row = store.frame("SELECT * FROM judge_evals WHERE eval_id = ?", [eval_id]).to_dicts()[0]
         assert {k: row[k] for k in ("rule", "rule_version", "model", "labels", "kind", "n_items", "n_judged",
                                     "errors", "ties", "agreement", "accuracy")} == {
@@ -268,10 +330,15 @@ def test_store_eval_row_and_calibration_gate(tmp_path: Path, rule: JudgeRule):
         # A better eval of another rule version does not count; one of this version does.
         other = dataclasses.replace(result, rule_version=4, agreement=0.9)
         store_eval(store, rule.model_copy(update={"version": 4}), other, "m", path)
-        assert calibration_gap(store, rule) is not None
+        assert calibration_gap(store, rule, "m") is not None
+        # ... nor one in the other mode
+        store_eval(store, rule, dataclasses.replace(result, agreement=0.9, mode="pairwise"), "m", path)
+        assert calibration_gap(store, rule, "m") is not None
         store_eval(store, rule, dataclasses.replace(result, agreement=0.6), "m", path)
-        assert calibration_gap(store, rule) is None
-        assert store.count("judge_evals") == 3
+        assert calibration_gap(store, rule, "m") is None
+        assert store.count("judge_evals") == 5
+        pairwise_rule = rule.model_copy(update={"calibration": rule.calibration.model_copy(update={"mode": "pairwise"})})
+        assert calibration_gap(store, pairwise_rule, "m") is None
 
 
 def test_store_eval_refuses_a_result_of_another_rule(tmp_path: Path, rule: JudgeRule):

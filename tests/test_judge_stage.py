@@ -179,17 +179,19 @@ def test_a_rule_needing_calibration_is_refused_until_an_eval_meets_it(store, tmp
     rule = make_rule(tmp_path, extra="calibration: {labels: labels.jsonl, min_agreement: 0.7}\n")
     engine = FakeEngineForOrchestrationTest()
     report = run_judge(store, rule, engine, "run-1")
-    assert report.judged == 0 and "no eval of toy v1 yet" in report.refused and engine.judged == []
+    assert report.judged == 0 and "no pointwise eval of toy v1 by fake-orchestration yet" in report.refused
+    assert engine.judged == []
 
-    def record_eval(agreement: float, version: int = 1):
+    def record_eval(agreement: float, version: int = 1, model: str = "fake-orchestration"):
         store.insert("judge_evals", pl.DataFrame([{
-            "eval_id": f"e{agreement}-{version}", "rule": "toy", "rule_version": version, "model": "m",
+            "eval_id": f"e{agreement}-{version}-{model}", "rule": "toy", "rule_version": version, "model": model,
             "labels": "labels.jsonl", "kind": "pointwise", "n_items": 10, "n_judged": 10, "errors": 0, "ties": 0,
             "agreement": agreement, "accuracy": agreement, "kappa": 0.1, "details": None, "created_at": now()}]))
 
     record_eval(0.9, version=2)  # another version's eval does not count
+    record_eval(0.95, model="another-judge")  # nor another judge model's
     record_eval(0.6)
-    assert "best agreement 0.600 < 0.7" in run_judge(store, rule, engine, "run-2").refused
+    assert "best pointwise agreement 0.600 by fake-orchestration < 0.7" in run_judge(store, rule, engine, "run-2").refused
     record_eval(0.75)
     report = run_judge(store, rule, engine, "run-3")
     assert report.refused is None and report.judged == 5

@@ -13,7 +13,8 @@ import pytest
 from judges.loader import BUILTIN_DIR, load_rule, rule_files
 from judges.parse import parse_output
 from judges.render import CLOSE, OPEN, neutralize, render_messages, rubric
-from judges.run import RETRY_TEMPERATURE, applies, judge_samples
+from judges.ask import RETRY_TEMPERATURE
+from judges.run import applies, judge_samples
 from schemas.chat import ChatBackend, ChatRequest, ChatResult, Completion
 from schemas.judge_rule import JudgeRule
 from schemas.yaml_loading import ConfigError
@@ -256,7 +257,9 @@ def test_judge_passes_scores_and_thresholds(rule: JudgeRule):
     results = judge_samples(rule, [sample(1), sample(2), sample(3)], engine)
     assert [(r["passed"], r["score"], r["reason"]) for r in results] == [
         (True, 5.0, "complete"), (True, 3.0, "fine"), (False, 2.0, "gaps")]
-    assert len(engine.calls) == 1
+    # The first request alone, so the rubric is in the prefix cache when the rest are prefilled.
+    assert [len(batch) for batch in engine.calls] == [1, 2]
+    assert engine.calls[0][0].messages[0] == engine.calls[1][0].messages[0]  # the shared rubric
     details = json.loads(results[0]["details"])
     assert details == {"raw": [ok(5, "complete")[0]], "prompt_tokens": 100, "completion_tokens": 12,
                        "attempts": 1, "error": None, "flags": []}
@@ -297,7 +300,7 @@ def test_judge_retries_unparsable_output_sampled_with_new_seeds(rule: JudgeRule)
 def test_judge_error_after_retries_is_a_failure_never_a_pass(rule: JudgeRule):
     engine = FakeEngineForOrchestrationTest({1: [BAD], 2: [CUT], 3: [("{\"rationale\": \"x\", \"score\": 9}", "stop", 5)]})
     results = judge_samples(rule, [sample(1), sample(2), sample(3)], engine, max_retries=1)
-    assert len(engine.calls) == 2
+    assert [len(batch) for batch in engine.calls] == [1, 2, 3]  # first alone (warms the rubric), rest, retries
     for r in results:
         assert r["passed"] is False
         assert r["score"] is None

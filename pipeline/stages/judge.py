@@ -24,7 +24,8 @@ import polars as pl
 
 from filters.base import config_fingerprint
 from judges.render import rubric
-from judges.run import RETRY_TEMPERATURE, judge_samples
+from judges.ask import RETRY_TEMPERATURE
+from judges.run import judge_samples
 from pipeline.hashing import stable_hash
 from pipeline.progress import NoProgress, Progress
 from pipeline.stages.verdicts import RuleConfig, record_configs, unjudged, verdict_frame
@@ -124,18 +125,20 @@ def _batch_size(budget: TokenBudget, report: JudgeReport, batch_size: int) -> in
     return max(1, min(batch_size, int((budget.limit - budget.spent) // max(per_sample, 1))))
 
 
-def calibration_gap(store: Store, rule: JudgeRule) -> str | None:
-    """Why a rule that requires calibration may not run yet (None: it may)."""
+def calibration_gap(store: Store, rule: JudgeRule, model: str) -> str | None:
+    """Why a rule that requires calibration may not run yet with this judge model (None: it may).
+    Only evals of this rule version, by this model, in the calibration's mode count."""
     if rule.calibration is None:
         return None
-    best = store.scalar("SELECT max(agreement) FROM judge_evals WHERE rule = ? AND rule_version = ?",
-                        [rule.name, rule.version])
+    mode = rule.calibration.mode
+    best = store.scalar("SELECT max(agreement) FROM judge_evals WHERE rule = ? AND rule_version = ? AND model = ? "
+                        "AND coalesce(mode, 'pointwise') = ?", [rule.name, rule.version, model, mode])
     need = rule.calibration.min_agreement
     if best is None:
-        return (f"needs calibration: no eval of {rule.name} v{rule.version} yet "
-                f"(run `curate judges eval {rule.name}`; needs agreement >= {need})")
+        return (f"needs calibration: no {mode} eval of {rule.name} v{rule.version} by {model} yet "
+                f"(run `curate judges eval {rule.name} --mode {mode}`; needs agreement >= {need})")
     if best < need:
-        return f"needs calibration: best agreement {best:.3f} < {need} for {rule.name} v{rule.version}"
+        return f"needs calibration: best {mode} agreement {best:.3f} by {model} < {need} for {rule.name} v{rule.version}"
     return None
 
 
@@ -148,7 +151,7 @@ def run_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run_id: str, *
     if rule.target == "question":  # rates questions (difficulty), not samples: run by the difficulty stage
         report.refused = f"{rule.name} is a question rule (target: question); list it under difficulty.llm_rule"
         return report
-    gap = calibration_gap(store, rule)
+    gap = calibration_gap(store, rule, engine.model_name)
     if gap:
         report.refused = gap
         return report
