@@ -29,13 +29,13 @@ _flow = dict(persist_result=False, flow_run_name=run_name)
 
 
 def _config_of(params: StageParams):
-    return lambda: load_run_config(params.config_path)
+    return lambda: load_run_config(params.config_path, model=params.model)
 
 
 @flow(name="synthesize", **_flow)
 def synthesize_flow(params: SynthesizeParams = SynthesizeParams()) -> dict:
     """Read the pools, screen the questions, pick this run's, classify their domains, generate samples."""
-    load = lambda: load_run_config(params.config_path, params.questions, params.limit)  # noqa: E731
+    load = lambda: load_run_config(params.config_path, params.questions, params.limit, params.model)  # noqa: E731
     with stage_run("synthesize", params, load) as run:
         db, config, counts = run.db, run.config, run.counts
         report = ingest_task(db, config, run.run_id)
@@ -50,16 +50,17 @@ def synthesize_flow(params: SynthesizeParams = SynthesizeParams()) -> dict:
         say(f"{report.read} questions read ({report.new_questions} new, {report.quarantined} quarantined); "
             f"{report.pool.height - pool.height} set aside by decontamination or dedup; "
             f"{len(run.question_ids)} selected for this run")
+        engine = make_engine(config.engine, announce=say)  # loaded when first used (zero-shot domains, synthesis)
         if config.scaleout.runner == "ray":  # embeddings as tasks on Ray
             from flows.scaleout_flow import classify_on_ray
 
-            counts["domains"] = classify_on_ray(db, config, run.run_id, run.question_ids, progress_var.get())
+            counts["domains"] = classify_on_ray(db, config, run.run_id, run.question_ids, progress_var.get(), engine)
         else:
-            counts["domains"] = domains_task(db, config, run.run_id, run.question_ids)
-        if counts["domains"]["knn"]:
-            say(f"[domains] {counts['domains']['knn']} questions classified by kNN, {counts['domains']['adopted']} "
-                "adopted (SELECT * FROM question_domains WHERE method = 'knn')")
-        engine = make_engine(config.engine, announce=say)
+            counts["domains"] = domains_task(db, engine, config, run.run_id, run.question_ids)
+        d = counts["domains"]
+        if d["knn"] or d["zero_shot"]:
+            say(f"[domains] {d['knn']} questions classified by kNN, {d['zero_shot']} by the zero-shot rule; "
+                f"{d['adopted']} adopted, {d['other']} in no domain (SELECT * FROM question_domains)")
         counts["synthesize"] = vars(synthesize_task(db, engine, config, run.run_id, run.question_ids))
     return counts
 
@@ -174,7 +175,7 @@ def _cluster(config):
 @flow(name="curate", **_flow)
 def curate(params: CurateParams = CurateParams()) -> dict:
     """The whole pipeline, each stage a subflow of this run: one lock, one `runs` row, one artifact."""
-    load = lambda: load_run_config(params.config_path, params.questions, params.limit)  # noqa: E731
+    load = lambda: load_run_config(params.config_path, params.questions, params.limit, params.model)  # noqa: E731
     with stage_run("curate", params, load) as run, _cluster(run.config):
         stage = params.model_dump(include=set(StageParams.model_fields))
         synthesize_flow(SynthesizeParams(**stage, questions=params.questions, limit=params.limit))

@@ -16,6 +16,8 @@ class StageParams(BaseModel):
 
     config_path: str | None = Field(None, description="Run config YAML; default configs/default.yaml.")
     db: str = Field("curate.duckdb", min_length=1, description="DuckDB file holding every sample and verdict.")
+    model: str | None = Field(None, min_length=1, description="Override engine.model: a shipped alias "
+                              "(qwen2.5-coder-1.5b-instruct, smollm2-135m-instruct) or an HF model folder.")
 
     @field_validator("config_path")
     @classmethod

@@ -251,11 +251,12 @@ class RayEmbedder:
 
 
 def classify_on_ray(db: str | Path, config: CurateConfig, run_id: str, question_ids: list[str],
-                    progress: Progress | None = None) -> dict:
-    """The domain stage with its embeddings on Ray; rows written here, as classify-domains does."""
+                    progress: Progress | None = None, engine=None) -> dict:
+    """The domain stage with its embeddings on Ray; rows written here, as classify-domains does
+    (the zero-shot rule, when a question needs it, runs on `engine` in this process)."""
     with Store(db) as store:
         return classify_run_questions(store, config.domains, run_id, question_ids, progress,
-                                      embedder=RayEmbedder(config.scaleout))
+                                      embedder=RayEmbedder(config.scaleout), engine=engine)
 
 
 def filter_on_ray(db: str | Path, config: CurateConfig, run_id: str, index: NgramIndex | None = None,

@@ -53,10 +53,10 @@ def screen_task(db, config, run_id, pool):
         return report, usable(store, pool)
 
 
-@task(name="classify-domains", task_run_name="classify-domains", **_task)
-def domains_task(db, config, run_id, question_ids):
+@task(name="classify-domains", task_run_name="classify-domains", **ENGINE_RETRIES, **_task)
+def domains_task(db, engine, config, run_id, question_ids):
     with Store(db) as store:
-        return classify_run_questions(store, config.domains, run_id, question_ids, progress_var.get())
+        return classify_run_questions(store, config.domains, run_id, question_ids, progress_var.get(), engine=engine)
 
 
 @task(name="synthesize", task_run_name="synthesize", **ENGINE_RETRIES, **_task)

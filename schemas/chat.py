@@ -14,12 +14,13 @@ class Sampling:
     max_tokens: int = 256
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    logprobs: int | None = None  # return the top-k log probabilities of each generated token
 
     def as_dict(self) -> dict:
         return {
             "n": self.n, "temperature": self.temperature, "top_p": self.top_p,
             "max_tokens": self.max_tokens, "seed": self.seed, "stop": list(self.stop),
-        }
+        } | ({"logprobs": self.logprobs} if self.logprobs else {})
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Completion:
     completion_tokens: int
     stop_reason: str | int | None = None  # the stop string that ended the text, if any
     reasoning: str | None = None  # a server's separate reasoning field, when it has one
+    # With Sampling.logprobs: per generated token, its top candidates (decoded text -> log probability).
+    top_logprobs: list[dict[str, float]] | None = None
 
 
 @dataclass

@@ -60,13 +60,39 @@ class DomainTaxonomy(BaseModel):
         return subdomain is None or subdomain in getattr(self, domain)
 
 
+# What each top-level domain covers, in words a model can apply to a question from any source
+# (pipeline/domains/zero_shot.py). "other" is described too: a question about history or law
+# must have somewhere to go.
+DEFAULT_DESCRIPTIONS = {
+    "math": "mathematics: arithmetic and word problems, algebra, geometry, trigonometry, number theory, "
+            "combinatorics, probability, statistics, calculus, linear and abstract algebra, proofs.",
+    "code": "programming and computer science: writing, reading, testing or debugging code, what a program "
+            "prints or returns, algorithms and data structures, complexity, computer architecture, operating "
+            "systems, databases, networks, software engineering.",
+    "science": "natural sciences and engineering: physics, chemistry, biology, astronomy, earth science, "
+               "electrical engineering and signals, and quantitative finance calculations.",
+    "logic": "logical reasoning: formal logic (propositions, validity, fallacies), arguments (assumptions, "
+             "flaws, strengthen or weaken), deduction puzzles (ordering, seating, scheduling, assignments), "
+             "tracking objects, dates, directions, causal judgment.",
+    "other": "anything else: history, geography, politics, law, economics, philosophy, religion, literature, "
+             "language, arts, business and marketing, everyday facts, trivia, opinions.",
+}
+
+
 class DomainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     taxonomy: DomainTaxonomy = DomainTaxonomy()
-    # metadata_then_knn: the pool's domain when it declares one, kNN otherwise.
-    # knn: kNN for every question. metadata: pool domain only ("other" when there is none).
-    classifier: Literal["metadata_then_knn", "knn", "metadata"] = "metadata_then_knn"
+    # One sentence per top-level domain for the zero-shot classifier (every domain of DOMAINS).
+    descriptions: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DESCRIPTIONS))
+    # How a question whose pool declares no domain is classified (metadata_then_*: the pool's domain
+    # when it declares one; the bare names classify every question):
+    #   knn        cosine kNN over the labelled pools (fast; knows their sources, not the domains)
+    #   zero_shot  the engine's model reads the descriptions below and names a domain (other included)
+    #   combined   kNN where a labelled question is very close (knn_trust_similarity), zero-shot elsewhere
+    # metadata: the pool's domain only ("other" when there is none).
+    classifier: Literal["metadata_then_combined", "metadata_then_zero_shot", "metadata_then_knn", "combined",
+                        "zero_shot", "knn", "metadata"] = "metadata_then_combined"
     # Neighbours voting (cosine similarity weighted). 5 measured best on the held-out split
     # (bench/domain_classifier.py): larger k lets math, with 12 sub-domains, outvote code and science.
     k: int = Field(5, ge=1)
@@ -74,9 +100,30 @@ class DomainConfig(BaseModel):
     # ("low confidence" in detail): mapping it to "other" would drop it from rebalancing
     # targets, and the confidence column already lets a query filter it out.
     min_confidence: float = Field(0.6, ge=0.0, le=1.0)
+    # kNN alone: a question whose nearest labelled text is less similar than this is "other" (it looks
+    # like none of the labelled pools). combined: kNN decides only where the nearest labelled text is
+    # at least knn_trust_similarity similar (and its vote is confident); the zero-shot rule elsewhere.
+    knn_min_similarity: float = Field(0.35, ge=-1.0, le=1.0)
+    knn_trust_similarity: float = Field(0.8, ge=-1.0, le=1.0)
     # Labelled examples embedded per sub-domain (seeded, nested sample): 500 gives 8,068 texts,
     # about 2.5 min to embed on 2 idle cores (55-70 texts/s; 15-20/s when vLLM shares them),
     # and the same top-level accuracy as 1,000 (12,692 texts).
     max_per_subdomain: int = Field(500, ge=1)
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # bench/domain_classifier.py
     seed: int = 0
+
+    @property
+    def method(self) -> str:
+        """The method for questions whose pool declares no domain: knn | zero_shot | combined | metadata."""
+        return self.classifier.removeprefix("metadata_then_")
+
+    @property
+    def uses_metadata(self) -> bool:
+        return self.classifier == "metadata" or self.classifier.startswith("metadata_then_")
+
+    @model_validator(mode="after")
+    def _every_domain_described(self):
+        if set(self.descriptions) != set(DOMAINS) or not all(t.strip() for t in self.descriptions.values()):
+            raise ValueError(f"descriptions: one non-empty text per domain {list(DOMAINS)} "
+                             f"(got {sorted(self.descriptions)})")
+        return self

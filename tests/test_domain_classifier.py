@@ -145,6 +145,9 @@ def test_taxonomy_rejects_unknown_domains_and_ambiguous_subdomains():
 
 # --- classify_frame and the stage ---------------------------------------------------------------
 
+# kNN alone, every question given a domain however far its neighbours (the mechanics of the kNN path).
+KNN = DomainConfig(classifier="metadata_then_knn", knn_min_similarity=-1.0)
+
 
 def _questions(rows: list[tuple[str, str | None, str | None, str, str]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=["question_id", "domain", "subdomain", "source", "text"], orient="row")
@@ -156,17 +159,17 @@ def test_classify_frame_uses_metadata_first_then_knn(classifier):
                     ("q3", "science", None, "scibench-quan", "Compute the energy of the 1s orbital."),
                     ("q4", "science", "Nonsense field", "other-pool", "Calculate the molar mass of glucose.")])
     calls = []
-    out = classify_frame(q, DomainConfig(), lambda: calls.append(1) or classifier).sort("question_id")
+    out = classify_frame(q, KNN, lambda: calls.append(1) or classifier).sort("question_id")
     assert out["method"].to_list() == ["metadata", "knn", "metadata", "metadata"]
     assert out["domain"].to_list() == ["math", "code", "science", "science"]
     assert out["subdomain"].to_list() == ["counting_and_probability", "python_functions", "quantum_chemistry", None]
-    assert out["confidence"][0] == 1.0 and out["version"].to_list() == [1, 1, 1, 1]
+    assert out["confidence"][0] == 1.0 and out["version"].to_list() == [1, 2, 1, 1]
     assert "not in taxonomy" in out["detail"][3] and out["detail"][1].startswith("top similarity")
     assert calls == [1]
     # All metadata: the classifier factory is never called (no model load, no fit).
-    classify_frame(q.filter(pl.col("domain").is_not_null()), DomainConfig(), lambda: pytest.fail("fitted"))
+    classify_frame(q.filter(pl.col("domain").is_not_null()), KNN, lambda: pytest.fail("fitted"))
     # knn only: every row by kNN; metadata only: no pool domain means "other".
-    assert set(classify_frame(q, DomainConfig(classifier="knn"), classifier)["method"]) == {"knn"}
+    assert set(classify_frame(q, KNN.model_copy(update={"classifier": "knn"}), classifier)["method"]) == {"knn"}
     meta = classify_frame(q, DomainConfig(classifier="metadata")).sort("question_id")
     assert meta["domain"][1] == "other" and meta["confidence"][1] is None
 
@@ -175,12 +178,12 @@ def test_classify_frame_flags_low_confidence_and_rejects_bad_input(classifier):
     q = _questions([("q1", None, None, "web", "Tell me about the weather on Mars and the history of jazz.")])
     everyone = KnnClassifier(k=20, embedder=classifier.embedder).fit(  # all 20 rows vote: no clear winner
         classifier.embeddings, classifier.domains.tolist(), classifier.subdomains.tolist())
-    out = classify_frame(q, DomainConfig(), everyone)
+    out = classify_frame(q, KNN, everyone)
     assert out["detail"][0].endswith("low confidence") and out["domain"][0] in {"math", "code", "logic", "science"}
     with pytest.raises(ValueError, match="need kNN but no classifier"):
-        classify_frame(q, DomainConfig())
+        classify_frame(q, KNN)
     with pytest.raises(ValueError, match="no text"):
-        classify_frame(_questions([("q9", "math", None, "math", " ")]), DomainConfig(), classifier)
+        classify_frame(_questions([("q9", "math", None, "math", " ")]), KNN, classifier)
 
 
 def test_metadata_subdomain_maps_pool_names():
@@ -200,7 +203,7 @@ def test_stage_writes_each_question_once(tmp_path: Path, classifier):
         source=pl.when(pl.col("question_id") == "q1").then(pl.lit("gsm8k")).otherwise(pl.lit("scraped")))
     with Store(tmp_path / "x.duckdb") as store:
         store.insert("questions", questions)
-        first = classify_questions(store, DomainConfig(), "run-1", ["q1", "q2", "q3"], classifier,
+        first = classify_questions(store, KNN, "run-1", ["q1", "q2", "q3"], classifier,
                                    metadata_sources={"gsm8k"})
         assert (first.metadata, first.knn, first.already_done) == (1, 2, 0)
         rows = store.frame("SELECT question_id, method, domain, subdomain, run_id FROM question_domains "
@@ -208,12 +211,12 @@ def test_stage_writes_each_question_once(tmp_path: Path, classifier):
         assert rows.rows() == [("q1", "metadata", "math", "arithmetic_word_problems", "run-1"),
                                ("q2", "knn", "code", "python_functions", "run-1"),
                                ("q3", "knn", "logic", "date_understanding", "run-1")]
-        second = classify_questions(store, DomainConfig(), "run-2", ["q1", "q2", "q3"],
+        second = classify_questions(store, KNN, "run-2", ["q1", "q2", "q3"],
                                     lambda: pytest.fail("nothing left to classify"), metadata_sources={"gsm8k"})
         assert (second.metadata, second.knn, second.already_done) == (0, 0, 3)
         assert store.count("question_domains") == 3
         # Another method is another row: knn for every question adds q1's kNN row only.
-        third = classify_questions(store, DomainConfig(classifier="knn"), "run-3", ["q1", "q2", "q3"], classifier)
+        third = classify_questions(store, KNN.model_copy(update={"classifier": "knn"}), "run-3", ["q1", "q2", "q3"], classifier)
         assert (third.knn, third.already_done) == (1, 2) and store.count("question_domains") == 4
 
 
@@ -222,7 +225,7 @@ def test_stage_treats_a_stored_other_as_no_metadata(tmp_path: Path, classifier):
         text=pl.Series(["Write a python function to sum a list.", "What is 2 + 3?"]))
     with Store(tmp_path / "x.duckdb") as store:
         store.insert("questions", questions)
-        report = classify_questions(store, DomainConfig(), "run-1", ["q1", "q2"], classifier)
+        report = classify_questions(store, KNN, "run-1", ["q1", "q2"], classifier)
         assert (report.metadata, report.knn) == (1, 1)
         rows = store.frame("SELECT question_id, method, domain FROM question_domains ORDER BY question_id").rows()
         assert rows == [("q1", "knn", "code"), ("q2", "metadata", "math")]
@@ -232,7 +235,7 @@ def test_changed_settings_reclassify_and_adoption_follows(tmp_path: Path, classi
     """The domain stage is keyed by its settings' hash: a new k (or confidence cut, taxonomy, ...)
     classifies again and replaces the rows; an adopted domain follows the new answer, and goes
     back to "other" when that answer is no longer confident. Nothing is redone when nothing changed."""
-    from pipeline.stages.domains import adopt_knn_domains
+    from pipeline.stages.domains import adopt_domains
 
     questions = question_frame(("q1", "other"), ("q2", "math")).with_columns(
         text=pl.Series(["Write a python function to sum a list.", "What is 2 + 3?"]))
@@ -247,26 +250,105 @@ def test_changed_settings_reclassify_and_adoption_follows(tmp_path: Path, classi
 
         def stage(cfg: DomainConfig, run: str, make=counted):
             report = classify_questions(store, cfg, run, ["q1", "q2"], make)
-            return report, adopt_knn_domains(store, ["q1", "q2"], cfg.min_confidence)
+            return report, adopt_domains(store, ["q1", "q2"], cfg.min_confidence)
 
         def state():
             return store.frame("""SELECT q.question_id, q.domain, d.method, d.adopted, d.run_id FROM questions q
                                   JOIN question_domains d USING (question_id) ORDER BY ALL""").rows()
 
-        report, adopted = stage(DomainConfig(), "run-1")
+        report, adopted = stage(KNN, "run-1")
         assert (report.knn, report.metadata, adopted, len(calls)) == (1, 1, 1, 1)
         assert state() == [("q1", "code", "knn", True, "run-1"), ("q2", "math", "metadata", False, "run-1")]
         # Same settings: nothing classified, nothing adopted again; q1 still counts as undeclared.
-        report, adopted = stage(DomainConfig(), "run-2")
+        report, adopted = stage(KNN, "run-2")
         assert (report.knn, report.metadata, report.already_done, adopted, len(calls)) == (0, 0, 2, 0, 1)
         # A new k: q1's kNN row is redone (q2's metadata row does not depend on k) and stays adopted.
-        report, adopted = stage(DomainConfig(k=2), "run-3")
+        report, adopted = stage(KNN.model_copy(update={"k": 2}), "run-3")
         assert (report.knn, report.metadata, adopted, len(calls)) == (1, 0, 0, 2)
         assert state() == [("q1", "code", "knn", True, "run-3"), ("q2", "math", "metadata", False, "run-1")]
         # Another confidence cut: redone, by a classifier (a stand-in whose every neighbour is
         # "other") that now says "other": the adopted domain goes back to "other".
         knows_nothing = KnnClassifier(k=2, embedder=classifier.embedder).fit(
             classifier.embeddings, ["other"] * len(classifier.domains), [None] * len(classifier.domains))
-        report, adopted = stage(DomainConfig(k=2, min_confidence=0.9), "run-4", lambda: knows_nothing)
+        report, adopted = stage(KNN.model_copy(update={"k": 2, "min_confidence": 0.9}), "run-4", lambda: knows_nothing)
         assert (report.knn, adopted) == (1, 1)
         assert state() == [("q1", "other", "knn", False, "run-4"), ("q2", "math", "metadata", False, "run-1")]
+
+
+# --- zero-shot and combined ---------------------------------------------------------------------
+
+
+class FakeDomainJudgeForOrchestrationTest:
+    """Combined-classifier orchestration test only: answers the zero-shot domain request from a
+    script keyed by a word of the question, with a log probability per domain for the confidence."""
+
+    model_name = "fake-domain-judge"
+
+    def __init__(self, script: dict[str, str]):
+        self.script, self.asked = script, []
+
+    def chat(self, requests, on_progress=None):
+        import json
+        import math
+
+        from schemas.chat import ChatResult, Completion
+
+        out = []
+        for req in requests:
+            question = req.messages[1]["content"]
+            self.asked.append(question)
+            domain = next(d for word, d in self.script.items() if word in question)
+            steps = [{'{"': -0.01}, {"domain": -0.01}, {'":"': -0.01},
+                     {domain: math.log(0.8), "science" if domain != "science" else "logic": math.log(0.2)}]
+            out.append(ChatResult([Completion(json.dumps({"domain": domain}), "stop", 6, top_logprobs=steps)], 90))
+        return out
+
+
+def test_knn_alone_calls_a_question_like_no_labelled_pool_other(classifier):
+    q = _questions([("q1", None, None, "web", "Which treaty ended the First World War and imposed reparations?"),
+                    ("q2", None, None, "web", "Write a python function to find the sum of a list of numbers.")])
+    out = classify_frame(q, KNN.model_copy(update={"knn_min_similarity": 0.35}), classifier).sort("question_id")
+    assert out["domain"].to_list() == ["other", "code"]
+    assert "like no labelled pool" in out["detail"][0] and out["subdomain"][0] is None
+
+
+def test_combined_asks_the_model_only_where_knn_is_not_close(tmp_path: Path, classifier):
+    texts = {"q1": "Write a python function to count the vowels in a string.",  # a labelled (MBPP-like) text
+             "q2": "Which treaty ended the First World War and imposed reparations on Germany?",
+             "q3": "What does the Python expression sorted('banana') return?"}
+    questions = question_frame(("q1", "other"), ("q2", "other"), ("q3", "other")).with_columns(
+        text=pl.col("question_id").replace_strict(texts))
+    judge = FakeDomainJudgeForOrchestrationTest({"treaty": "other", "sorted": "code"})
+    cfg = DomainConfig(knn_trust_similarity=0.6)  # the default classifier: metadata, then combined
+    with Store(tmp_path / "x.duckdb") as store:
+        store.insert("questions", questions)
+        from pipeline.domains.zero_shot import ZeroShotClassifier
+        from pipeline.stages.domains import adopt_domains
+
+        report = classify_questions(store, cfg, "run-1", list(texts), classifier,
+                                    zero_shot=lambda: ZeroShotClassifier(judge, cfg.descriptions), model=judge.model_name)
+        adopted = adopt_domains(store, list(texts), cfg.min_confidence, "combined")
+        assert (report.knn, report.zero_shot, report.other) == (3, 2, 1)
+        assert [t for t in judge.asked if "vowels" in t] == []  # q1 is a labelled text: no model call
+        rows = store.frame("SELECT question_id, method, domain, round(confidence, 2) AS c, detail FROM question_domains "
+                           "WHERE method = 'combined' ORDER BY question_id").rows()
+        assert [(q, d, c) for q, _, d, c, _ in rows] == [("q1", "code", 1.0), ("q2", "other", 0.8), ("q3", "code", 0.8)]
+        assert rows[0][4].startswith("kNN: top similarity") and "zero-shot by fake-domain-judge" in rows[1][4]
+        assert "kNN said" in rows[2][4]
+        assert adopted == 2  # q1 and q3 take code; q2 stays other
+        assert store.frame("SELECT question_id, domain FROM questions ORDER BY 1").rows() == [
+            ("q1", "code"), ("q2", "other"), ("q3", "code")]
+        # Same settings and model: nothing asked again. Another judge model: the model's rows are redone.
+        before = len(judge.asked)
+        again = classify_questions(store, cfg, "run-2", list(texts), classifier,
+                                   zero_shot=lambda: ZeroShotClassifier(judge, cfg.descriptions), model=judge.model_name)
+        assert again.already_done == 3 and len(judge.asked) == before
+        other = classify_questions(store, cfg, "run-3", list(texts), classifier,
+                                   zero_shot=lambda: ZeroShotClassifier(judge, cfg.descriptions), model="another")
+        assert other.zero_shot == 2 and other.already_done == 0
+
+
+def test_zero_shot_alone_needs_an_engine(classifier):
+    q = _questions([("q1", None, None, "web", "Which treaty ended the First World War?")])
+    with pytest.raises(ValueError, match="need the zero-shot domain rule but no engine"):
+        classify_frame(q, DomainConfig(classifier="zero_shot"), classifier)

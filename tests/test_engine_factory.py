@@ -32,3 +32,11 @@ def test_lazy_engine_loads_only_when_there_is_work():
     assert result.completions[0].text == "ok"
     engine.chat([ChatRequest([{"role": "user", "content": "again"}])])
     assert loads == [1] and engine.loaded
+
+
+def test_auto_dtype_is_bfloat16_only_where_the_cpu_has_bf16_instructions():
+    from pipeline.engines.vllm_local import cpu_dtype
+
+    assert cpu_dtype("flags\t: fpu avx avx2 fma f16c") == "float32"  # AVX2 only: float32 is 3-4x faster
+    assert cpu_dtype("flags\t: avx2 avx512f avx512_bf16") == "bfloat16"
+    assert cpu_dtype("flags\t: avx2 amx_bf16 amx_tile") == "bfloat16"

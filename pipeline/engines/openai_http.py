@@ -33,6 +33,14 @@ _RETRY_STATUS = {408, 409, 429}
 _BACKOFF_FIRST_S, _BACKOFF_CAP_S = 0.5, 8.0
 
 
+def _top_logprobs(logprobs) -> list[dict[str, float]] | None:
+    """OpenAI's choice.logprobs.content[i].top_logprobs as {token: log probability} per token."""
+    content = getattr(logprobs, "content", None)
+    if not content:
+        return None
+    return [{t.token: t.logprob for t in (step.top_logprobs or [])} for step in content]
+
+
 class EngineUnavailableError(RuntimeError):
     """Every server kept failing past the engine's retries: nothing of the batch is usable."""
 
@@ -121,6 +129,8 @@ class OpenAIEngine(Engine):
             extra = {"continue_final_message": True, "add_generation_prompt": False}
         body = dict(model=self.model_name, messages=messages, n=1, temperature=s.temperature,
                     top_p=s.top_p, max_tokens=s.max_tokens, seed=seed, stop=list(s.stop) or None)
+        if s.logprobs:
+            body.update(logprobs=True, top_logprobs=s.logprobs)
         if request.json_schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
@@ -187,6 +197,7 @@ class OpenAIEngine(Engine):
                     completion_tokens=usage.completion_tokens if usage else 0,
                     stop_reason=getattr(choice, "stop_reason", None),
                     reasoning=getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None),
+                    top_logprobs=_top_logprobs(getattr(choice, "logprobs", None)),
                 ))
         except EngineUnavailableError:
             raise  # the whole batch stops: nothing of it is stored, a resume redoes it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextlib import contextmanager
 
@@ -38,8 +39,38 @@ def _hidden_from_kernel_scan():
         sys.modules.update(hidden)
 
 
+def cpu_dtype(cpuinfo: str | None = None) -> str:
+    """The fast dtype for vLLM on this CPU. bf16 matmuls need AVX512-BF16 or AMX; without them
+    vLLM's CPU build runs bf16 about 3-4x slower than float32 (measured on a 2-core AVX2 EPYC,
+    8 prompts x 64 tokens: SmolLM2-135M 22.7 vs 61.3 tok/s, Qwen2.5-Coder-1.5B 2.8 vs 11.2)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            return "bfloat16"
+    return "bfloat16" if re.search(r"\b(avx512_bf16|amx_bf16)\b", cpuinfo) else "float32"
+
+
+def resolve_dtype(dtype: str) -> str:
+    """"auto": the fast dtype on a CPU (cpu_dtype), vLLM's own choice elsewhere."""
+    if dtype != "auto":
+        return dtype
+    from vllm.platforms import current_platform
+
+    return cpu_dtype() if current_platform.is_cpu() else "auto"
+
+
+def _top_logprobs(logprobs) -> list[dict[str, float]] | None:
+    """vLLM's per-token {token_id: Logprob} as {decoded token: log probability}."""
+    if not logprobs:
+        return None
+    return [{lp.decoded_token: lp.logprob for lp in step.values() if lp.decoded_token is not None}
+            for step in logprobs]
+
+
 class VllmEngine(Engine):
-    def __init__(self, model_path: str, model_name: str | None = None, *, dtype: str = "bfloat16",
+    def __init__(self, model_path: str, model_name: str | None = None, *, dtype: str = "auto",
                  max_model_len: int = 4096, enforce_eager: bool = True, seed: int = 0, **vllm_args):
         from vllm import LLM
         from vllm.platforms import current_platform
@@ -57,7 +88,7 @@ class VllmEngine(Engine):
         self.model_name = model_name or model_path
         with _hidden_from_kernel_scan():
             self._llm = LLM(
-                model=model_path, dtype=dtype, max_model_len=max_model_len,
+                model=model_path, dtype=resolve_dtype(dtype), max_model_len=max_model_len,
                 enforce_eager=enforce_eager, seed=seed, **vllm_args,
             )
 
@@ -69,7 +100,7 @@ class VllmEngine(Engine):
         structured = StructuredOutputsParams(json=request.json_schema) if request.json_schema else None
         return SamplingParams(
             n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
-            seed=s.seed, stop=list(s.stop) or None, structured_outputs=structured,
+            seed=s.seed, stop=list(s.stop) or None, structured_outputs=structured, logprobs=s.logprobs,
         )
 
     def chat(self, requests: list[ChatRequest], on_progress: ProgressFn | None = None) -> list[ChatResult]:
@@ -100,7 +131,8 @@ class VllmEngine(Engine):
                             prompt_tokens=len(out.prompt_token_ids or []),
                             completions=[
                                 Completion(text=c.text, finish_reason=c.finish_reason or "stop",
-                                           completion_tokens=len(c.token_ids), stop_reason=c.stop_reason)
+                                           completion_tokens=len(c.token_ids), stop_reason=c.stop_reason,
+                                           top_logprobs=_top_logprobs(c.logprobs))
                                 for c in out.outputs
                             ],
                         )

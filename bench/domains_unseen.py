@@ -1,0 +1,91 @@
+"""Domain classifiers on questions from sources they never saw (data/labels/domains_unseen.jsonl),
+and on a held-out sample of the labelled pools they were fitted on.
+
+    .venv/bin/python bench/domains_unseen.py [--methods knn,zero_shot] [--pool-sample 40]
+                                             [--model qwen2.5-coder-1.5b-instruct] [--out preds.parquet]
+
+Prints top-level accuracy per domain for kNN, the zero-shot LLM rule and the combined
+classifier (pipeline/domains/combined.py), seconds per 1,000 questions, and how often a
+question fit for no domain (`other`) got one. Predictions go to --out for further looks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("CURATE_HOME", str(ROOT / ".curate"))
+
+from pipeline.runtime_env import apply_defaults  # noqa: E402
+
+apply_defaults()
+
+import polars as pl  # noqa: E402
+
+
+def accuracy_table(frame: pl.DataFrame, methods: list[str]) -> None:
+    print(f"{'set':<8}{'domain':<9}{'n':>5}" + "".join(f"{m:>12}" for m in methods))
+    for (subset,), part in sorted(frame.group_by("set"), key=lambda g: g[0]):
+        for domain in sorted(part["domain"].unique()) + ["all"]:
+            rows = part if domain == "all" else part.filter(pl.col("domain") == domain)
+            cells = "".join(f"{(rows[m] == rows['domain']).mean():>12.3f}" for m in methods)
+            print(f"{subset:<8}{domain:<9}{rows.height:>5}{cells}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--methods", default="knn,zero_shot")
+    ap.add_argument("--pool-sample", type=int, default=40, help="held-out labelled rows per domain")
+    ap.add_argument("--model", default=None, help="engine model (default: the config default)")
+    ap.add_argument("--out", default=str(ROOT / ".curate" / "bench" / "domains_unseen.parquet"))
+    args = ap.parse_args()
+
+    from pipeline.domains.knn import load_or_fit, training_frame
+    from pipeline.domains.labelled import holdout_split
+    from schemas.domains import DomainConfig
+
+    cfg = DomainConfig()
+    unseen = pl.DataFrame([json.loads(line) for line in (ROOT / "data/labels/domains_unseen.jsonl").open()])
+    unseen = unseen.select(text="question", domain="domain", source="source").with_columns(set=pl.lit("unseen"))
+    frame = training_frame(cfg)
+    _, test = holdout_split([f"{d}/{s}" for d, s in frame.select("domain", "subdomain").iter_rows()],
+                            cfg.holdout_fraction, cfg.seed)
+    held = frame[test.tolist()].with_columns(set=pl.lit("pools"))
+    held = pl.concat([g.sample(min(args.pool_sample, g.height), seed=0) for _, g in held.group_by("domain")])
+    rows = pl.concat([unseen, held.select("text", "domain", "source", "set")])
+    methods = args.methods.split(",")
+    timings = {}
+
+    if "knn" in methods:
+        clf = load_or_fit(cfg)
+        started = time.perf_counter()
+        pred = clf.classify(rows["text"].to_list())
+        timings["knn"] = time.perf_counter() - started
+        rows = rows.with_columns(knn=pred["domain"], knn_conf=pred["confidence"], knn_sim=pred["top_similarity"])
+    if "zero_shot" in methods:
+        from pipeline.domains.zero_shot import ZeroShotClassifier
+        from pipeline.engines.factory import make_engine
+        from schemas.config import EngineConfig
+
+        engine_cfg = EngineConfig(model=args.model) if args.model else EngineConfig()
+        engine = make_engine(engine_cfg, announce=print).unwrap()
+        started = time.perf_counter()
+        pred = ZeroShotClassifier(engine, cfg.descriptions).classify(rows["text"].to_list())
+        timings["zero_shot"] = time.perf_counter() - started
+        rows = rows.with_columns(zero_shot=pred["domain"].fill_null("unparsed"), zero_shot_conf=pred["confidence"])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    rows.write_parquet(args.out)
+    print(f"{rows.height} questions ({unseen.height} unseen, {held.height} held-out pool rows); predictions in {args.out}")
+    for m, s in timings.items():
+        print(f"  {m}: {s:.1f} s, {1000 * s / rows.height:.0f} s per 1,000 questions")
+    accuracy_table(rows, [m for m in methods if m in rows.columns])
+
+
+if __name__ == "__main__":
+    main()

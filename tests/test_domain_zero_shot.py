@@ -1,0 +1,42 @@
+"""The zero-shot domain rule: its prompt, schema, parse and confidence (no model: pure functions;
+the real-model accuracy is bench/domains_unseen.py's)."""
+
+from __future__ import annotations
+
+import math
+
+from pipeline.domains.zero_shot import MAX_QUESTION_CHARS, confidence, parse, request, system_prompt
+from schemas.domains import DEFAULT_DESCRIPTIONS
+
+DOMAINS = list(DEFAULT_DESCRIPTIONS)
+
+
+def test_every_domain_is_described_to_the_model_and_other_is_a_choice():
+    prompt = system_prompt(DEFAULT_DESCRIPTIONS)
+    for domain, text in DEFAULT_DESCRIPTIONS.items():
+        assert f"- {domain}: {text}" in prompt
+    req = request("Which treaty ended the First World War?", DEFAULT_DESCRIPTIONS)
+    assert req.json_schema["properties"]["domain"]["enum"] == DOMAINS == ["math", "code", "science", "logic", "other"]
+    assert req.sampling.temperature == 0.0 and req.sampling.logprobs
+    assert req.messages[0]["content"] == prompt  # shared by every question: one prefix to cache
+
+
+def test_long_questions_are_cut_to_their_head():
+    req = request("x" * (MAX_QUESTION_CHARS + 500), DEFAULT_DESCRIPTIONS)
+    assert req.messages[1]["content"].endswith("x ...") and len(req.messages[1]["content"]) < MAX_QUESTION_CHARS + 20
+
+
+def test_parse_accepts_only_a_listed_domain():
+    assert parse('{"domain": "logic"}', DOMAINS) == "logic"
+    assert parse('{"domain": "history"}', DOMAINS) is None
+    assert parse("logic", DOMAINS) is None and parse("[]", DOMAINS) is None
+
+
+def test_confidence_is_the_answer_share_of_the_domain_tokens():
+    steps = [{'{"': -0.01}, {"domain": -0.01}, {'":"': -0.02},
+             {"math": math.log(0.6), "science": math.log(0.3), "The": math.log(0.05), "code": math.log(0.05)},
+             {'"}': -0.01}]
+    assert confidence(steps, "math", DOMAINS) == 0.6 / 0.95
+    assert confidence(steps, "science", DOMAINS) == 0.3 / 0.95
+    assert confidence(None, "math", DOMAINS) is None
+    assert confidence([{"{": -0.1}], "math", DOMAINS) is None  # no domain token seen
