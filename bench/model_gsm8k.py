@@ -1,6 +1,6 @@
 """A shipped model on the embedded engine: GSM8K accuracy and output tokens/s, side by side.
 
-    .venv/bin/python bench/model_gsm8k.py [--model qwen2.5-coder-1.5b-instruct] [--dtype bfloat16]
+    .venv/bin/python bench/model_gsm8k.py [--model qwen2.5-coder-1.5b-instruct] [--dtype auto]
                                           [--prompts 32] [--max-tokens 512]
 
 The first N GSM8K train questions (data/seeds), "think step by step, final answer in \\boxed{}",
@@ -33,7 +33,7 @@ PROMPT = "{question}\n\nThink step by step, then put the final answer in \\boxed
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct")
-    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--dtype", default="auto")
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=512)
     args = parser.parse_args()
@@ -41,6 +41,7 @@ def main() -> None:
     from filters.answer_match import match_math
     from pipeline.engines.factory import make_engine
     from pipeline.engines.base import ChatRequest, Sampling
+    from pipeline.engines.vllm_local import resolve_dtype
     from schemas.config import EngineConfig
 
     rows = [json.loads(line) for line in (ROOT / "data/seeds/gsm8k_train.jsonl").open()][: args.prompts]
@@ -57,7 +58,7 @@ def main() -> None:
     correct = sum(match_math(r.completions[0].text, row["answer"].split("####")[-1].strip()).passed
                   for r, row in zip(results, rows))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
-    print(f"{args.model} ({args.dtype}): load {loaded - started:.0f} s; {len(rows)} prompts x <= {args.max_tokens} "
+    print(f"{args.model} ({resolve_dtype(args.dtype)}): load {loaded - started:.0f} s; {len(rows)} prompts x <= {args.max_tokens} "
           f"tokens in {wall:.0f} s: {tokens} output tokens = {tokens / wall:.1f} tok/s; stopped naturally "
           f"{natural}/{len(rows)}; correct {correct}/{len(rows)} (Math-Verify); peak RSS {rss:.1f} GB")
 

@@ -19,7 +19,10 @@ console = Console(stderr=True)
 
 from curate.judges_cli import app as judges_app  # noqa: E402
 
+from curate.models_cli import app as models_app  # noqa: E402
+
 app.add_typer(judges_app, name="judges")
+app.add_typer(models_app, name="models")
 
 # Statements `curate query` runs; everything else (DDL, DML, ATTACH, COPY, SET ...) is refused.
 _READ_ONLY = {"SELECT", "EXPLAIN", "PRAGMA"}
@@ -33,6 +36,7 @@ def run(
     out: Path = typer.Option(Path("out"), "--out", help="Folder for exported shard sets."),
     limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Questions for this run, spread over domains."),
     skip_unchanged: bool = typer.Option(False, "--skip-unchanged", help="Write no new shard set when the selection equals the newest export's."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Override engine.model: a shipped alias (qwen2.5-coder-1.5b-instruct, the default; smollm2-135m-instruct, the quick demo) or an HF model folder."),
 ) -> None:
     """Run the whole pipeline (Prefect flow `curate`) and export a shard set."""
     _prepare()
@@ -42,7 +46,7 @@ def run(
     from schemas.yaml_loading import ConfigError
 
     params = _params(config=config, questions=_expand(questions) if questions else None, db=db, out=out,
-                     limit=limit, skip_unchanged=skip_unchanged)
+                     limit=limit, skip_unchanged=skip_unchanged, model=model)
     started = time.monotonic()
     say_var.set(lambda msg: console.print(msg, markup=False, highlight=False))
     try:
@@ -64,7 +68,8 @@ def _prepare() -> None:
 
 
 # Flow parameter -> the CLI option that sets it (for error messages).
-_OPTIONS = {"config_path": "--config", "questions": "--questions", "db": "--db", "out": "--out", "limit": "--limit"}
+_OPTIONS = {"config_path": "--config", "questions": "--questions", "db": "--db", "out": "--out", "limit": "--limit",
+            "model": "--model"}
 
 
 def _params(*, config: Optional[Path], absolute: bool = False, **values):
@@ -172,7 +177,7 @@ def serve(
 
     params = _params(config=config, questions=questions, db=db, out=out, limit=limit, absolute=True)
     try:
-        load_run_config(params.config_path, params.questions, params.limit)  # fail now, not at the first run
+        load_run_config(params.config_path, params.questions, params.limit, params.model)  # fail now
         deployment = curate_deployment(params, cron, name=name, timezone=timezone)
     except (ConfigError, ValueError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)

@@ -12,7 +12,7 @@ DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
 
 
 def load_run_config(config_path: str | Path | None = None, questions: list[str] | None = None,
-                    limit: int | None = None) -> CurateConfig:
+                    limit: int | None = None, model: str | None = None) -> CurateConfig:
     """Pools in a config file are relative to that file; --questions paths to the working dir.
 
     A --questions path that matches a configured pool keeps that pool's field mapping;
@@ -36,4 +36,6 @@ def load_run_config(config_path: str | Path | None = None, questions: list[str] 
         update["judges"] = config.judges.model_copy(update={"rules_dir": str((base / config.judges.rules_dir).resolve())})
     if limit is not None:
         update["limit"] = limit
+    if model is not None:  # --model: the engine's model, and so the export's tokenizer when it is "synthesis"
+        update["engine"] = config.engine.model_copy(update={"model": model})
     return config.model_copy(update=update)

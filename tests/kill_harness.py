@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from tests.tiny_model_config import lenient_filters, use_custom_formats
+from tests.tiny_model_config import lenient_filters, use_custom_formats, use_small_model
 
 ROOT = Path(__file__).resolve().parent.parent
 _FINISHED = re.compile(r"Task run '([^']+)' - Finished in state Completed")
@@ -62,8 +62,9 @@ def write_config(path: Path, base_url: str, model: str, *, limit: int, n: int = 
         if pool.get("domain") != "math":
             pool["fields"] = {**pool.get("fields", {}), "answer": None, "tests": None}
     config["limit"] = limit
-    config["engine"] = {"kind": "openai", "base_url": base_url, "model": model, "timeout_s": 120,
-                        "max_concurrency": max_concurrency, "max_retries": max_retries, "retry_wait_s": retry_wait_s}
+    use_small_model(config, {"kind": "openai", "base_url": base_url, "model": model, "timeout_s": 120,
+                             "max_concurrency": max_concurrency, "max_retries": max_retries,
+                             "retry_wait_s": retry_wait_s})
     # Two questions per engine pass and store transaction: a kill mid-synthesis keeps finished batches.
     config["synthesis"].update(n=n, reasoning_max_tokens=64, answer_max_tokens=48, batch_questions=2)
     use_custom_formats(config["synthesis"])

@@ -94,7 +94,8 @@ def test_empty_file_gives_the_defaults(tmp_path: Path):
     path = _yaml(tmp_path, "# nothing but a comment\n")
     config = load_yaml_model(path, CurateConfig)
     assert config == CurateConfig()
-    assert config.engine.model == "smollm2-135m-instruct"
+    assert config.engine.model == "qwen2.5-coder-1.5b-instruct"  # the embedded default
+    assert config.export_tokenizer() == config.engine.model  # the export checks against the synthesis model's template
 
 
 def test_unreadable_file_is_a_config_error(tmp_path: Path):

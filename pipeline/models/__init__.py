@@ -16,7 +16,8 @@ from pipeline.models.gguf_to_hf import DONE_MARKER, convert_gguf
 from pipeline.models.shipped import DEFAULT_MODEL, SHIPPED, SMALL_MODEL, ShippedModel
 from pipeline.runtime_env import curate_home
 
-__all__ = ["DEFAULT_MODEL", "SHIPPED", "SMALL_MODEL", "ModelBootstrapError", "model_folder", "resolve_model"]
+__all__ = ["DEFAULT_MODEL", "SHIPPED", "SMALL_MODEL", "ModelBootstrapError", "converted", "model_folder",
+           "resolve_model"]
 
 
 def model_folder(model: ShippedModel) -> Path:

@@ -130,7 +130,8 @@ def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: 
         "SELECT q.domain, count(DISTINCT s.question_id) FROM samples s JOIN questions q USING (question_id) GROUP BY 1"
     ).iter_rows())
     ex = config.export
-    template = TargetTemplate(ex.tokenizer, ex.max_seq_len) if ex.tokenizer else None
+    tokenizer = config.export_tokenizer()
+    template = TargetTemplate(tokenizer, ex.max_seq_len) if tokenizer else None
     try:
         selection, rejects = _checked_selection(store, config, tried, template)
         _ordered(store, "_shard_order")  # the shards' row order
@@ -144,7 +145,7 @@ def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: 
                            )["run_id"].to_list()
         parts = (_records(store, page, ex.reasoning) for page in _pages(store, "_shard_order", ex.shard_rows))
         export_id = f"export-{run_id}"
-        target = {"tokenizer": ex.tokenizer, "max_seq_len": ex.max_seq_len, "reasoning": ex.reasoning} if template else None
+        target = {"tokenizer": tokenizer, "max_seq_len": ex.max_seq_len, "reasoning": ex.reasoning} if template else None
         manifest = write_shards(parts, out_dir, export_id, run_id, config.config_hash(), ex.shard_rows,
                                 selection.shortfall, total_rows=total, file_format=ex.file_format,
                                 band_edges=config.rebalance.band_edges, run_ids=runs, target=target,
