@@ -48,6 +48,9 @@ class Ticker:
     def advance(self, n=1):
         self.n += n
 
+    def add_total(self, n):
+        self.total += n
+
     def done(self):
         print(f"  {self.label:<40} {self.n:>5} {time.perf_counter() - self.t:7.1f} s", flush=True)
 

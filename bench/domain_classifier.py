@@ -42,6 +42,9 @@ class Ticker:
             print(f"  {self.label}: {self.n}/{self.total} ({rate:.0f}/s)", flush=True)
             self.next += 0.1
 
+    def add_total(self, n):
+        self.total += n
+
     def done(self):
         pass
 

@@ -28,6 +28,11 @@ class RichProgress:
         if self._task is not None:
             self._progress.advance(self._task, n)
 
+    def add_total(self, n: int) -> None:
+        if self._task is not None and n:
+            t = self._progress.tasks[-1]
+            self._progress.update(self._task, total=(t.total or 0) + n)
+
     def done(self) -> None:
         if self._task is not None:
             t = self._progress.tasks[-1]

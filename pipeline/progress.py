@@ -8,6 +8,7 @@ from typing import Protocol
 class Progress(Protocol):
     def start(self, label: str, total: int) -> None: ...
     def advance(self, n: int = 1) -> None: ...
+    def add_total(self, n: int) -> None: ...  # more work found on the way (e.g. forced answers)
     def done(self) -> None: ...
 
 
@@ -16,6 +17,9 @@ class NoProgress:
         pass
 
     def advance(self, n: int = 1) -> None:
+        pass
+
+    def add_total(self, n: int) -> None:
         pass
 
     def done(self) -> None:

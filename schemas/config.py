@@ -154,6 +154,17 @@ class FormatMix(_Strict):
         return value
 
 
+class PromptedLayout(_Strict):
+    """think_mode: prompted. The prompt asks a non-reasoning instruct model to reason under one label
+    and answer under another; the reply is split at the answer label (pipeline/stages/synthesize.py)."""
+
+    instruction: str = ("First write 'Reasoning:' and think step by step. Then write 'Answer:' on a line of its "
+                        "own, followed by the final answer in the format asked for above.")
+    reasoning_label: str = "Reasoning:"  # the assistant turn is started with it
+    # A line starting with this word (markdown emphasis or a heading allowed) and then ':' or the line's end.
+    answer_label: str = "Answer"
+
+
 class SynthesisConfig(_Strict):
     n: int = Field(default=2, ge=1, le=64)
     temperature: float = 0.7
@@ -164,15 +175,19 @@ class SynthesisConfig(_Strict):
     mix: FormatMix = FormatMix()
     perturbation: PerturbationConfig = PerturbationConfig()
     # The base system prompt (perturbation may swap it for a variant or none; see schemas/perturbation.py).
-    system_prompt: str = (
-        "You are a careful reasoner. First think step by step inside <think> and </think> "
-        "tags. After </think>, write the answer for the user."
-    )
+    # (The reasoning container is the think mode's business: forced and native use <think> tags,
+    # prompted its layout instruction.)
+    system_prompt: str = "You are a careful reasoner. Think step by step before you answer."
+    # How reasoning is elicited (bench/elicitation.py measures them side by side):
+    # prompted: for non-reasoning instruct models (the default model): the prompt asks for a
+    #   "Reasoning:" part, then an "Answer:" part (prompted_layout); one generation, split at the
+    #   answer label; when the model writes none, the answer label is forced and the model answers.
     # native: the model writes <think>...</think> (or the server returns a reasoning field).
     # forced: the pipeline opens <think>, stops at </think>, EOS or the reasoning budget, then
-    # closes it and lets the model write the answer (s1-style budget forcing). The tiny
-    # default model never closes </think> on its own, so the default is forced.
-    think_mode: Literal["native", "forced"] = "forced"
+    #   closes it and lets the model write the answer (s1-style budget forcing; SmolLM2 never
+    #   closes </think> on its own).
+    think_mode: Literal["prompted", "native", "forced"] = "prompted"
+    prompted_layout: PromptedLayout = PromptedLayout()
     reasoning_max_tokens: int = 384
     answer_max_tokens: int = 256
     batch_questions: int = 32  # questions per engine call and per store transaction

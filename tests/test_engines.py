@@ -73,6 +73,15 @@ def test_vllm_structured_json_output(vllm_engine):
         _check_json(result.completions[0].text)
 
 
+def test_vllm_top_logprobs_per_generated_token(vllm_engine):
+    [result] = vllm_engine.chat([ChatRequest(ASK, Sampling(temperature=0.0, max_tokens=6, logprobs=5))])
+    c = result.completions[0]
+    assert c.top_logprobs is not None and len(c.top_logprobs) == c.completion_tokens
+    assert all(1 <= len(step) <= 6 and all(lp <= 0 for lp in step.values()) for step in c.top_logprobs)
+    first = max(c.top_logprobs[0], key=c.top_logprobs[0].get)  # greedy: the best candidate was chosen
+    assert c.text.startswith(first.strip()) or first.strip() == ""
+
+
 # --- OpenAI-compatible HTTP against vLLM's server ------------------------------------------
 
 

@@ -136,7 +136,7 @@ def test_prompt_is_rebuilt_exactly_from_the_stored_choice():
 
 
 def test_prompt_parts_follow_the_perturbation():
-    config = SynthesisConfig()
+    config = SynthesisConfig(think_mode="forced")
     base = Perturbation(seed=1, system=1, phrasing=1, order="instruction_first", markup="markdown")
     choice = FormatChoice("table", "first", "short", base)
     messages = build_messages("How many clips?", choice, config)
@@ -150,6 +150,9 @@ def test_prompt_parts_follow_the_perturbation():
                          config)
     assert xml[0] == {"role": "system", "content": config.system_prompt}
     assert xml[1]["content"] == f"<question>\nQ?\n</question>\n<format>\n{FORMATS['json_object'].instruction}\n</format>"
+    # think_mode prompted (the default) asks for the reasoning / answer layout after everything else.
+    prompted = build_messages("How many clips?", choice, SynthesisConfig())
+    assert prompted[0]["content"] == content + "\n\n" + SynthesisConfig().prompted_layout.instruction
 
 
 def test_custom_formats_from_config_are_planned_and_detected():

@@ -31,6 +31,8 @@ def build_messages(question: str, choice: FormatChoice, cfg: SynthesisConfig) ->
     parts = [f"{q_open}{question.strip()}{q_close}", f"{i_open}{instruction}{i_close}"]
     if p.order == "instruction_first":
         parts.reverse()
+    if cfg.think_mode == "prompted":  # the reasoning / answer layout, after everything else
+        parts.append(cfg.prompted_layout.instruction)
     system = system_prompts(cfg)[p.system]
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": sep.join(parts)})

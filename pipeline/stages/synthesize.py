@@ -137,6 +137,66 @@ def _run_native(engine, groups, cfg, run_id, gen_hash, progress) -> tuple[list[d
     return rows, errors
 
 
+def answer_marker(label: str) -> re.Pattern:
+    """A line that opens the answer: the label, maybe in markdown emphasis or a heading, then ':' or
+    the line's end ("Answer:", "**Answer:**", "### Answer")."""
+    return re.compile(r"(?mi)^[#*_ \t]*" + re.escape(label) + r"[*_ \t]*(?::[*_ \t]*|$)")
+
+
+def split_prompted(text: str, label: str) -> tuple[str, str] | None:
+    """(reasoning, answer) at the first answer label; None when the reply has none."""
+    match = answer_marker(label).search(text)
+    if match is None:
+        return None
+    return text[:match.start()].strip(), text[match.end():].strip()
+
+
+def _run_prompted(engine, groups, cfg, run_id, gen_hash, progress) -> tuple[list[dict], int]:
+    layout = cfg.prompted_layout
+    start = layout.reasoning_label + "\n"
+    first = [ChatRequest(g[0].messages, Sampling(n=len(g), temperature=cfg.temperature, top_p=cfg.top_p,
+                                                 max_tokens=cfg.reasoning_max_tokens + cfg.answer_max_tokens,
+                                                 seed=seed_from(g[0].sample_id)), prefill=start)
+             for g in groups]
+    results = engine.chat(first, on_progress=progress.advance)
+    rows, errors = [], 0
+    unanswered: list[tuple[_Planned, Completion, int, ChatRequest]] = []
+
+    def add(p, req, prompt_tokens, reasoning, answer, closed, r_finish, finish, tokens):
+        sampling = req.sampling.as_dict() | {"think_mode": "prompted", "answer_max_tokens": cfg.answer_max_tokens}
+        rows.append(_record(p, run_id, gen_hash, engine.model_name, cfg, reasoning=reasoning, answer=answer,
+                            closed_by=closed, reasoning_finish=r_finish, finish_reason=finish,
+                            prompt_tokens=prompt_tokens, completion_tokens=tokens, sampling=sampling))
+
+    for g, req, res in zip(groups, first, results):
+        if res.error:
+            errors += len(g)
+            continue
+        for p, c in zip(g, res.completions):
+            parts = split_prompted(c.text, layout.answer_label)
+            if parts is None:  # no answer part: the answer label is forced below (budget forcing)
+                unanswered.append((p, c, res.prompt_tokens, req))
+            else:
+                add(p, req, res.prompt_tokens, parts[0], parts[1], "model", "stop", c.finish_reason,
+                    c.completion_tokens)
+    progress.add_total(len(unanswered))
+    answer_reqs = [
+        ChatRequest(p.messages, Sampling(n=1, temperature=cfg.temperature, top_p=cfg.top_p,
+                                         max_tokens=cfg.answer_max_tokens, seed=seed_from(p.sample_id, "answer")),
+                    prefill=f"{start}{c.text.strip()}\n\n{layout.answer_label}:\n")
+        for p, c, _, _ in unanswered
+    ]
+    for (p, c, prompt_tokens, req), ares in zip(unanswered, engine.chat(answer_reqs, on_progress=progress.advance)):
+        if ares.error:
+            errors += 1
+            continue
+        a = ares.completions[0]
+        closed, r_finish = ("forced_budget", "length") if c.finish_reason == "length" else ("forced_eos", "stop")
+        add(p, req, prompt_tokens, c.text.strip(), a.text.strip(), closed, r_finish, a.finish_reason,
+            c.completion_tokens + a.completion_tokens)
+    return rows, errors
+
+
 def _run_forced(engine, groups, cfg, run_id, gen_hash, progress) -> tuple[list[dict], int]:
     think = [
         ChatRequest(g[0].messages, Sampling(n=len(g), temperature=cfg.temperature, top_p=cfg.top_p,
@@ -205,7 +265,7 @@ def synthesize(store: Store, engine: Engine, cfg: SynthesisConfig, run_id: str, 
     total = len(groups) + (len(todo) if cfg.think_mode == "forced" else 0)
     progress.start("synthesis requests", total)
     generated = errors = 0
-    run = _run_forced if cfg.think_mode == "forced" else _run_native
+    run = {"forced": _run_forced, "native": _run_native, "prompted": _run_prompted}[cfg.think_mode]
     # Batches of questions: each batch is one engine pass and one store transaction.
     by_question: dict[str, list[list[_Planned]]] = {}
     for g in groups:
