@@ -131,6 +131,9 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
         if j["skipped_budget"]:
             line += f", {j['skipped_budget']} left by the token budget (judge_pending)"
         console.print(line)
+    seconds = counts.get("seconds")
+    if seconds:
+        console.print("  seconds: " + ", ".join(f"{stage} {s:.0f}" for stage, s in seconds.items()))
     calls = counts.get("engine_calls")
     if calls is not None:  # a re-run of finished work shows 0 requests and 0 model loads
         console.print(f"  engine calls: {calls['requests']} requests ({calls['completions']} completions) in "

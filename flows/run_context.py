@@ -8,6 +8,7 @@ counts, and the one artifact at the end is the curate run's."""
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,7 +69,11 @@ def stage_run(flow_name: str, params: StageParams, load_config: Callable[[], Cur
     if parent is not None:
         if Path(params.db).resolve() != Path(parent.db).resolve():
             raise ValueError(f"params.db: {params.db} is not the database of run {parent.run_id} ({parent.db})")
-        yield parent
+        started = time.monotonic()
+        try:
+            yield parent
+        finally:  # where a run's time goes, per stage flow (counts["seconds"])
+            parent.counts.setdefault("seconds", {})[flow_name] = round(time.monotonic() - started, 1)
         return
     config = load_config()  # a bad config fails here, before the lock or a `runs` row
     with run_lock(params.db):

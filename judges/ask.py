@@ -27,14 +27,14 @@ class Asked(Generic[T]):
     attempts: int = 0
 
 
-def _send(engine: ChatBackend, requests: list[ChatRequest], warm: bool) -> list:
-    """Every request of a rule shares its rubric (the system message). Sent in one batch, each
-    request would prefill it again: the prefix cache only holds what a finished step computed.
-    So the first request goes alone, and the rest find the rubric cached (on a 2-core CPU a
+def send_warm(engine: ChatBackend, requests: list[ChatRequest], on_progress=None) -> list:
+    """Requests that share a long prefix (a rule's rubric, a classifier's instructions). Sent in one
+    batch, each would prefill it again: the prefix cache only holds what a finished step computed.
+    So the first request goes alone, and the rest find the prefix cached (on a 2-core CPU a
     700-token rubric costs about 20 s of prefill per request otherwise)."""
-    if not warm or len(requests) < 3:
-        return engine.chat(requests)
-    return engine.chat(requests[:1]) + engine.chat(requests[1:])
+    if len(requests) < 3:
+        return engine.chat(requests, on_progress)
+    return engine.chat(requests[:1], on_progress) + engine.chat(requests[1:], on_progress)
 
 
 def temperature(rule: JudgeRule, attempt: int) -> float:
@@ -57,7 +57,7 @@ def ask(rule: JudgeRule, conversations: list[list[dict]], schema: dict, engine: 
                                                            seed=rule.sampling.seed + attempt), json_schema=schema)
                     for i in todo]
         retry = []
-        for i, reply in zip(todo, _send(engine, requests, warm=attempt == 0)):
+        for i, reply in zip(todo, send_warm(engine, requests) if attempt == 0 else engine.chat(requests)):
             r = results[i]
             r.attempts += 1
             if reply.error:

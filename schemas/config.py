@@ -52,6 +52,11 @@ class PoolConfig(_Strict):
     answer_type: Literal["math", "numeric", "choice", "text", "code"] | None = None
     level_max: float | None = None  # fields.level / level_max = level in [0, 1]
     split: str | None = None  # HF datasets folders with several splits
+    # This pool's share of its domain's questions when a run takes `limit` of them: when any pool
+    # of a domain sets a weight, each takes weight / (the domain's total; unset = 1) of the picks;
+    # otherwise picks are uniform over the domain's questions. 0: read and screened (its questions
+    # still count for dedup and decontamination) but never drawn for synthesis.
+    weight: float | None = Field(default=None, ge=0)
 
 
 class EngineConfig(_Strict):
@@ -159,7 +164,7 @@ class PromptedLayout(_Strict):
     and answer under another; the reply is split at the answer label (pipeline/stages/synthesize.py)."""
 
     instruction: str = ("First write 'Reasoning:' and think step by step. Then write 'Answer:' on a line of its "
-                        "own, followed by the final answer in the format asked for above.")
+                        "own, followed by the answer for the user, written in the format asked for above.")
     reasoning_label: str = "Reasoning:"  # the assistant turn is started with it
     # A line starting with this word (markdown emphasis or a heading allowed) and then ':' or the line's end.
     answer_label: str = "Answer"

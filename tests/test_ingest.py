@@ -409,3 +409,52 @@ def test_select_none_limit_returns_all():
     assert sorted(chosen) == sorted(pool["question_id"].to_list())
     assert select_questions(pool.head(0), 5, seed=0) == []
     assert select_questions(pool, 0, seed=0) == []
+
+
+def _weighted_pool(spec: dict[str, list[tuple[int, float | None]]]) -> pl.DataFrame:
+    """domain -> [(questions, weight) per pool] -> rows with pool_index and weight."""
+    rows, index = [], 0
+    for domain, pools in spec.items():
+        for size, weight in pools:
+            rows += [{"question_id": f"{domain}-{index}-{i:04d}", "domain": domain, "pool_index": index,
+                      "weight": weight} for i in range(size)]
+            index += 1
+    return pl.DataFrame(rows, schema={"question_id": pl.String, "domain": pl.String, "pool_index": pl.Int32,
+                                      "weight": pl.Float64})
+
+
+def test_select_deals_a_domains_picks_to_its_pools_by_weight():
+    # math: a big pool at weight 1, a small one at weight 3, one never drawn (weight 0); code unweighted.
+    pool = _weighted_pool({"math": [(500, 1.0), (60, 3.0), (300, 0.0)], "code": [(100, None)]})
+    chosen = select_questions(pool, 40, seed=0)
+    by_pool = Counter(q.rsplit("-", 1)[0] for q in chosen)
+    assert by_pool == {"math-0": 5, "math-1": 15, "code-3": 20}
+    assert select_questions(pool, 40, seed=0) == chosen == select_questions(pool.reverse(), 40, seed=0)
+    # A pool that runs out passes its share on; weight 0 is never drawn, even without a limit.
+    everything = select_questions(pool, None, seed=0)
+    assert not any(q.startswith("math-2-") for q in everything) and len(everything) == 660
+    small = _weighted_pool({"math": [(3, 5.0), (100, 1.0)]})
+    assert Counter(q.rsplit("-", 1)[0] for q in select_questions(small, 10, seed=0)) == {"math-0": 3, "math-1": 7}
+
+
+def test_ingest_reports_each_questions_pool_weight(tmp_path):
+    from pipeline.stages.ingest import ingest
+    from pipeline.store import Store
+    from schemas.config import CurateConfig
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text('{"question": "What is 1 + 1?", "answer": "2", "domain": "math"}\n')
+    b.write_text('{"question": "What is 2 + 2?", "answer": "4", "domain": "math"}\n')
+    config = CurateConfig(pools=[{"path": str(a), "weight": 0}, {"path": str(b)}])
+    with Store(tmp_path / "x.duckdb") as store:
+        report = ingest(store, config, "run-1")
+    assert sorted(report.pool.select("pool_index", "weight").rows()) == [(0, 0.0), (1, None)]
+    assert len(select_questions(report.pool, 5, seed=0)) == 1  # the weight-0 pool is never drawn
+    # Screening keeps the weights: the run selects from what it lets through.
+    from pipeline.stages.screen import benchmark_index, screen_questions, usable
+
+    with Store(tmp_path / "x.duckdb") as store:
+        screen_questions(store, config, "run-1", report.pool, benchmark_index(config, None))
+        kept = usable(store, report.pool)
+    assert kept.columns == report.pool.columns and select_questions(kept, 5, seed=0) == \
+        select_questions(report.pool, 5, seed=0)

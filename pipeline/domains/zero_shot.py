@@ -14,6 +14,7 @@ import math
 
 import polars as pl
 
+from judges.ask import send_warm
 from pipeline.progress import NoProgress, Progress
 from schemas.chat import ChatBackend, ChatRequest, Sampling
 
@@ -83,7 +84,7 @@ class ZeroShotClassifier:
         domains = list(self.descriptions)
         out: dict[str, list] = {"domain": [], "confidence": [], "detail": []}
         for start in range(0, len(texts), _BATCH):
-            replies = self.engine.chat([request(t, self.descriptions) for t in texts[start:start + _BATCH]])
+            replies = send_warm(self.engine, [request(t, self.descriptions) for t in texts[start:start + _BATCH]])
             for reply in replies:
                 if reply.error:
                     out["domain"].append(None)

@@ -19,15 +19,17 @@ class IngestReport:
     new_questions: int
     quarantined: int
     quarantine_messages: list[str]
-    pool: pl.DataFrame = field(repr=False)  # question_id, domain of every question read
+    pool: pl.DataFrame = field(repr=False)  # question_id, domain, weight (its pool's) of every question read
 
 
 def ingest(store: Store, config: CurateConfig, run_id: str, base_dir: Path | None = None) -> IngestReport:
-    questions, quarantine = [], []
-    for pool in config.pools:
+    questions, quarantine, weights = [], [], {}
+    for n, pool in enumerate(config.pools):
         result = read_pool(pool, base_dir)
         questions.extend(result.questions)
         quarantine.extend(result.quarantine)
+        for q in result.questions:  # the first pool that reads a question gives its weight
+            weights.setdefault(q.question_id, (n, pool.weight))
     created = now()
     q_frame = pl.DataFrame(
         [q.model_dump() | {"first_run_id": run_id} for q in questions],
@@ -45,7 +47,11 @@ def ingest(store: Store, config: CurateConfig, run_id: str, base_dir: Path | Non
     return IngestReport(
         read=len(questions), new_questions=store.count("questions") - before,
         quarantined=len(quarantine), quarantine_messages=messages,
-        pool=q_frame.select("question_id", "domain"),
+        pool=q_frame.select("question_id", "domain").with_columns(
+            pool_index=pl.col("question_id").replace_strict({k: v[0] for k, v in weights.items()},
+                                                            default=None, return_dtype=pl.Int32),
+            weight=pl.col("question_id").replace_strict({k: v[1] for k, v in weights.items()},
+                                                        default=None, return_dtype=pl.Float64)),
     )
 
 
@@ -54,12 +60,16 @@ def select_questions(pool: pl.DataFrame, limit: int | None, seed: int) -> list[s
 
     Within a domain the order is a seeded hash of the question id, so the same config picks
     the same questions on every run (a re-run then finds all of its samples already made).
+    With pool weights (columns pool_index, weight; see PoolConfig.weight) a domain's picks are
+    dealt to its pools by weight; weight 0 pools are never picked.
     """
     if pool.is_empty():
         return []
     ordered = pool.with_columns(
         pl.col("question_id").map_elements(lambda q: stable_hash(q, seed), return_dtype=pl.String).alias("order")
     ).sort(["domain", "order"])
+    if "weight" in ordered.columns and ordered["weight"].is_not_null().any():
+        ordered = _weighted_order(ordered)
     if limit is None:
         return ordered["question_id"].to_list()
     sizes = dict(ordered.group_by("domain", maintain_order=True).len().iter_rows())
@@ -74,3 +84,32 @@ def select_questions(pool: pl.DataFrame, limit: int | None, seed: int) -> list[s
     return [
         qid for d in quota for qid in ordered.filter(pl.col("domain") == d)["question_id"].head(quota[d]).to_list()
     ]
+
+
+def _weighted_order(ordered: pl.DataFrame) -> pl.DataFrame:
+    """Each weighted domain's questions re-ordered so that any prefix deals its picks to the pools
+    by weight (the pool furthest below its share goes next); weight-0 pools are left out. Domains
+    where no pool sets a weight keep the plain order."""
+    parts = []
+    for (domain,), rows in ordered.group_by("domain", maintain_order=True):
+        if rows["weight"].is_null().all():
+            parts.append(rows)
+            continue
+        rows = rows.with_columns(pl.col("weight").fill_null(1.0))
+        queues = {int(k): g["question_id"].to_list() for (k,), g in rows.group_by("pool_index", maintain_order=True)}
+        weight = {k: float(rows.filter(pl.col("pool_index") == k)["weight"][0]) for k in queues}
+        queues = {k: q for k, q in queues.items() if weight[k] > 0}
+        total, taken, picked = sum(weight[k] for k in queues), dict.fromkeys(queues, 0), []
+        while queues:
+            n = len(picked) + 1
+            k = min(queues, key=lambda k: (taken[k] - n * weight[k] / total, k))
+            picked.append(queues[k][taken[k]])
+            taken[k] += 1
+            if taken[k] == len(queues[k]):
+                total -= weight[k]
+                del queues[k]
+        order = {q: i for i, q in enumerate(picked)}
+        parts.append(rows.filter(pl.col("question_id").is_in(picked)).with_columns(
+            order=pl.col("question_id").replace_strict(order, return_dtype=pl.Int64)).sort("order")
+            .with_columns(pl.col("order").cast(pl.String)))
+    return pl.concat(parts, how="vertical_relaxed")

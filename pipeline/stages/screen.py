@@ -101,5 +101,5 @@ def _dedup(store: Store, config: CurateConfig, run_id: str, pool: pl.DataFrame) 
 
 def usable(store: Store, pool: pl.DataFrame) -> pl.DataFrame:
     """The pool without questions a screening rule rejected."""
-    return store.frame("""SELECT p.question_id, p.domain FROM pool p JOIN question_status s USING (question_id)
+    return store.frame("""SELECT p.* EXCLUDE (position) FROM pool p JOIN question_status s USING (question_id)
                           WHERE s.usable ORDER BY p.position""", pool=pool.with_row_index("position"))
