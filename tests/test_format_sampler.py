@@ -152,7 +152,10 @@ def test_prompt_parts_follow_the_perturbation():
     assert xml[1]["content"] == f"<question>\nQ?\n</question>\n<format>\n{FORMATS['json_object'].instruction}\n</format>"
     # think_mode prompted (the default) asks for the reasoning / answer layout after everything else.
     prompted = build_messages("How many clips?", choice, SynthesisConfig())
-    assert prompted[0]["content"] == content + "\n\n" + SynthesisConfig().prompted_layout.instruction
+    assert prompted[0]["content"] == content + "\n\n" + (
+        "First write 'Reasoning:' and think step by step. Then write 'Answer:' on a line of its own; below it, "
+        "present the key quantities or steps in a markdown table, then state the final answer. "
+        "State the final answer first, then the explanation. Keep the answer short: at most about 60 words.")
 
 
 def test_custom_formats_from_config_are_planned_and_detected():

@@ -74,7 +74,8 @@ def test_prompted_synthesis_splits_replies_and_forces_missing_answers(tmp_path):
     assert (report.generated, report.errors) == (3, 0)
     first = [r for r in engine.requests if not r.prefill.endswith("Answer:\n")]
     assert all(r.prefill == "Reasoning:\n" and r.sampling.max_tokens == 120 for r in first)
-    assert all(cfg.prompted_layout.instruction in r.messages[-1]["content"] for r in first)
+    assert all("Then write 'Answer:' on a line of its own; below it, explain the solution in one or two short "
+               "paragraphs of prose." in r.messages[-1]["content"] for r in first)
     forced = [r for r in engine.requests if r.prefill.endswith("Answer:\n")]
     assert len(forced) == 2 and all(r.sampling.max_tokens == 20 for r in forced)
     assert rows["q1"]["reasoning"] == "Add 3 and 4." and rows["q1"]["answer"] == "7"
@@ -83,4 +84,4 @@ def test_prompted_synthesis_splits_replies_and_forces_missing_answers(tmp_path):
     assert (rows["q3"]["think_closed_by"], rows["q3"]["reasoning_finish"]) == ("forced_eos", "stop")
     assert rows["q3"]["answer"] == "7" and rows["q3"]["completion_tokens"] == 31
     assert rows["q1"]["raw_text"] == "<think>\nAdd 3 and 4.\n</think>\n\n7"  # stored as every other sample
-    assert json.loads(rows["q1"]["messages"])[-1]["content"].endswith(cfg.prompted_layout.instruction)
+    assert "Then write 'Answer:' on a line of its own; below it, explain" in json.loads(rows["q1"]["messages"])[-1]["content"]

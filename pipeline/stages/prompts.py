@@ -22,6 +22,13 @@ def system_prompts(cfg: SynthesisConfig) -> list[str | None]:
     return cfg.perturbation.system_prompt_list(cfg.system_prompt)
 
 
+def prompted_layout(cfg: SynthesisConfig, style_instruction: str) -> str:
+    """The layout instruction of think_mode prompted, with the style's instruction for the answer
+    part ("After the reasoning, present ..." -> "present ...")."""
+    answer = style_instruction.removeprefix("After the reasoning, ")
+    return cfg.prompted_layout.instruction.replace("{format}", answer[:1].lower() + answer[1:])
+
+
 def build_messages(question: str, choice: FormatChoice, cfg: SynthesisConfig) -> list[dict]:
     p = choice.perturbation
     style = cfg.catalog()[choice.style]
@@ -32,7 +39,7 @@ def build_messages(question: str, choice: FormatChoice, cfg: SynthesisConfig) ->
     if p.order == "instruction_first":
         parts.reverse()
     if cfg.think_mode == "prompted":  # the reasoning / answer layout, after everything else
-        parts.append(cfg.prompted_layout.instruction)
+        parts.append(prompted_layout(cfg, format_instruction(style, choice.placement, choice.length_band)))
     system = system_prompts(cfg)[p.system]
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": sep.join(parts)})
