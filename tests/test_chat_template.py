@@ -107,7 +107,8 @@ def test_export_leaves_out_rejected_records_and_refills_the_quota(tmp_path: Path
     assert rejects["s4"] == "special token <|im_end|> in assistant content"
     assert rejects["s5"].startswith("too long: ") and rejects["s5"].endswith("> max_seq_len 256")
     assert manifest.total_rows == 4 and sum(manifest.rejected.values()) == 2
-    assert manifest.target == {"tokenizer": "smollm2-135m-instruct", "max_seq_len": 256, "reasoning": "per_sample"}
+    # The synthesis model's own template by default (export.tokenizer: synthesis).
+    assert manifest.target == {"tokenizer": "qwen2.5-coder-1.5b-instruct", "max_seq_len": 256, "reasoning": "per_sample"}
     assert manifest.run_ids == ["run-0"] and manifest.counts_by_difficulty_band == {"hard": 4}
     folder = tmp_path / "out" / "export-run-2"
     card = (folder / "README.md").read_text()
