@@ -317,7 +317,9 @@ def test_llm_rating_orchestration(store: Store):
     })
     report = score_llm_rating(store, "run-1", ["q1", "q2", "q3", "q4"], engine, rule, batch_size=3, max_retries=1)
     assert (report.asked, report.rated, report.errors) == (4, 2, 2)
-    assert engine.calls == [3, 2, 1, 1]  # batch of 3 + its retries, then the last question and its retry
+    # The first request alone (it warms the prefix cache with the rubric), the rest of the batch of 3,
+    # its retries, then the last question and its retry.
+    assert engine.calls == [1, 2, 2, 1, 1]
     assert len(report.error_examples) == 2 and report.prompt_tokens == 40 * 7
     d = difficulty(store)
     assert d[("q1", LLM, 1)] == (pytest.approx(6 / 9), 0,

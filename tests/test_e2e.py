@@ -237,7 +237,7 @@ def test_judges_test_renders_runs_and_stores_nothing(e2e_run):
     sample_id = _q(db, "SELECT sample_id FROM samples ORDER BY 1 LIMIT 1")[0][0]
     before = _q(db, "SELECT count(*) FROM verdicts")[0][0]
     result = runner.invoke(app, ["judges", "test", "logical_completeness", "--sample", sample_id[:12],
-                                 "--db", str(db)], catch_exceptions=False)
+                                 "--config", str(db.parent / "config.yaml"), "--db", str(db)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "<<<BEGIN reasoning" in result.stdout and "Rule: logical_completeness" in result.stdout
     assert "logical_completeness v2: score" in result.stdout
@@ -289,12 +289,13 @@ def test_judges_eval_stores_agreement_that_calibration_reads(e2e_run, tmp_path):
         {"question": "Name a primary colour.", "answer": "Red is a primary colour.", "label": True},
     ]) + "\n")
     result = runner.invoke(app, ["judges", "eval", "lenient_rule", "--labels", str(labels), "--db", str(db),
-                                 "--rules-dir", str(ROOT / "tests" / "fixtures")], catch_exceptions=False)
+                                 "--config", str(db.parent / "config.yaml"), "--rules-dir", str(ROOT / "tests" / "fixtures")], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     row = _q(db, "SELECT kind, n_items, n_judged + errors, agreement FROM judge_evals WHERE rule = 'lenient_rule'")
     assert len(row) == 1 and row[0][:3] == ("pointwise", 3, 3)
     assert row[0][3] is None or 0 <= row[0][3] <= 1
-    assert "lenient_rule v1 (pointwise, 3 items): agreement" in result.stdout
+    assert "lenient_rule v1 (pointwise set, pointwise mode, 3 items): agreement" in result.stdout
+    assert "smollm2-135m-instruct]" in result.stdout  # the config's (small) model, not the default's
 
 
 def test_each_run_leaves_its_counts_as_a_prefect_artifact(e2e_run):

@@ -352,7 +352,7 @@ def test_store_eval_refuses_a_result_of_another_rule(tmp_path: Path, rule: Judge
 
 @pytest.mark.engine
 def test_logical_completeness_on_llmbar_natural_with_the_real_engine(vllm_engine):
-    result = evaluate(load_rule("logical_completeness"), load_labels(NATURAL, limit=6), vllm_engine)
+    result = evaluate(load_rule("logical_completeness"), load_labels(NATURAL, limit=6), vllm_engine, mode="pointwise")
     assert result.n_items == 6
     assert result.decided + result.ties + result.errors == 6
     assert result.n_judged == result.decided + result.ties

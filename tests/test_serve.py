@@ -45,7 +45,7 @@ def test_serve_builds_the_curate_deployment_with_the_schedule_and_parameters(mon
     assert (schedule.schedule.cron, schedule.schedule.timezone) == (CRON, "Europe/Berlin")
     assert deployment.parameters == {"params": {
         "config_path": str(tmp_path / "config.yaml"), "db": str(tmp_path / "c.duckdb"),
-        "out": str(tmp_path / "shards"), "skip_unchanged": True, "questions": None, "limit": 2}}
+        "out": str(tmp_path / "shards"), "skip_unchanged": True, "questions": None, "limit": 2, "model": None}}
     assert deployment.enforce_parameter_schema  # the API validates runs' parameters against the flow's
     assert "serving curate/weekdays on" in result.output
 
