@@ -1,7 +1,7 @@
 """Domain classifiers on questions from sources they never saw (data/labels/domains_unseen.jsonl),
 and on a held-out sample of the labelled pools they were fitted on.
 
-    .venv/bin/python bench/domains_unseen.py [--methods knn,zero_shot] [--pool-sample 40]
+    .venv/bin/python bench/domains_unseen.py [--methods knn,zero_shot] [--pool-sample 40] [--unseen-per-domain N]
                                              [--model qwen2.5-coder-1.5b-instruct] [--out preds.parquet]
 
 Prints top-level accuracy per domain for kNN, the zero-shot LLM rule and the combined
@@ -42,6 +42,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--methods", default="knn,zero_shot")
     ap.add_argument("--pool-sample", type=int, default=40, help="held-out labelled rows per domain")
+    ap.add_argument("--unseen-per-domain", type=int, default=None, help="a seeded sample of the unseen set per domain")
     ap.add_argument("--model", default=None, help="engine model (default: the config default)")
     ap.add_argument("--out", default=str(ROOT / ".curate" / "bench" / "domains_unseen.parquet"))
     args = ap.parse_args()
@@ -53,6 +54,9 @@ def main() -> None:
     cfg = DomainConfig()
     unseen = pl.DataFrame([json.loads(line) for line in (ROOT / "data/labels/domains_unseen.jsonl").open()])
     unseen = unseen.select(text="question", domain="domain", source="source").with_columns(set=pl.lit("unseen"))
+    if args.unseen_per_domain:
+        unseen = pl.concat([g.sample(min(args.unseen_per_domain, g.height), seed=0)
+                            for _, g in unseen.group_by("domain", maintain_order=True)])
     frame = training_frame(cfg)
     _, test = holdout_split([f"{d}/{s}" for d, s in frame.select("domain", "subdomain").iter_rows()],
                             cfg.holdout_fraction, cfg.seed)
@@ -79,12 +83,20 @@ def main() -> None:
         pred = ZeroShotClassifier(engine, cfg.descriptions).classify(rows["text"].to_list())
         timings["zero_shot"] = time.perf_counter() - started
         rows = rows.with_columns(zero_shot=pred["domain"].fill_null("unparsed"), zero_shot_conf=pred["confidence"])
+    cols = [m for m in methods if m in rows.columns]
+    if {"knn", "zero_shot"} <= set(rows.columns):
+        # The combined classifier's rule (pipeline/domains/classify.py), at the configured cut and a sweep.
+        for trust in sorted({cfg.knn_trust_similarity, 0.6, 0.7, 0.9}):
+            trusted = (pl.col("knn_sim") >= trust) & (pl.col("knn_conf") >= cfg.min_confidence)
+            name = "combined" if trust == cfg.knn_trust_similarity else f"comb@{trust}"
+            rows = rows.with_columns(pl.when(trusted).then(pl.col("knn")).otherwise(pl.col("zero_shot")).alias(name))
+            cols.append(name)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     rows.write_parquet(args.out)
     print(f"{rows.height} questions ({unseen.height} unseen, {held.height} held-out pool rows); predictions in {args.out}")
     for m, s in timings.items():
         print(f"  {m}: {s:.1f} s, {1000 * s / rows.height:.0f} s per 1,000 questions")
-    accuracy_table(rows, [m for m in methods if m in rows.columns])
+    accuracy_table(rows, cols)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ class ChatRequest:
     prefill: str | None = None
     # Constrain the output to this JSON schema (vLLM structured outputs / response_format).
     json_schema: dict | None = None
+    # Constrain the output to exactly one of these strings (vLLM structured outputs' choice).
+    # For a one-word answer: the engine-wide compact JSON (no free whitespace) pushes a small
+    # model off its own '{"key": "value"}' habit, and its choice then follows the grammar.
+    choice: tuple[str, ...] | None = None
 
 
 @dataclass

@@ -288,7 +288,6 @@ class FakeDomainJudgeForOrchestrationTest:
         self.script, self.asked = script, []
 
     def chat(self, requests, on_progress=None):
-        import json
         import math
 
         from schemas.chat import ChatResult, Completion
@@ -298,9 +297,9 @@ class FakeDomainJudgeForOrchestrationTest:
             question = req.messages[1]["content"]
             self.asked.append(question)
             domain = next(d for word, d in self.script.items() if word in question)
-            steps = [{'{"': -0.01}, {"domain": -0.01}, {'":"': -0.01},
-                     {domain: math.log(0.8), "science" if domain != "science" else "logic": math.log(0.2)}]
-            out.append(ChatResult([Completion(json.dumps({"domain": domain}), "stop", 6, top_logprobs=steps)], 90))
+            assert domain in req.choice
+            steps = [{domain: math.log(0.8), "science" if domain != "science" else "logic": math.log(0.2)}]
+            out.append(ChatResult([Completion(domain, "stop", 1, top_logprobs=steps)], 90))
         return out
 
 

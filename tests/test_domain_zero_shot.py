@@ -16,7 +16,8 @@ def test_every_domain_is_described_to_the_model_and_other_is_a_choice():
     for domain, text in DEFAULT_DESCRIPTIONS.items():
         assert f"- {domain}: {text}" in prompt
     req = request("Which treaty ended the First World War?", DEFAULT_DESCRIPTIONS)
-    assert req.json_schema["properties"]["domain"]["enum"] == DOMAINS == ["math", "code", "science", "logic", "other"]
+    assert list(req.choice) == DOMAINS == ["math", "code", "science", "logic", "other"]
+    assert req.json_schema is None  # a bare choice: compact JSON pushed the 1.5B model to "math" (PROMPT_VERSION 1)
     assert req.sampling.temperature == 0.0 and req.sampling.logprobs
     assert req.messages[0]["content"] == prompt  # shared by every question: one prefix to cache
 
@@ -27,15 +28,15 @@ def test_long_questions_are_cut_to_their_head():
 
 
 def test_parse_accepts_only_a_listed_domain():
-    assert parse('{"domain": "logic"}', DOMAINS) == "logic"
-    assert parse('{"domain": "history"}', DOMAINS) is None
-    assert parse("logic", DOMAINS) is None and parse("[]", DOMAINS) is None
+    assert parse("logic", DOMAINS) == "logic"
+    assert parse(' "Science".', DOMAINS) == "science"  # an unconstrained server's decorations
+    assert parse("history", DOMAINS) is None
+    assert parse('{"domain": "logic"}', DOMAINS) is None and parse("", DOMAINS) is None
 
 
 def test_confidence_is_the_answer_share_of_the_domain_tokens():
-    steps = [{'{"': -0.01}, {"domain": -0.01}, {'":"': -0.02},
-             {"math": math.log(0.6), "science": math.log(0.3), "The": math.log(0.05), "code": math.log(0.05)},
-             {'"}': -0.01}]
+    steps = [{"math": math.log(0.6), "sci": math.log(0.3), "The": math.log(0.05), "code": math.log(0.05)},
+             {"ence": -0.01}]
     assert confidence(steps, "math", DOMAINS) == 0.6 / 0.95
     assert confidence(steps, "science", DOMAINS) == 0.3 / 0.95
     assert confidence(None, "math", DOMAINS) is None

@@ -136,6 +136,9 @@ class OpenAIEngine(Engine):
                 "type": "json_schema",
                 "json_schema": {"name": "output", "schema": request.json_schema, "strict": True},
             }
+        if request.choice is not None:
+            # vLLM's OpenAI server extension; other servers ignore it (the caller parses strictly).
+            extra["structured_outputs"] = {"choice": list(request.choice)}
         if extra:
             body["extra_body"] = extra
         return body

@@ -97,7 +97,8 @@ class VllmEngine(Engine):
         from vllm.sampling_params import StructuredOutputsParams
 
         s = request.sampling
-        structured = StructuredOutputsParams(json=request.json_schema) if request.json_schema else None
+        structured = (StructuredOutputsParams(json=request.json_schema) if request.json_schema
+                      else StructuredOutputsParams(choice=list(request.choice)) if request.choice else None)
         return SamplingParams(
             n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens,
             seed=s.seed, stop=list(s.stop) or None, structured_outputs=structured, logprobs=s.logprobs,
