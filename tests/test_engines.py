@@ -73,6 +73,13 @@ def test_vllm_structured_json_output(vllm_engine):
         _check_json(result.completions[0].text)
 
 
+def test_vllm_choice_output_is_one_of_the_choices(vllm_engine):
+    choices = ("math", "code", "science", "logic", "other")
+    reqs = [ChatRequest([{"role": "user", "content": q}], Sampling(temperature=0.0, max_tokens=8), choice=choices)
+            for q in ("What is 2 + 2?", "Who was the first Roman emperor?", "Say hello.")]
+    assert all(r.completions[0].text in choices for r in vllm_engine.chat(reqs))
+
+
 def test_vllm_top_logprobs_per_generated_token(vllm_engine):
     [result] = vllm_engine.chat([ChatRequest(ASK, Sampling(temperature=0.0, max_tokens=6, logprobs=5))])
     c = result.completions[0]
@@ -130,12 +137,15 @@ def vllm_server():
 
 def test_http_n_samples_prefill_and_json(vllm_server):
     engine = OpenAIEngine(vllm_server, "smollm2", max_concurrency=4, timeout_s=60, max_retries=2)
-    plain, prefilled, structured = engine.chat([
+    plain, prefilled, structured, chosen = engine.chat([
         ChatRequest(ASK, Sampling(n=2, temperature=0.8, max_tokens=16, seed=3)),
         ChatRequest(ASK, Sampling(max_tokens=24, temperature=0.0, stop=("</think>",)), prefill="<think>\n"),
         ChatRequest([{"role": "user", "content": "Rate 1 to 5 in JSON."}], Sampling(temperature=0.0, max_tokens=64),
                     json_schema=SCHEMA),
+        ChatRequest([{"role": "user", "content": "Who was the first Roman emperor?"}],
+                    Sampling(temperature=0.0, max_tokens=8), choice=("yes", "no", "maybe")),
     ])
+    assert chosen.error is None and chosen.completions[0].text in ("yes", "no", "maybe")
     assert plain.error is None and len(plain.completions) == 2
     assert all(c.completion_tokens > 0 for c in plain.completions)
     assert prefilled.error is None and not prefilled.completions[0].text.startswith("<think>")
