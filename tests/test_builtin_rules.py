@@ -62,7 +62,9 @@ def test_rule_loads_with_the_shared_conventions(name):
     assert all(len(a.strip()) > 10 for a in rule.scale.anchors.values())
     assert rule.sampling.temperature == 0.0
     assert 96 <= rule.sampling.max_tokens <= 200
-    assert rule.engine is None and rule.calibration is None
+    assert rule.engine is None
+    # One built-in rule declares a calibration (its own test below); the rest run uncalibrated.
+    assert (rule.calibration is not None) == (name == "instruction_following")
     assert template_variables(rule) <= VARIABLES
     assert {"open", "close"} <= template_variables(rule)
 
@@ -200,3 +202,30 @@ def check_real_verdicts(rule, results: list[dict]) -> None:
 def test_builtin_rule_gets_a_verdict_or_a_recorded_error(vllm_engine, name):
     rule = load_rule(name)
     check_real_verdicts(rule, judge_samples(rule, REAL, vllm_engine, max_retries=0))
+
+
+def test_instruction_following_declares_a_calibration_the_gate_enforces(tmp_path):
+    """The one built-in rule with a declared calibration minimum (met by the default model on LLMBar
+    Natural, pairwise: README, Judge rules): a run or backfill with it is refused until an eval of
+    this version, by the judge model, in pairwise mode, meets the minimum."""
+    import dataclasses
+
+    from judges.eval import EvalResult, load_labels, store_eval
+    from judges.loader import rule_path
+    from pipeline.stages.judge import calibration_gap
+    from pipeline.store import Store
+
+    rule = load_rule("instruction_following")
+    cal = rule.calibration
+    assert cal is not None and cal.mode == "pairwise" and 0.5 < cal.min_agreement < 1
+    labels = load_labels(rule_path("instruction_following").parent / cal.labels)
+    assert labels.kind == "pairwise" and len(labels.items) == 100  # LLMBar Natural
+    met = EvalResult(rule.name, rule.version, "pairwise", 100, 100, 0, 0, cal.min_agreement, 0.6, 0.3,
+                     mode="pairwise")
+    with Store(tmp_path / "c.duckdb") as store:
+        assert "no pairwise eval of instruction_following" in calibration_gap(store, rule, "judge-model")
+        store_eval(store, rule, dataclasses.replace(met, agreement=cal.min_agreement - 0.01), "judge-model", "x")
+        assert "needs calibration: best pairwise agreement" in calibration_gap(store, rule, "judge-model")
+        store_eval(store, rule, met, "judge-model", "x")
+        assert calibration_gap(store, rule, "judge-model") is None
+        assert calibration_gap(store, rule, "another-model") is not None
