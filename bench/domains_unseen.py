@@ -85,9 +85,11 @@ def main() -> None:
         rows = rows.with_columns(zero_shot=pred["domain"].fill_null("unparsed"), zero_shot_conf=pred["confidence"])
     cols = [m for m in methods if m in rows.columns]
     if {"knn", "zero_shot"} <= set(rows.columns):
-        # The combined classifier's rule (pipeline/domains/classify.py), at the configured cut and a sweep.
+        # The combined classifier's own rule, at the configured cut and a sweep.
+        from pipeline.domains.classify import knn_trusted
+
         for trust in sorted({cfg.knn_trust_similarity, 0.6, 0.7, 0.9}):
-            trusted = (pl.col("knn_sim") >= trust) & (pl.col("knn_conf") >= cfg.min_confidence)
+            trusted = knn_trusted(cfg, trust, similarity="knn_sim", confidence="knn_conf")
             name = "combined" if trust == cfg.knn_trust_similarity else f"comb@{trust}"
             rows = rows.with_columns(pl.when(trusted).then(pl.col("knn")).otherwise(pl.col("zero_shot")).alias(name))
             cols.append(name)

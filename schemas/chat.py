@@ -36,6 +36,10 @@ class ChatRequest:
     # model off its own '{"key": "value"}' habit, and its choice then follows the grammar.
     choice: tuple[str, ...] | None = None
 
+    def __post_init__(self):
+        if self.json_schema is not None and self.choice is not None:
+            raise ValueError("a request is constrained by json_schema or by choice, not both")
+
 
 @dataclass
 class Completion:

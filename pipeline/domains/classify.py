@@ -107,6 +107,14 @@ def _zero_shot_rows(todo: pl.DataFrame, zero_shot: ZeroShotArg, knn: pl.DataFram
         "knn_domain", "knn_sub")
 
 
+def knn_trusted(cfg: DomainConfig, trust: float | None = None, similarity: str = "top_similarity",
+                confidence: str = "confidence") -> pl.Expr:
+    """Where the combined classifier takes kNN's answer: a labelled text at least `trust` similar
+    (default knn_trust_similarity) and a confident vote; the zero-shot rule decides elsewhere."""
+    trust = cfg.knn_trust_similarity if trust is None else trust
+    return ((pl.col(similarity) >= trust) & (pl.col(confidence) >= cfg.min_confidence)).fill_null(False)
+
+
 def _classified(todo: pl.DataFrame, cfg: DomainConfig, classifier: ClassifierArg, zero_shot: ZeroShotArg,
                 progress) -> list[pl.DataFrame]:
     """The rows of every method the configured one needs, the deciding method's included."""
@@ -115,11 +123,11 @@ def _classified(todo: pl.DataFrame, cfg: DomainConfig, classifier: ClassifierArg
     if cfg.method == "zero_shot":
         return [_zero_shot_rows(todo, zero_shot, None, progress)]
     knn = _knn_rows(todo, cfg, classifier, progress)
-    trusted = (pl.col("top_similarity") >= cfg.knn_trust_similarity) & (pl.col("confidence") >= cfg.min_confidence)
-    ask = knn.filter(~trusted.fill_null(False))
+    trusted = knn_trusted(cfg)
+    ask = knn.filter(~trusted)
     llm = _zero_shot_rows(todo.join(ask.select("question_id"), on="question_id"), zero_shot, knn, progress) \
         if ask.height else pl.DataFrame()
-    decided = knn.filter(trusted.fill_null(False)).with_columns(
+    decided = knn.filter(trusted).with_columns(
         detail=pl.format("kNN: top similarity {} >= {}, vote {}", pl.col("top_similarity").round(3),
                          pl.lit(cfg.knn_trust_similarity), pl.col("confidence").round(2)))
     if llm.height:

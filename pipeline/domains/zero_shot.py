@@ -4,8 +4,8 @@ The kNN (pipeline/domains/knn.py) knows the labelled pools' sources, not the dom
 questions from other sources, and questions that belong to no domain, fool it. Here the model
 reads one description per top-level domain ("other" included) and answers with one domain name,
 constrained to the list (structured outputs' choice; version 1 asked for JSON, and the engine's
-compact JSON grammar turned the 1.5B model's answer into "math" for 6 of 7 questions of any kind). The prompt is shared by every question, so vLLM's
-prefix cache computes it once.
+compact JSON grammar turned the 1.5B model's answer into "math" for almost any question). The
+prompt is shared by every question, so vLLM's prefix cache computes it once.
 """
 
 from __future__ import annotations
