@@ -13,7 +13,7 @@ from filters.format_detect import StyleDetector
 
 class FormatComplianceFilter(SampleFilter):
     name = "format_compliance"
-    version = 1  # bump when a detector changes
+    version = 2  # bump when a detector changes (2: lines inside fenced code are not markdown structure)
     needs = ("requested_format", "answer")
 
     def __init__(self, custom_patterns: Mapping[str, str] | None = None):

@@ -17,6 +17,13 @@ _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$", re.M)
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$", re.M)
 _FENCE_FIRST = re.compile(r"\A\s*```[\w+-]*\n.*?\n```", re.S)
 _JSON_FENCE = re.compile(r"\A\s*```(?:json)?\s*\n(.*?)\n```\s*\Z", re.S)
+_FENCED_BLOCK = re.compile(r"^\s*```.*?(?:^\s*```[ \t]*$|\Z)", re.S | re.M)
+
+
+def _outside_code(text: str) -> str:
+    """The text without its fenced code blocks: a `# comment` or a `- x` line inside code is not a
+    markdown heading or a bullet (code answers passed markdown_headings on their comments)."""
+    return _FENCED_BLOCK.sub("", text)
 
 
 def _json_object(text: str) -> bool:
@@ -41,13 +48,17 @@ def _prose(text: str) -> bool:
     return not structured and _sentences(t) >= 2
 
 
+def _count(pattern: re.Pattern, text: str) -> int:
+    return len(pattern.findall(_outside_code(text)))
+
+
 DETECTORS = {
     "json_object": _json_object,
     "code_first": lambda t: bool(_FENCE_FIRST.match(t)) and bool(t[_FENCE_FIRST.match(t).end():].strip()),
-    "table": lambda t: bool(_TABLE_RULE.search(t)) and len(_TABLE_ROW.findall(t)) >= 2,
-    "markdown_headings": lambda t: bool(_HEADING.search(t)),
-    "numbered_steps": lambda t: len(_NUMBERED.findall(t)) >= 2,
-    "bullets": lambda t: len(_BULLET.findall(t)) >= 2,
+    "table": lambda t: _count(_TABLE_RULE, t) >= 1 and _count(_TABLE_ROW, t) >= 2,
+    "markdown_headings": lambda t: _count(_HEADING, t) >= 1,
+    "numbered_steps": lambda t: _count(_NUMBERED, t) >= 2,
+    "bullets": lambda t: _count(_BULLET, t) >= 2,
     "boxed": lambda t: "\\boxed{" in t,
     "terse_final": lambda t: 0 < len(t.strip()) <= 120 and "\n" not in t.strip() and _sentences(t) < 2,
     "prose": _prose,

@@ -21,9 +21,13 @@ EXAMPLES = {
 }
 
 NEGATIVES = {
-    "numbered_steps": ["1. Only one numbered line here.", "In 1990 there were 3 cats."],
-    "bullets": ["- just one bullet", "5 - 3 = 2 and 7 - 1 = 6"],
-    "markdown_headings": ["The #1 answer is 72.", "#hashtag not a heading"],
+    "numbered_steps": ["1. Only one numbered line here.", "In 1990 there were 3 cats.",
+                       "```text\n1. a listing\n2. inside code\n```\nThat is the listing."],
+    "bullets": ["- just one bullet", "5 - 3 = 2 and 7 - 1 = 6",
+                "```diff\n- old line\n- another old line\n```\nThe diff removes two lines."],
+    "markdown_headings": ["The #1 answer is 72.", "#hashtag not a heading",
+                          # code comments are not headings (a code answer passed this style on them)
+                          "```python\nimport re\n\n# Define the pattern\ndef f(s):\n    return s\n```"],
     "table": ["| a lone row |", "x | y and z | w"],
     "json_object": ['{"answer": 72', "[1, 2, 3]", "The answer is {72}."],
     "code_first": ["Here is code:\n```python\nprint(1)\n```", "```python\nprint(1)\n```"],
@@ -55,6 +59,13 @@ def test_styles_combine_and_the_most_specific_one_is_realized():
     assert realized_style(text) == "numbered_steps"
     fenced_json = '```json\n{"explanation": "sum", "answer": 72}\n```'
     assert realized_style(fenced_json) == "json_object"
+
+
+def test_markdown_around_code_still_counts_and_an_unclosed_fence_hides_only_what_follows_it():
+    answer = "## Approach\nUse a regex.\n\n```python\n# compile once\nPAT = 1\n```\n\n## Answer\nDone."
+    assert matches("markdown_headings", answer)
+    assert realized_style("```python\n# a comment\nx = 1\n```\nIt sets x.") == "code_first"
+    assert matches("numbered_steps", "1. First step.\n2. Second step.\n```python\n# cut off")
 
 
 def test_empty_and_unknown():
