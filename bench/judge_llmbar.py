@@ -5,8 +5,9 @@
 
 Sets: natural = LLMBar_Natural (100 pairs); adversarial = the four LLMBar_Adversarial subsets
 (GPTInst, GPTOut, Manual, Neighbor: 319 pairs), reported per subset too. Modes: pairwise (both
-outputs in one prompt, asked twice with the order swapped; a disagreement is a tie) and
-pointwise (each output scored alone; equal scores are a tie). Prints per rule, mode and set:
+outputs in one prompt, asked twice with the order swapped; a disagreement is a tie),
+pairwise_letter (the same two calls, one constrained letter each, decided by the probability
+averaged over both orders) and pointwise (each output scored alone; equal scores are a tie). Prints per rule, mode and set:
 accuracy (ties and errors count as wrong), agreement on decided pairs, ties, Cohen's kappa,
 position consistency (pairwise) and seconds; every result is also stored in --db (judge_evals),
 as `curate judges eval` would.
@@ -57,7 +58,7 @@ def main() -> None:
     engine = make_engine(config, announce=lambda _m: None).unwrap()
     Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     print(f"judge model {config.model}; results also in {args.db}")
-    print(f"{'rule':<24}{'mode':<10}{'set':<26}{'n':>4}{'acc':>7}{'agree':>7}{'ties':>6}{'err':>5}{'kappa':>7}"
+    print(f"{'rule':<24}{'mode':<16}{'set':<26}{'n':>4}{'acc':>7}{'agree':>7}{'ties':>6}{'err':>5}{'kappa':>7}"
           f"{'posc':>7}{'s':>6}", flush=True)
     for set_name in args.sets.split(","):
         parts = [load_labels(LLMBAR / f, limit=args.limit) for f in SETS[set_name]]
@@ -77,8 +78,8 @@ def main() -> None:
                               t["accuracy"], t["agreement"], t["ties"], t["errors"], t["kappa"])
                              for s, t in r.details["subsets"].items()]
                 for i, (label, n, acc, agree, ties, errors, kappa) in enumerate(rows):
-                    tail = f"{fmt(r.position_consistency) if mode == 'pairwise' else '-':>7}{seconds:>6.0f}" if i == 0 else ""
-                    print(f"{name:<24}{mode:<10}{label:<26}{n:>4}{fmt(acc):>7}{fmt(agree):>7}{ties:>6}{errors:>5}"
+                    tail = f"{fmt(r.position_consistency) if mode.startswith('pairwise') else '-':>7}{seconds:>6.0f}" if i == 0 else ""
+                    print(f"{name:<24}{mode:<16}{label:<26}{n:>4}{fmt(acc):>7}{fmt(agree):>7}{ties:>6}{errors:>5}"
                           f"{fmt(kappa):>7}{tail}", flush=True)
                 with Store(args.db) as store:
                     store_eval(store, rule, r, config.model, labels.source)

@@ -272,7 +272,7 @@ def try_rule(rule_name: str = typer.Argument(..., metavar="RULE"),
 def eval_rule(rule_name: str = typer.Argument(..., metavar="RULE"),
               labels: Optional[Path] = typer.Option(None, "--labels", "-l", help="Labelled set: LLMBar-style pairwise JSON (file or folder) or pointwise JSONL; default: the rule's calibration.labels."),
               limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Evaluate the first N items only."),
-              mode: Optional[str] = typer.Option(None, "--mode", help="pairwise: both outputs in one prompt, asked twice with the order swapped (default for pairwise sets); pointwise: each output judged alone, the higher score wins (default: the calibration's mode when it names these labels)."),
+              mode: Optional[str] = typer.Option(None, "--mode", help="pairwise: both outputs in one prompt, asked twice with the order swapped (default for pairwise sets); pairwise_letter: the same, one constrained letter per call, decided by the order-averaged probability; pointwise: each output judged alone, the higher score wins (default: the calibration's mode when it names these labels)."),
               config: Optional[Path] = ConfigOpt, rules_dir: Optional[Path] = RulesDirOpt, db: Path = DbOpt) -> None:
     """Agreement, accuracy, Cohen's kappa (and position consistency, pairwise) against a labelled set;
     stored in --db (judge_evals)."""

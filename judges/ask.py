@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from schemas.chat import ChatBackend, ChatRequest, Sampling
+from schemas.chat import ChatBackend, ChatRequest, Completion, Sampling
 from schemas.judge_rule import JudgeRule
 
 RETRY_TEMPERATURE = 0.7
@@ -42,11 +42,13 @@ def temperature(rule: JudgeRule, attempt: int) -> float:
     return rule.sampling.temperature if attempt == 0 else max(rule.sampling.temperature, RETRY_TEMPERATURE)
 
 
-def ask(rule: JudgeRule, conversations: list[list[dict]], schema: dict, engine: ChatBackend,
-        parse: Callable[[str, str], T], failed: Callable[[str], T], ok: Callable[[T], bool],
-        max_retries: int = 2, on_progress: Callable[[int], None] | None = None) -> list[Asked[T]]:
-    """One Asked per conversation. parse(text, finish_reason) reads a reply; failed(message) is the
-    outcome of an engine error; ok(outcome) says whether a reply needs no retry."""
+def ask(rule: JudgeRule, conversations: list[list[dict]], schema: dict | None, engine: ChatBackend,
+        parse: Callable[[Completion], T], failed: Callable[[str], T], ok: Callable[[T], bool],
+        max_retries: int = 2, on_progress: Callable[[int], None] | None = None,
+        choice: tuple[str, ...] | None = None, logprobs: int | None = None) -> list[Asked[T]]:
+    """One Asked per conversation, constrained by the JSON `schema` or to one of `choice`.
+    parse(completion) reads a reply; failed(message) is the outcome of an engine error; ok(outcome)
+    says whether a reply needs no retry. logprobs: return the top-k log probabilities too."""
     results = [Asked(failed("not asked")) for _ in conversations]
     todo = list(range(len(conversations)))
     for attempt in range(max_retries + 1):
@@ -54,7 +56,8 @@ def ask(rule: JudgeRule, conversations: list[list[dict]], schema: dict, engine: 
             break
         requests = [ChatRequest(conversations[i], Sampling(n=1, temperature=temperature(rule, attempt), top_p=1.0,
                                                            max_tokens=rule.sampling.max_tokens,
-                                                           seed=rule.sampling.seed + attempt), json_schema=schema)
+                                                           seed=rule.sampling.seed + attempt, logprobs=logprobs),
+                                json_schema=schema, choice=choice)
                     for i in todo]
         retry = []
         for i, reply in zip(todo, send_warm(engine, requests) if attempt == 0 else engine.chat(requests)):
@@ -67,7 +70,7 @@ def ask(rule: JudgeRule, conversations: list[list[dict]], schema: dict, engine: 
                 r.raw.append(c.text)
                 r.prompt_tokens += reply.prompt_tokens
                 r.completion_tokens += c.completion_tokens
-                r.outcome = parse(c.text, c.finish_reason)
+                r.outcome = parse(c)
             if ok(r.outcome) or attempt == max_retries:
                 if on_progress:
                     on_progress(1)

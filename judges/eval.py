@@ -7,13 +7,15 @@ Two kinds of labelled set, told apart by their content:
     pointwise  JSONL, one {question, answer, reasoning?, reference?, label} a line,
                label true/false or 1/0 (true = a good sample, keep it)
 
-A pairwise set is judged in one of two modes. `pairwise` (the default for pairwise sets): both
+A pairwise set is judged in one of three modes. `pairwise` (the default for pairwise sets): both
 outputs in one prompt, asked twice with the order swapped (judges/pairwise.py); the output both
-orders pick wins, a disagreement is a tie. `pointwise`: each output is judged alone as a sample
+orders pick wins, a disagreement is a tie. `pairwise_letter`: the same two calls, each answered
+with one constrained letter; the winner is decided by the probability that output 1 is better,
+averaged over both orders (judges/pairwise.py). `pointwise`: each output is judged alone as a sample
 and the higher score wins; equal scores are a tie. A judge error on either call is an error.
 A pointwise set's prediction is `passed` (score >= threshold). agreement = correct / decided
 (ties and errors left out), accuracy = correct / all items (ties and errors count as wrong),
-kappa = Cohen's kappa on the decided items; position consistency (pairwise mode) = share of
+kappa = Cohen's kappa on the decided items; position consistency (pairwise modes) = share of
 pairs whose two orders picked the same output.
 """
 
@@ -177,7 +179,8 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-MODES = ("pointwise", "pairwise")
+MODES = ("pointwise", "pairwise", "pairwise_letter")
+PAIRWISE_MODES = {"pairwise": "json", "pairwise_letter": "letter"}  # mode -> how the judge replies
 
 
 @dataclass
@@ -193,7 +196,7 @@ class EvalResult:
     accuracy: float | None  # correct / n_items
     kappa: float | None
     details: dict = field(default_factory=dict)
-    mode: str = "pointwise"  # how the judge was asked: pointwise (one output) | pairwise (both, twice)
+    mode: str = "pointwise"  # how the judge was asked: pointwise (one output) | pairwise(_letter) (both, twice)
     position_consistency: float | None = None  # pairwise mode: pairs whose two orders agreed / answered
 
     @property
@@ -206,7 +209,7 @@ class EvalResult:
 
         ties = f", {self.ties} ties" if self.ties is not None else ""
         position = (f", position consistency {fmt(self.position_consistency)}"
-                    if self.mode == "pairwise" else "")
+                    if self.mode in PAIRWISE_MODES else "")
         return (f"{self.rule} v{self.rule_version} ({self.kind} set, {self.mode} mode, {self.n_items} items): "
                 f"agreement {fmt(self.agreement)}, accuracy {fmt(self.accuracy)}, kappa {fmt(self.kappa)}; "
                 f"{self.decided} decided{ties}, {self.errors} errors{position}")
@@ -251,12 +254,12 @@ def _pointwise_predictions(rule, labels, engine, max_retries, batch_size, on_pro
                           "error_examples": sorted({v["reason"] for v in verdicts if v["score"] is None})[:3]}, calls]
 
 
-def _pairwise_predictions(rule, labels, engine, max_retries, batch_size, on_progress) -> tuple[list, list]:
+def _pairwise_predictions(rule, labels, engine, max_retries, batch_size, on_progress, reply="json") -> tuple[list, list]:
     pairs = [(item.question, *item.outputs) for item in labels.items]
     verdicts = []
     for start in range(0, len(pairs), max(1, batch_size // 2)):
         verdicts += compare_pairs(rule, pairs[start:start + max(1, batch_size // 2)], engine,
-                                  max_retries=max_retries, on_progress=on_progress)
+                                  max_retries=max_retries, on_progress=on_progress, reply=reply)
     answered = [v.consistent for v in verdicts if v.consistent is not None]
     choices = Counter(a.outcome.better or "error" for v in verdicts for a in (v.first, v.swapped))
     calls = [{"prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens}
@@ -278,11 +281,15 @@ def evaluate(rule: JudgeRule, labels: LabelSet, engine: ChatBackend, max_retries
     mode = mode or ("pairwise" if labels.kind == "pairwise" else "pointwise")
     if mode not in MODES:
         raise ConfigError(f"mode {mode!r}: expected one of {list(MODES)}")
-    if mode == "pairwise" and labels.kind != "pairwise":
-        raise ConfigError(f"{labels.source}: pairwise mode needs a pairwise label set (two outputs per item)")
+    if mode in PAIRWISE_MODES and labels.kind != "pairwise":
+        raise ConfigError(f"{labels.source}: {mode} mode needs a pairwise label set (two outputs per item)")
     started = time.monotonic()
-    predict = _pairwise_predictions if mode == "pairwise" else _pointwise_predictions
-    predictions, (extra, calls) = predict(rule, labels, engine, max_retries, batch_size, on_progress)
+    if mode in PAIRWISE_MODES:
+        predictions, (extra, calls) = _pairwise_predictions(rule, labels, engine, max_retries, batch_size,
+                                                            on_progress, PAIRWISE_MODES[mode])
+    else:
+        predictions, (extra, calls) = _pointwise_predictions(rule, labels, engine, max_retries, batch_size,
+                                                             on_progress)
 
     overall = _tally(labels.items, predictions)
     subsets = {s: _tally([i for i in labels.items if i.subset == s],

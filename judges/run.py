@@ -31,7 +31,7 @@ def judge_samples(rule: JudgeRule, samples: list[dict], engine: ChatBackend, max
     times, then recorded as a judge error that fails the sample.
     """
     asked = ask(rule, [render_messages(rule, s) for s in samples], rule.output_schema(), engine,
-                parse=lambda text, finish: parse_output(rule, text, finish),
+                parse=lambda c: parse_output(rule, c.text, c.finish_reason),
                 failed=lambda message: JudgeOutcome(None, None, message), ok=lambda o: o.ok,
                 max_retries=max_retries, on_progress=on_progress)
     return [_verdict(rule, a) for a in asked]

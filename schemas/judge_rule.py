@@ -84,7 +84,7 @@ class Calibration(_Strict):
     limit: int | None = None  # evaluate on the first N items only
     # Which eval counts: the rule judging each output alone (pointwise, as the judge stage uses it)
     # or comparing both (pairwise mode; pairwise label sets only).
-    mode: Literal["pointwise", "pairwise"] = "pointwise"
+    mode: Literal["pointwise", "pairwise", "pairwise_letter"] = "pointwise"
 
 
 class JudgeRule(_Strict):

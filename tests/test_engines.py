@@ -89,6 +89,21 @@ def test_vllm_top_logprobs_per_generated_token(vllm_engine):
     assert c.text.startswith(first.strip()) or first.strip() == ""
 
 
+def test_vllm_choice_with_logprobs_gives_the_probability_of_each_letter(vllm_engine):
+    """What the pairwise_letter judge reads: one constrained letter and the log probabilities of A and B."""
+    from judges.pairwise import parse_letter
+
+    ask = [{"role": "user", "content": "Which is larger, A: 7 or B: 3? Reply with one letter."}]
+    [result] = vllm_engine.chat([ChatRequest(ask, Sampling(temperature=0.0, max_tokens=1, logprobs=5),
+                                             choice=("A", "B"))])
+    c = result.completions[0]
+    assert c.text in ("A", "B") and c.top_logprobs
+    letters = {t.strip(): lp for t, lp in c.top_logprobs[0].items() if t.strip() in ("A", "B")}
+    assert c.text in letters  # the chosen letter is among the returned candidates
+    p_a = parse_letter(c.text, c.top_logprobs).p_a
+    assert 0.0 <= p_a <= 1.0 and (p_a >= 0.5) == (c.text == "A")  # greedy picks the likelier letter
+
+
 # --- OpenAI-compatible HTTP against vLLM's server ------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from pathlib import Path
 
@@ -297,6 +298,54 @@ def test_pairwise_mode_asks_both_orders_and_calls_disagreement_a_tie(tmp_path: P
         eval_id = store_eval(store, rule, result, "m", path)
         assert store.frame("SELECT mode, position_consistency FROM judge_evals WHERE eval_id = ?",
                            [eval_id]).rows() == [("pairwise", pytest.approx(0.75))]
+
+
+class FakeLetterJudgeForOrchestrationTest(ChatBackend):
+    """pairwise_letter orchestration test only: a letter with log probabilities. P(A) leans to A by
+    `bias` and to the response with the higher [[k]] marker by 0.1 per point of difference."""
+
+    model_name = "fake-orchestration"
+
+    def __init__(self, bias: float):
+        self.bias, self.requests = bias, []
+
+    def chat(self, requests, on_progress=None):
+        results = []
+        for req in requests:
+            self.requests.append(req)
+            a, b = (int(k) for k in re.findall(r"\[\[(\d)\]\]", req.messages[1]["content"]))
+            p_a = min(max(0.5 + self.bias + 0.1 * (a - b), 0.01), 0.99)
+            letter = "A" if p_a >= 0.5 else "B"
+            top = [{"A": math.log(p_a), "B": math.log(1 - p_a)}]
+            results.append(ChatResult([Completion(letter, "stop", 1, top_logprobs=top)], prompt_tokens=80))
+        return results
+
+
+def test_pairwise_letter_mode_decides_by_the_order_averaged_probability(tmp_path: Path, rule: JudgeRule):
+    path = write_json(tmp_path / "pairs.json", [
+        pair(1, "5", "2", 1),  # output 1 better by 3 points: wins in spite of the judge's lean to A
+        pair(2, "2", "4", 2),  # output 2 better: wins although A is picked in both orders
+        pair(3, "3", "3", 1),  # equal: the lean cancels, P = 0.5: a tie
+    ])
+    engine = FakeLetterJudgeForOrchestrationTest(bias=0.3)
+    result = evaluate(rule, load_labels(path), engine, mode="pairwise_letter")
+    req = engine.requests[0]
+    assert req.choice == ("A", "B") and req.json_schema is None
+    assert (req.sampling.temperature, req.sampling.max_tokens, req.sampling.logprobs) == (0.0, 1, 5)
+    assert "one letter" in req.messages[0]["content"] and "JSON" not in req.messages[0]["content"]
+    assert result.details["predicted"] == {"1": 1, "2": 1, "tie": 1}
+    assert (result.ties, result.decided, result.agreement) == (1, 2, 1.0)
+    # Every call picked A (the lean): a plain vote would call pairs 1 and 2 ties.
+    assert result.details["choices"] == {"A": 6} and result.position_consistency == 0.0
+    assert "position consistency 0.000" in result.summary()
+
+
+def test_a_letter_reply_without_log_probabilities_counts_as_certain():
+    from judges.pairwise import parse_letter
+
+    assert parse_letter("B", None).p_a == 0.0 and parse_letter("A", [{}]).p_a == 1.0
+    assert parse_letter(" A", [{" A": math.log(0.6), "A": math.log(0.2), "B": math.log(0.2)}]).p_a == pytest.approx(0.8)
+    assert not parse_letter("C", None).ok
 
 
 def test_pairwise_mode_needs_a_pairwise_set(tmp_path: Path, rule: JudgeRule):
