@@ -7,7 +7,7 @@ the combined score with the MATH level (1-5) or the AIME problem number (1-15).
 
 math / aime: questions from the shipped pool (data/seeds), `--per-group` per MATH level or per
 AIME problem number (seeded), run through the real stages without Prefect (ingest, synthesize k
-samples each on the configured engine, the embedded SmolLM2-135M by default; verify; difficulty).
+samples each on the configured engine: configs/default.yaml, the 1.5B default model; verify; difficulty).
 `--llm` adds the LLM rating (judges/rules/difficulty_rating.yaml) to the signals; `--llm-only`
 rates the questions without synthesizing anything (the sample signals come from what the --db
 file already holds, if anything). `--db` keeps the DuckDB file, so a

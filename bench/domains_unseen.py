@@ -80,7 +80,7 @@ def main() -> None:
         engine_cfg = EngineConfig(model=args.model) if args.model else EngineConfig()
         engine = make_engine(engine_cfg, announce=print).unwrap()
         started = time.perf_counter()
-        pred = ZeroShotClassifier(engine, cfg.descriptions).classify(rows["text"].to_list())
+        pred = ZeroShotClassifier(engine, cfg.descriptions, cfg.examples).classify(rows["text"].to_list())
         timings["zero_shot"] = time.perf_counter() - started
         rows = rows.with_columns(zero_shot=pred["domain"].fill_null("unparsed"), zero_shot_conf=pred["confidence"])
     cols = [m for m in methods if m in rows.columns]

@@ -78,6 +78,25 @@ DEFAULT_DESCRIPTIONS = {
              "language, arts, business and marketing, everyday facts, trivia, opinions.",
 }
 
+# Worked examples shown to the zero-shot classifier after the descriptions (hand-written, from no
+# pool or test set): the 1.5B default model sent history, law and economics questions to logic and
+# science, and computer-science multiple choice to math, with the descriptions alone.
+DEFAULT_EXAMPLES: list[tuple[str, str]] = [
+    ("Which empire built Machu Picchu?\nA) Aztec\nB) Inca\nC) Maya\nD) Olmec", "other"),
+    ("Under the doctrine of precedent, which courts are bound by a supreme court's decision?", "other"),
+    ("If a central bank raises interest rates, what usually happens to household borrowing?", "other"),
+    ("Is it true that cracking your knuckles causes arthritis?", "other"),
+    ("Which of these makes a hash table lookup degrade to O(n)?\nA) Many collisions\nB) A prime table size\n"
+     "C) A load factor of 0.5\nD) Open addressing", "code"),
+    ("What does this print?\nx = [1, 2, 3]\nprint(x[-1] * 2)", "code"),
+    ("Which layer of the OSI model routes packets between networks?", "code"),
+    ("A 2 kg ball is dropped from 5 m. How fast is it moving just before it hits the ground?", "science"),
+    ("Which organelle produces most of a cell's ATP?", "science"),
+    ("All poets are dreamers. Some dreamers are engineers. Which conclusion must be true?", "logic"),
+    ("What is the probability of rolling two sixes with two fair dice?", "math"),
+    ("Solve for x: 3x + 7 = 22.", "math"),
+]
+
 
 class DomainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -85,6 +104,8 @@ class DomainConfig(BaseModel):
     taxonomy: DomainTaxonomy = DomainTaxonomy()
     # One sentence per top-level domain for the zero-shot classifier (every domain of DOMAINS).
     descriptions: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_DESCRIPTIONS))
+    # (question, domain) pairs shown to the zero-shot classifier after the descriptions; [] for none.
+    examples: list[tuple[str, str]] = Field(default_factory=lambda: list(DEFAULT_EXAMPLES))
     # How a question whose pool declares no domain is classified (metadata_then_*: the pool's domain
     # when it declares one; the bare names classify every question):
     #   knn        cosine kNN over the labelled pools (fast; knows their sources, not the domains)
@@ -126,4 +147,7 @@ class DomainConfig(BaseModel):
         if set(self.descriptions) != set(DOMAINS) or not all(t.strip() for t in self.descriptions.values()):
             raise ValueError(f"descriptions: one non-empty text per domain {list(DOMAINS)} "
                              f"(got {sorted(self.descriptions)})")
+        unknown = sorted({d for _, d in self.examples} - set(DOMAINS))
+        if unknown:
+            raise ValueError(f"examples: unknown domain(s) {unknown}; known: {list(DOMAINS)}")
         return self

@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 
 from pipeline.domains.zero_shot import MAX_QUESTION_CHARS, confidence, parse, request, system_prompt
-from schemas.domains import DEFAULT_DESCRIPTIONS
+import pytest
+
+from schemas.domains import DEFAULT_DESCRIPTIONS, DEFAULT_EXAMPLES, DomainConfig
 
 DOMAINS = list(DEFAULT_DESCRIPTIONS)
 
@@ -20,6 +22,17 @@ def test_every_domain_is_described_to_the_model_and_other_is_a_choice():
     assert req.json_schema is None  # a bare choice: compact JSON pushed the 1.5B model to "math" (PROMPT_VERSION 1)
     assert req.sampling.temperature == 0.0 and req.sampling.logprobs
     assert req.messages[0]["content"] == prompt  # shared by every question: one prefix to cache
+
+
+def test_worked_examples_follow_the_descriptions_in_the_shared_prompt():
+    prompt = system_prompt(DEFAULT_DESCRIPTIONS, DEFAULT_EXAMPLES)
+    assert prompt.index("- other:") < prompt.index("Examples:") < prompt.index("Reply with the domain's name only")
+    assert "Question:\nWhich organelle produces most of a cell's ATP?\nDomain: science\n" in prompt
+    assert {d for _, d in DEFAULT_EXAMPLES} == set(DOMAINS)  # every domain shown at least once
+    req = request("Who wrote Hamlet?", DEFAULT_DESCRIPTIONS, DEFAULT_EXAMPLES)
+    assert req.messages[0]["content"] == prompt and "Examples:" not in system_prompt(DEFAULT_DESCRIPTIONS)
+    with pytest.raises(ValueError, match="examples: unknown domain"):
+        DomainConfig(examples=[("Who wrote Hamlet?", "literature")])
 
 
 def test_long_questions_are_cut_to_their_head():

@@ -58,7 +58,8 @@ def method_hashes(cfg: DomainConfig, model: str | None = None) -> dict[str, str]
     taxonomy = cfg.taxonomy.model_dump(mode="json")
     knn = stable_hash("knn", VERSIONS["knn"], taxonomy, cfg.k, cfg.max_per_subdomain, cfg.seed, cfg.min_confidence,
                       cfg.knn_min_similarity, embedding_model)
-    zero_shot = stable_hash("zero_shot", VERSIONS["zero_shot"], PROMPT_VERSION, cfg.descriptions, taxonomy, model)
+    zero_shot = stable_hash("zero_shot", VERSIONS["zero_shot"], PROMPT_VERSION, cfg.descriptions, cfg.examples, taxonomy,
+                            model)
     return {"metadata": stable_hash("metadata", VERSIONS["metadata"], taxonomy), "knn": knn, "zero_shot": zero_shot,
             "combined": stable_hash("combined", VERSIONS["combined"], knn, zero_shot, cfg.knn_trust_similarity)}
 

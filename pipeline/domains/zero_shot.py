@@ -18,25 +18,27 @@ from judges.ask import send_warm
 from pipeline.progress import NoProgress, Progress
 from schemas.chat import ChatBackend, ChatRequest, Sampling
 
-PROMPT_VERSION = 2  # bump when system_prompt or request changes what the model is asked
+PROMPT_VERSION = 3  # bump when system_prompt or request changes what the model is asked (3: worked examples)
 MAX_QUESTION_CHARS = 1500  # the head of a long question says what it is about
 TOP_K = 10  # log probabilities per generated token: enough to see every domain's first token
 _BATCH = 256
 
 
-def system_prompt(descriptions: dict[str, str]) -> str:
+def system_prompt(descriptions: dict[str, str], examples: list[tuple[str, str]] = ()) -> str:
     listed = "\n".join(f"- {name}: {text.strip()}" for name, text in descriptions.items())
+    shown = "".join(f"\nQuestion:\n{q.strip()}\nDomain: {d}\n" for q, d in examples)
     return ("You sort questions by subject. Read the question and name the one domain it belongs to. "
             "Judge by what the question asks about, not by its format (multiple choice, word problem, code). "
             f"The domains:\n{listed}\n"
-            "Reply with the domain's name only, one of: " + ", ".join(descriptions) + ".")
+            + (f"\nExamples:\n{shown}\n" if examples else "")
+            + "Reply with the domain's name only, one of: " + ", ".join(descriptions) + ".")
 
 
-def request(text: str, descriptions: dict[str, str]) -> ChatRequest:
+def request(text: str, descriptions: dict[str, str], examples: list[tuple[str, str]] = ()) -> ChatRequest:
     question = text.strip()
     if len(question) > MAX_QUESTION_CHARS:
         question = question[:MAX_QUESTION_CHARS] + " ..."
-    return ChatRequest([{"role": "system", "content": system_prompt(descriptions)},
+    return ChatRequest([{"role": "system", "content": system_prompt(descriptions, examples)},
                         {"role": "user", "content": f"Question:\n{question}"}],
                        Sampling(n=1, temperature=0.0, top_p=1.0, max_tokens=8, seed=0, logprobs=TOP_K),
                        choice=tuple(descriptions))
@@ -66,9 +68,10 @@ def parse(text: str, domains: list[str]) -> str | None:
 
 
 class ZeroShotClassifier:
-    def __init__(self, engine: ChatBackend, descriptions: dict[str, str]):
+    def __init__(self, engine: ChatBackend, descriptions: dict[str, str], examples: list[tuple[str, str]] = ()):
         self.engine = engine
         self.descriptions = descriptions
+        self.examples = list(examples)
 
     def classify(self, texts: list[str], progress: Progress | None = None) -> pl.DataFrame:
         """domain (None when the reply did not parse), detail per text."""
@@ -77,7 +80,7 @@ class ZeroShotClassifier:
         domains = list(self.descriptions)
         out: dict[str, list] = {"domain": [], "confidence": [], "detail": []}
         for start in range(0, len(texts), _BATCH):
-            replies = send_warm(self.engine, [request(t, self.descriptions) for t in texts[start:start + _BATCH]])
+            replies = send_warm(self.engine, [request(t, self.descriptions, self.examples) for t in texts[start:start + _BATCH]])
             for reply in replies:
                 if reply.error:
                     out["domain"].append(None)

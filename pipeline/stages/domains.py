@@ -71,7 +71,7 @@ def classify_run_questions(store: Store, cfg: DomainConfig, run_id: str, questio
     report: DomainReport = classify_questions(
         store, cfg, run_id, question_ids, progress=progress,
         classifier=lambda: load_or_fit(cfg, embedder=embedder, progress=progress),
-        zero_shot=(lambda: ZeroShotClassifier(engine, cfg.descriptions)) if engine is not None else None,
+        zero_shot=(lambda: ZeroShotClassifier(engine, cfg.descriptions, cfg.examples)) if engine is not None else None,
         model=engine.model_name if engine is not None else None)
     method = cfg.method if cfg.method != "metadata" else "knn"
     return vars(report) | {"adopted": adopt_domains(store, question_ids, cfg.min_confidence, method)}
