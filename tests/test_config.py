@@ -11,6 +11,7 @@ import yaml
 
 from pipeline.config_loading import DEFAULT_CONFIG, load_run_config
 from schemas.config import CurateConfig, FieldMap, PoolConfig, RebalanceConfig, SynthesisConfig
+from schemas.domains import DOMAINS
 from schemas.yaml_loading import ConfigError, load_yaml_model
 
 
@@ -197,4 +198,4 @@ def test_default_config_is_used_without_a_path():
     assert config.limit == shipped["limit"]
     assert len(config.pools) == len(shipped["pools"])
     assert all(Path(p.path).is_absolute() and Path(p.path).exists() for p in config.pools)
-    assert set(config.rebalance.targets) == {"math", "code", "science", "logic"}
+    assert config.rebalance.targets == shipped["rebalance"]["targets"] and set(config.rebalance.targets) <= set(DOMAINS)
