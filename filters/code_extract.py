@@ -6,7 +6,7 @@
     pipeline.sandbox.run_tests(program, tests)
 
 Program: the fenced ```python blocks (``` blocks without a language if there are none; the
-whole answer if it parses as Python). The last block that defines every name the tests call
+whole answer if it parses as Python); blocks nested in a ```markdown block count. The last block that defines every name the tests call
 wins; else all the blocks together if they do; else the last block defining anything; else
 the last block. No I/O.
 """
@@ -18,7 +18,8 @@ import builtins
 import re
 from collections.abc import Iterable, Sequence
 
-_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.MULTILINE)
+# A closing fence is a line of backticks alone: "```python" opens a block even inside another one.
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:^[ \t]*```[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
 _PYTHON_TAGS = {"python", "py", "python3", "py3"}
 # Modules the tests may use without importing them (MBPP's test_imports are all `import math`).
 _IMPLIED_MODULES = ("math", "re", "collections", "itertools", "heapq", "functools", "string", "sys", "cmath")
@@ -54,13 +55,24 @@ def extract_program(answer: str | None, required: Iterable[str] = ()) -> str | N
     """The program in a sample's answer, or None when there is none."""
     if not answer or not answer.strip():
         return None
-    blocks = [(tag.lower(), body) for tag, body in _FENCE.findall(answer) if body.strip()]
+    blocks = _blocks(answer)
     for group in ([b for t, b in blocks if t in _PYTHON_TAGS], [b for t, b in blocks if not t]):
         if group:
             return _pick(group, set(required))
     if not blocks and _parses(answer.strip()):
         return answer.strip()
     return None
+
+
+def _blocks(text: str) -> list[tuple[str, str]]:
+    """(language tag, body) of the fenced blocks; a non-Python block's inner fences count too
+    (the 1.5B model wraps its ```python block in a ```markdown one)."""
+    found = []
+    for tag, body in _FENCE.findall(text):
+        tag = tag.lower()
+        inner = _blocks(body) if tag not in _PYTHON_TAGS and "```" in body else []
+        found += inner or ([(tag, body)] if body.strip() else [])
+    return found
 
 
 def _pick(blocks: list[str], required: set[str]) -> str:

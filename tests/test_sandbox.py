@@ -78,6 +78,19 @@ def test_extract_fallbacks():
     assert extract_program("") is None and extract_program(None) is None
 
 
+def test_extract_finds_python_nested_in_a_markdown_block():
+    # Written by the 1.5B default model for MBPP (markdown_headings style): before the fix the
+    # markdown block ended at "```python" and the program was lost ("no_code").
+    answer = ("## Answer\n```markdown\nIn Python, the function can be defined as follows:\n\n```python\n"
+              "def tetrahedral_number(n):\n    return n * (n + 1) * (n + 2) // 6\n```\n")
+    assert extract_program(answer, {"tetrahedral_number"}) == \
+        "def tetrahedral_number(n):\n    return n * (n + 1) * (n + 2) // 6\n"
+    closed = "```md\nIntro\n```python\ndef f():\n    return 1\n```\nMore text\n```\n"
+    assert extract_program(closed, {"f"}) == "def f():\n    return 1\n"
+    # consecutive python blocks stay separate blocks (the last defining one wins, as before)
+    assert extract_program("```python\nx = 1\n```\n\n```python\ny = 2\n```") == "y = 2\n"
+
+
 def test_test_program_building(mbpp):
     item = next(x for x in mbpp if x["test_imports"])  # needs `import math`, which ingest drops
     assert "math" not in required_names(item["test_list"])
