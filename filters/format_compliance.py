@@ -13,7 +13,9 @@ from filters.format_detect import StyleDetector
 
 class FormatComplianceFilter(SampleFilter):
     name = "format_compliance"
-    version = 2  # bump when a detector changes (2: lines inside fenced code are not markdown structure)
+    # bump when a detector changes (2: lines inside fenced code are not markdown structure;
+    # 3: code_first allows a one-line lead-in such as "Here's the function:")
+    version = 3
     needs = ("requested_format", "answer")
 
     def __init__(self, custom_patterns: Mapping[str, str] | None = None):

@@ -15,7 +15,9 @@ _BULLET = re.compile(r"^\s*[-*\u2022]\s+\S", re.M)
 _HEADING = re.compile(r"^#{1,6}\s+\S", re.M)
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$", re.M)
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$", re.M)
-_FENCE_FIRST = re.compile(r"\A\s*```[\w+-]*\n.*?\n```", re.S)
+# Code first: the fence opens the answer, after at most one short lead-in line ending in ':'
+# ("Here's the function:"), which the 1.5B default model writes before nearly every code block.
+_FENCE_FIRST = re.compile(r"\A\s*(?:[^\n`]{1,100}:[ \t]*\n)?\s*```[\w+-]*\n.*?\n```", re.S)
 _JSON_FENCE = re.compile(r"\A\s*```(?:json)?\s*\n(.*?)\n```\s*\Z", re.S)
 _FENCED_BLOCK = re.compile(r"^\s*```.*?(?:^\s*```[ \t]*$|\Z)", re.S | re.M)
 

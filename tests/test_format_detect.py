@@ -30,7 +30,10 @@ NEGATIVES = {
                           "```python\nimport re\n\n# Define the pattern\ndef f(s):\n    return s\n```"],
     "table": ["| a lone row |", "x | y and z | w"],
     "json_object": ['{"answer": 72', "[1, 2, 3]", "The answer is {72}."],
-    "code_first": ["Here is code:\n```python\nprint(1)\n```", "```python\nprint(1)\n```"],
+    "code_first": ["Here is code:\n```python\nprint(1)\n```", "```python\nprint(1)\n```",
+                   # explanation first: more than one lead-in line before the code
+                   "We loop over the list.\nThen we sum it:\n```python\nprint(1)\n```\nDone.",
+                   "The idea is a loop.\n```python\nprint(1)\n```\nDone."],
     "boxed": ["The answer is 72.", "boxed answers are nice"],
     "terse_final": ["", "The answer is 72.\nBecause 48 + 24 = 72.", "x" * 121],
     "prose": ["72", "1. First.\n2. Second. Done.", "## Answer\nIt is 72. Really."],
@@ -51,6 +54,13 @@ def test_positive_example_matches_and_is_realized_as_its_style(style):
 @pytest.mark.parametrize(("style", "text"), [(s, t) for s, texts in sorted(NEGATIVES.items()) for t in texts])
 def test_negative_example_does_not_match(style, text):
     assert not matches(style, text)
+
+
+def test_code_first_allows_one_short_lead_in_line():
+    # as the 1.5B default model writes it (MBPP, asked for code_first)
+    text = ("Here's the code to find the closest smaller number than n:\n```python\ndef closest_num(n):\n"
+            "    return n - 1\n```\nExplanation:\nThe function returns n - 1.")
+    assert matches("code_first", text) and realized_style(text) == "code_first"
 
 
 def test_styles_combine_and_the_most_specific_one_is_realized():
