@@ -4,7 +4,8 @@ and on a held-out sample of the labelled pools they were fitted on.
     .venv/bin/python bench/domains_unseen.py [--methods knn,zero_shot] [--pool-sample 40] [--unseen-per-domain N]
                                              [--model qwen2.5-coder-1.5b-instruct] [--out preds.parquet]
 
-Prints top-level accuracy per domain for kNN, the zero-shot LLM rule and the combined
+Prints top-level accuracy per domain for kNN, the zero-shot LLM rule (as answered, and
+calibrated by its prior over the domains: `zero_shot_cal`) and the combined
 classifier (pipeline/domains/combined.py), seconds per 1,000 questions, and how often a
 question fit for no domain (`other`) got one. Predictions go to --out for further looks.
 """
@@ -79,10 +80,27 @@ def main() -> None:
 
         engine_cfg = EngineConfig(model=args.model) if args.model else EngineConfig()
         engine = make_engine(engine_cfg, announce=print).unwrap()
+        from pipeline.domains.zero_shot import calibrated
+
+        zs = ZeroShotClassifier(engine, cfg.descriptions, cfg.examples)
         started = time.perf_counter()
-        pred = ZeroShotClassifier(engine, cfg.descriptions, cfg.examples).classify(rows["text"].to_list())
+        pred = zs.classify(rows["text"].to_list(), probabilities=True)
         timings["zero_shot"] = time.perf_counter() - started
-        rows = rows.with_columns(zero_shot=pred["domain"].fill_null("unparsed"), zero_shot_conf=pred["confidence"])
+        prior = zs.prior()
+        print("prior over the domains (content-free inputs):", {d: round(p, 3) for d, p in prior.items()})
+        probs = pred.select(pl.col("^p_.*$"))
+        rows = rows.with_columns(zero_shot=pred["domain"].fill_null("unparsed"), zero_shot_conf=pred["confidence"],
+                                 *probs.get_columns())
+
+        def recalibrated(row: dict) -> str:
+            dist = {d: row[f"p_{d}"] for d in cfg.descriptions}
+            if any(v is None for v in dist.values()):
+                return "unparsed"
+            cal = calibrated(dist, prior)
+            return max(cal, key=cal.get)
+
+        rows = rows.with_columns(zero_shot_cal=pl.Series([recalibrated(r) for r in rows.iter_rows(named=True)]))
+        methods.append("zero_shot_cal")
     cols = [m for m in methods if m in rows.columns]
     if {"knn", "zero_shot"} <= set(rows.columns):
         # The combined classifier's own rule, at the configured cut and a sweep.

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 
-from pipeline.domains.zero_shot import MAX_QUESTION_CHARS, confidence, parse, request, system_prompt
+from pipeline.domains.zero_shot import (MAX_QUESTION_CHARS, calibrated, confidence, distribution, parse, request,
+                                        system_prompt)
 import pytest
 
 from schemas.domains import DEFAULT_DESCRIPTIONS, DEFAULT_EXAMPLES, DomainConfig
@@ -54,3 +55,15 @@ def test_confidence_is_the_answer_share_of_the_domain_tokens():
     assert confidence(steps, "science", DOMAINS) == 0.3 / 0.95
     assert confidence(None, "math", DOMAINS) is None
     assert confidence([{"{": -0.1}], "math", DOMAINS) is None  # no domain token seen
+
+
+def test_distribution_and_calibration_by_the_prior():
+    steps = [{"logic": math.log(0.5), "math": math.log(0.3), "other": math.log(0.2)}]
+    dist = distribution(steps, DOMAINS)
+    assert dist["logic"] == 0.5 and dist["code"] == 0.0 and abs(sum(dist.values()) - 1) < 1e-9
+    # a model that says "logic" to a content-free input half the time: its logic is discounted
+    prior = {"logic": 0.5, "math": 0.1, "other": 0.1, "code": 0.15, "science": 0.15}
+    cal = calibrated(dist, prior)
+    assert max(cal, key=cal.get) == "math" and abs(sum(cal.values()) - 1) < 1e-9
+    flat = calibrated(dist, {d: 0.2 for d in DOMAINS})  # a flat prior changes nothing
+    assert all(abs(flat[d] - dist[d]) < 1e-9 for d in DOMAINS)

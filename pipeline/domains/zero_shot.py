@@ -44,9 +44,9 @@ def request(text: str, descriptions: dict[str, str], examples: list[tuple[str, s
                        choice=tuple(descriptions))
 
 
-def confidence(top_logprobs: list[dict[str, float]] | None, answer: str, domains: list[str]) -> float | None:
-    """The model's probability of its answer among the domains: at the first generated token that
-    starts a domain name, p(the answer's token) / p(any domain's token). None when not seen."""
+def distribution(top_logprobs: list[dict[str, float]] | None, domains: list[str]) -> dict[str, float] | None:
+    """P(domain) among the domains, at the first generated token that starts a domain name (its
+    top log probabilities, summed per domain and normalized). None when no domain token is seen."""
     for step in top_logprobs or []:
         mass: dict[str, float] = {}
         for token, logprob in step.items():
@@ -57,8 +57,27 @@ def confidence(top_logprobs: list[dict[str, float]] | None, answer: str, domains
                 if d.startswith(piece):
                     mass[d] = mass.get(d, 0.0) + math.exp(logprob)
         if mass:
-            return mass.get(answer, 0.0) / sum(mass.values())
+            total = sum(mass.values())
+            return {d: mass.get(d, 0.0) / total for d in domains}
     return None
+
+
+def confidence(top_logprobs: list[dict[str, float]] | None, answer: str, domains: list[str]) -> float | None:
+    """The model's probability of its answer among the domains (see distribution)."""
+    dist = distribution(top_logprobs, domains)
+    return None if dist is None else dist[answer]
+
+
+# Content-free inputs (Zhao et al. 2021, "Calibrate before use"): what the model answers for them
+# is its prior over the labels, whatever the question.
+CONTENT_FREE = ("N/A", "", "[MASK]")
+
+
+def calibrated(dist: dict[str, float], prior: dict[str, float], floor: float = 1e-3) -> dict[str, float]:
+    """dist reweighted by 1 / prior (contextual calibration), normalized."""
+    raw = {d: p / max(prior.get(d, 0.0), floor) for d, p in dist.items()}
+    total = sum(raw.values()) or 1.0
+    return {d: v / total for d, v in raw.items()}
 
 
 def parse(text: str, domains: list[str]) -> str | None:
@@ -68,31 +87,67 @@ def parse(text: str, domains: list[str]) -> str | None:
 
 
 class ZeroShotClassifier:
-    def __init__(self, engine: ChatBackend, descriptions: dict[str, str], examples: list[tuple[str, str]] = ()):
+    """calibrate: reweight the model's domain probabilities by its prior over the domains (what it
+    answers for content-free inputs) before taking the most likely one."""
+
+    def __init__(self, engine: ChatBackend, descriptions: dict[str, str], examples: list[tuple[str, str]] = (),
+                 calibrate: bool = False):
         self.engine = engine
         self.descriptions = descriptions
         self.examples = list(examples)
+        self.calibrate = calibrate
+        self._prior: dict[str, float] | None = None
 
-    def classify(self, texts: list[str], progress: Progress | None = None) -> pl.DataFrame:
-        """domain (None when the reply did not parse), detail per text."""
-        progress = progress or NoProgress()
-        progress.start("domains: zero-shot", len(texts))
+    def _ask(self, texts: list[str], progress: Progress) -> list[tuple[str | None, dict[str, float] | None, str]]:
+        """(domain named, P(domain) among the domains, detail) per text."""
         domains = list(self.descriptions)
-        out: dict[str, list] = {"domain": [], "confidence": [], "detail": []}
+        answers = []
         for start in range(0, len(texts), _BATCH):
             replies = send_warm(self.engine, [request(t, self.descriptions, self.examples) for t in texts[start:start + _BATCH]])
             for reply in replies:
                 if reply.error:
-                    out["domain"].append(None)
-                    out["confidence"].append(None)
-                    out["detail"].append(f"engine error: {reply.error}"[:200])
+                    answers.append((None, None, f"engine error: {reply.error}"[:200]))
                     continue
                 c = reply.completions[0]
                 domain = parse(c.text, domains)
-                out["domain"].append(domain)
-                out["confidence"].append(confidence(c.top_logprobs, domain, domains) if domain else None)
-                out["detail"].append(f"zero-shot by {self.engine.model_name}" if domain
-                                     else f"unparsable reply {c.text[:80]!r}")
+                answers.append((domain, distribution(c.top_logprobs, domains),
+                                f"zero-shot by {self.engine.model_name}" if domain else f"unparsable reply {c.text[:80]!r}"))
             progress.advance(len(replies))
+        return answers
+
+    def prior(self) -> dict[str, float]:
+        """The model's mean P(domain) over the content-free inputs (asked once per classifier)."""
+        if self._prior is None:
+            dists = [d for _, d, _ in self._ask(list(CONTENT_FREE), NoProgress()) if d]
+            domains = list(self.descriptions)
+            self._prior = ({k: sum(d[k] for d in dists) / len(dists) for k in domains} if dists
+                           else {k: 1 / len(domains) for k in domains})
+        return self._prior
+
+    def classify(self, texts: list[str], progress: Progress | None = None, probabilities: bool = False) -> pl.DataFrame:
+        """domain (None when the reply did not parse), confidence, detail per text; probabilities:
+        also p_<domain>, the model's uncalibrated probability of each domain."""
+        progress = progress or NoProgress()
+        prior = self.prior() if self.calibrate else None
+        progress.start("domains: zero-shot", len(texts))
+        answers = self._ask(texts, progress)
         progress.done()
-        return pl.DataFrame(out, schema={"domain": pl.String, "confidence": pl.Float64, "detail": pl.String})
+        out: dict[str, list] = {"domain": [], "confidence": [], "detail": []}
+        for domain, dist, detail in answers:
+            if dist is not None and domain is not None:
+                if prior is not None:
+                    cal = calibrated(dist, prior)
+                    domain = max(cal, key=cal.get)
+                    dist_used = cal
+                else:
+                    dist_used = dist
+                out["confidence"].append(dist_used[domain])
+            else:
+                out["confidence"].append(None)
+            out["domain"].append(domain)
+            out["detail"].append(detail + (" (calibrated)" if prior is not None and domain else ""))
+        frame = pl.DataFrame(out, schema={"domain": pl.String, "confidence": pl.Float64, "detail": pl.String})
+        if probabilities:
+            frame = frame.with_columns(pl.Series(f"p_{d}", [a[1][d] if a[1] else None for a in answers], pl.Float64)
+                                       for d in self.descriptions)
+        return frame
