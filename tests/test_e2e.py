@@ -312,3 +312,11 @@ def test_each_run_leaves_its_counts_as_a_prefect_artifact(e2e_run):
     assert "| filter format_compliance | checked 8, failed 0 |" in first
     assert "| synthesize | planned 8, already_done 0, generated 8, errors 0 |" in first
     assert "generated 0" in tables[runs[1]]  # the re-run made nothing new
+
+
+def test_golden_run_is_unchanged(e2e_run):
+    """Refactors must not change what a run writes (issue 14): verdicts, selection, shard bytes."""
+    from tests.golden import check
+
+    db, *_ = e2e_run
+    assert check(db) == []
