@@ -4,8 +4,9 @@ and on a held-out sample of the labelled pools they were fitted on.
     .venv/bin/python bench/domains_unseen.py [--methods knn,zero_shot] [--pool-sample 40] [--unseen-per-domain N]
                                              [--model qwen2.5-coder-1.5b-instruct] [--out preds.parquet]
 
-Prints top-level accuracy per domain for kNN, the zero-shot LLM rule (as answered, and
-calibrated by its prior over the domains: `zero_shot_cal`) and the combined
+Prints top-level accuracy per domain for kNN, the zero-shot LLM rule (as answered;
+calibrated by its prior over the domains, `zero_shot_cal`; and by the mean distribution over
+the questions, `zero_shot_bcal`) and the combined
 classifier (pipeline/domains/combined.py), seconds per 1,000 questions, and how often a
 question fit for no domain (`other`) got one. Predictions go to --out for further looks.
 """
@@ -100,7 +101,12 @@ def main() -> None:
             return max(cal, key=cal.get)
 
         rows = rows.with_columns(zero_shot_cal=pl.Series([recalibrated(r) for r in rows.iter_rows(named=True)]))
-        methods.append("zero_shot_cal")
+        # ...and by the mean distribution over these questions (transductive: no labels used)
+        batch = {d: probs[f"p_{d}"].mean() or 0.0 for d in cfg.descriptions}
+        print("mean distribution over the questions:", {d: round(p, 3) for d, p in batch.items()})
+        prior = batch
+        rows = rows.with_columns(zero_shot_bcal=pl.Series([recalibrated(r) for r in rows.iter_rows(named=True)]))
+        methods += ["zero_shot_cal", "zero_shot_bcal"]
     cols = [m for m in methods if m in rows.columns]
     if {"knn", "zero_shot"} <= set(rows.columns):
         # The combined classifier's own rule, at the configured cut and a sweep.
