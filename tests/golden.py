@@ -27,7 +27,7 @@ def _rows(con, sql: str) -> list[list]:
 
 def snapshot(db: Path) -> dict:
     with duckdb.connect(str(db), read_only=True) as con:
-        export = con.sql("SELECT export_id FROM exports ORDER BY created_at DESC LIMIT 1").fetchone()[0]
+        export = con.sql("SELECT export_id FROM exports ORDER BY created_at DESC LIMIT 1").fetchall()[0][0]
         return {
             "samples": [[sid, hashlib.sha256(text.encode()).hexdigest()[:16]] for sid, text in
                         con.sql("SELECT sample_id, raw_text FROM samples ORDER BY 1").fetchall()],
