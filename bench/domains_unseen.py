@@ -93,19 +93,18 @@ def main() -> None:
         rows = rows.with_columns(zero_shot=pred["domain"].fill_null("unparsed"), zero_shot_conf=pred["confidence"],
                                  *probs.get_columns())
 
-        def recalibrated(row: dict) -> str:
-            dist = {d: row[f"p_{d}"] for d in cfg.descriptions}
-            if any(v is None for v in dist.values()):
-                return "unparsed"
-            cal = calibrated(dist, prior)
-            return max(cal, key=cal.get)
+        def recalibrated(by: dict[str, float]) -> pl.Series:
+            picks = []
+            for row in rows.iter_rows(named=True):
+                dist = {d: row[f"p_{d}"] for d in cfg.descriptions}
+                cal = None if any(v is None for v in dist.values()) else calibrated(dist, by)
+                picks.append(max(cal, key=cal.get) if cal else "unparsed")
+            return pl.Series(picks)
 
-        rows = rows.with_columns(zero_shot_cal=pl.Series([recalibrated(r) for r in rows.iter_rows(named=True)]))
         # ...and by the mean distribution over these questions (transductive: no labels used)
         batch = {d: probs[f"p_{d}"].mean() or 0.0 for d in cfg.descriptions}
         print("mean distribution over the questions:", {d: round(p, 3) for d, p in batch.items()})
-        prior = batch
-        rows = rows.with_columns(zero_shot_bcal=pl.Series([recalibrated(r) for r in rows.iter_rows(named=True)]))
+        rows = rows.with_columns(zero_shot_cal=recalibrated(prior), zero_shot_bcal=recalibrated(batch))
         methods += ["zero_shot_cal", "zero_shot_bcal"]
     cols = [m for m in methods if m in rows.columns]
     if {"knn", "zero_shot"} <= set(rows.columns):

@@ -6,9 +6,9 @@
     pipeline.sandbox.run_tests(program, tests)
 
 Program: the fenced ```python blocks (``` blocks without a language if there are none; the
-whole answer if it parses as Python); blocks nested in a ```markdown block count. The last block that defines every name the tests call
-wins; else all the blocks together if they do; else the last block defining anything; else
-the last block. No I/O.
+whole answer if it parses as Python); blocks nested in a ```markdown block count. The last
+block that defines every name the tests call wins; else all the blocks together if they do;
+else the last block defining anything; else the last block. No I/O.
 """
 
 from __future__ import annotations
