@@ -185,7 +185,7 @@ def main() -> None:
     from pipeline.stages.difficulty import score_difficulty
     from pipeline.stages.ingest import ingest
     from pipeline.stages.synthesize import synthesize
-    from pipeline.stages.verify import run_verify
+    from tests.rule_sets import run_verify
     from pipeline.store import Store
     from schemas.difficulty import DifficultyConfig
 

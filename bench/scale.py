@@ -85,7 +85,7 @@ def run_size(n: int, memory_limit: str, keep: bool) -> dict:
     import polars as pl
 
     from filters.registry import cheap_filters
-    from pipeline.stages.filter import run_filters
+    from tests.rule_sets import run_filters
     from pipeline.stages.publish import select_and_export
     from pipeline.store import Store, now
     from schemas.config import CurateConfig, FilterConfig

@@ -93,7 +93,7 @@ def main() -> None:
     apply_defaults()
     from bench.scale import synthetic_batch
     from filters.registry import cheap_filters
-    from pipeline.stages.filter import run_filters
+    from tests.rule_sets import run_filters
     from pipeline.store import Store
 
     tmp = Path(tempfile.mkdtemp(prefix="curate-scaleout-kill-"))

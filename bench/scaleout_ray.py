@@ -86,7 +86,7 @@ def main() -> None:
     from filters.decontam import AnswerContamination
     from filters.registry import cheap_filters
     from flows.scaleout_flow import filter_on_ray, ray_cluster
-    from pipeline.stages.filter import run_filters
+    from tests.rule_sets import run_filters
     from pipeline.stages.screen import benchmark_index
     from pipeline.store import Store
     import pipeline.scaleout.chunks as chunks

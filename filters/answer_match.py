@@ -31,11 +31,18 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing as mp
 import re
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal
 
-from filters.base import RuleResult, SampleFilter
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from filters.base import RESULT_SCHEMA, RuleResult, SampleFilter
+from filters.registry import register
 
 # Relative tolerance of the numeric type. Sources: SciBench's evaluation accepts
 # math.isclose(pred, ref, rel_tol=0.05); TheoremQA's accepts |pred - ref| <= 0.04 * |ref| for
@@ -45,6 +52,7 @@ from filters.base import RuleResult, SampleFilter
 DEFAULT_REL_TOL = 0.04
 
 VERIFIABLE_TYPES = ("math", "numeric", "choice", "text")
+_TASK_ROWS = 64  # rows per process-pool task
 
 _OPTIONS = re.compile(r"\n\nOptions: (.+)\s*$", re.S)
 
@@ -428,13 +436,37 @@ def match_option(answer: str, reference: str) -> RuleResult:
 # --- the rule --------------------------------------------------------------------------------
 
 
+@register
 class AnswerMatch(SampleFilter):
     name = "answer_match"
     version = 2
     needs = ("answer", "reference_answer", "answer_type", "question_text")
+    stage = "verify"
+    applies = f"answer_type IN {VERIFIABLE_TYPES} AND reference_answer IS NOT NULL"
 
-    def __init__(self, rel_tol: float = DEFAULT_REL_TOL):
-        self.rel_tol = rel_tol
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        rel_tol: float = Field(DEFAULT_REL_TOL, gt=0)  # the numeric type's relative tolerance
+        # Processes checking a batch away from the main thread; not in the config hash.
+        workers: int = Field(2, ge=1, exclude=True)
+
+    def __init__(self, params=None, /, **fields):
+        super().__init__(params, **fields)
+        self.rel_tol = self.params.rel_tol
+
+    def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """Math-Verify bounds its parsing with signal.alarm, which works in a main thread only:
+        elsewhere (a Prefect task's worker thread) the rows go to spawned processes."""
+        self.require(batch)
+        rows = batch.select(self.needs).to_dicts()
+        if threading.current_thread() is threading.main_thread():
+            results = check_rows(rows, self.rel_tol)
+        else:
+            parts = [rows[i:i + _TASK_ROWS] for i in range(0, len(rows), _TASK_ROWS)]
+            with ProcessPoolExecutor(max_workers=min(self.params.workers, len(parts) or 1),
+                                     mp_context=mp.get_context("spawn")) as pool:
+                results = [r for part in pool.map(check_rows, parts, [self.rel_tol] * len(parts)) for r in part]
+        return pl.DataFrame(results, schema=RESULT_SCHEMA, orient="row")
 
     def check(self, s: Mapping) -> RuleResult:
         kind, ref, answer = s["answer_type"], s["reference_answer"], s["answer"] or ""
@@ -462,7 +494,7 @@ def verifiable(answer_type: str | None, reference: str | None) -> bool:
 def check_rows(rows: list[Mapping], rel_tol: float = DEFAULT_REL_TOL) -> list[tuple[bool, float | None, str | None]]:
     """(passed, score, reason) per row, for a process pool's workers (Math-Verify's signal-based
     timeouts need each worker's main thread). One pathological answer does not stop the rest."""
-    rule = AnswerMatch(rel_tol)
+    rule = AnswerMatch(rel_tol=rel_tol)
     out = []
     for row in rows:
         try:

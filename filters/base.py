@@ -14,10 +14,10 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict
 
 from filters.exprs import evaluate, first_failure, found
 
@@ -62,14 +62,35 @@ def results_frame(passed, score, reason) -> pl.DataFrame:
     return pl.DataFrame({"passed": passed, "score": score, "reason": reason}, schema=RESULT_SCHEMA)
 
 
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
 class SampleFilter:
+    """A rule. Its parameters are declared once, as the pydantic model `Params`: the config
+    section `filters.<name>` is validated against it, the rule reads `self.params`, and the
+    config hash is made from `params.model_dump()` (fields declared with `Field(exclude=True)`,
+    such as worker counts, do not change verdicts and stay out of it)."""
+
     name: ClassVar[str]
     version: ClassVar[int]
     # Columns of the sample batch the rule reads (documented and checked by check_batch).
     needs: ClassVar[tuple[str, ...]] = ()
-    # The effective parameters the rule was built with (what the config set; see configured()).
-    # With name and version they make the rule's config hash. Rules without parameters keep {}.
-    params: Mapping = MappingProxyType({})
+    Params: ClassVar[type[BaseModel]] = NoParams
+    # Which verdict pass runs it (filter: cheap rules; decontam; verify: correctness) and on
+    # which samples: an SQL condition over the sample view's columns (pipeline/verdict_loop.py).
+    stage: ClassVar[str] = "filter"
+    applies: ClassVar[str] = "TRUE"
+
+    def __init__(self, params: BaseModel | Mapping | None = None, /, **fields: Any):
+        if params is not None and fields:
+            raise TypeError(f"{type(self).__name__}: pass a Params model or keyword fields, not both")
+        if isinstance(params, self.Params):
+            self.params = params
+        elif params is None and not fields:
+            self.params = self.Params()  # the declared defaults
+        else:
+            self.params = self.Params.model_validate(dict(params) if params is not None else fields)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -77,14 +98,17 @@ class SampleFilter:
             if not getattr(cls, "__abstract__", False):
                 raise TypeError(f"{cls.__name__} must implement check or check_batch")
 
-    def configured(self, **params) -> "SampleFilter":
-        """Record the parameters this rule was built with (JSON values); returns the rule."""
-        self.params = dict(params)
-        return self
+    @classmethod
+    def from_config(cls, config) -> "SampleFilter":
+        """The rule as a run config (schemas.config.CurateConfig) sets it: `filters.<name>`."""
+        return cls(config.filters.params_for(cls.name))
+
+    def hash_params(self) -> dict:
+        return self.params.model_dump(mode="json")
 
     @property
     def config_hash(self) -> str:
-        return config_fingerprint(self.name, self.version, self.params)
+        return config_fingerprint(self.name, self.version, self.hash_params())
 
     def check(self, sample: Mapping) -> RuleResult:
         row = self.check_batch(one_row(sample, self.needs)).row(0, named=True)

@@ -8,18 +8,27 @@ every correct labelled Qwen2.5-Math response (shortest: 411 chars at MATH level 
 from __future__ import annotations
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict
 
 from filters.base import SampleFilter
 from filters.exprs import evaluate, first_failure
+from filters.registry import register
 
 
+@register
 class CompletenessFilter(SampleFilter):
     name = "completeness"
     version = 1
     needs = ("reasoning", "level")
 
-    def __init__(self, min_chars_at_level_0: int = 200, min_chars_at_level_1: int = 600):
-        self.low, self.high = min_chars_at_level_0, min_chars_at_level_1
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        min_chars_at_level_0: int = 200
+        min_chars_at_level_1: int = 600
+
+    def __init__(self, params=None, /, **fields):
+        super().__init__(params, **fields)
+        self.low, self.high = self.params.min_chars_at_level_0, self.params.min_chars_at_level_1
 
     def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
         self.require(batch)

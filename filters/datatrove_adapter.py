@@ -56,7 +56,13 @@ def _snake(name: str) -> str:
 
 
 class FromDatatrove(SampleFilter):
-    def __init__(self, dt_filter: BaseFilter, name: str, version: int = 1, text: str = "raw_text"):
+    """Each configured datatrove filter is its own named rule; its config entry is its Params."""
+
+    Params = DatatroveFilter
+
+    def __init__(self, dt_filter: BaseFilter, name: str, version: int = 1, text: str = "raw_text",
+                 params: DatatroveFilter | None = None):
+        self.params = params or DatatroveFilter(cls=type(dt_filter).__name__, name=name, version=version, text=text)
         self.dt_filter = dt_filter
         self.name = name  # instance attributes: each wrapped filter is its own named rule
         self.version = version
@@ -71,7 +77,7 @@ class FromDatatrove(SampleFilter):
         if klass is None or not (isinstance(klass, type) and issubclass(klass, BaseFilter)):
             raise ValueError(f"filters.datatrove: {cfg.cls!r} is not a filter in datatrove.pipeline.filters")
         return cls(klass(**cfg.args), name=cfg.name or f"datatrove_{_snake(cfg.cls)}", version=cfg.version,
-                   text=cfg.text)
+                   text=cfg.text, params=cfg)
 
     def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
         self.require(batch)

@@ -71,6 +71,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from pydantic import BaseModel
+
 from filters.base import RuleResult, SampleFilter
 
 NORMALIZER_VERSION = 1
@@ -480,9 +482,16 @@ class AnswerContamination(SampleFilter):
     version = 1
     needs = ("reasoning", "answer", "question_text")
 
+    class Params(BaseModel):
+        benchmarks: str  # the index's fingerprint: new benchmarks, new check (a new config hash)
+
     def __init__(self, index: NgramIndex):
+        super().__init__(benchmarks=index.fingerprint)
         self.index = index
-        self.params = {"benchmarks": index.fingerprint}  # part of the config hash: new benchmarks, new check
+
+    @classmethod
+    def from_config(cls, config):
+        raise TypeError("decontam_answer is built from the run's benchmark index (AnswerContamination(index))")
 
     def check(self, sample) -> RuleResult:
         text = "\n".join(t for t in (sample.get("reasoning"), sample.get("answer")) if t)

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pydantic import BaseModel, ConfigDict
+
 from filters.base import RuleResult, SampleFilter
 from filters.format_detect import StyleDetector
+from filters.registry import register
 
 
+@register
 class FormatComplianceFilter(SampleFilter):
     name = "format_compliance"
     # bump when a detector changes (2: lines inside fenced code are not markdown structure;
@@ -18,8 +22,18 @@ class FormatComplianceFilter(SampleFilter):
     version = 3
     needs = ("requested_format", "answer")
 
-    def __init__(self, custom_patterns: Mapping[str, str] | None = None):
-        self.detector = StyleDetector(custom_patterns)
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        custom_styles: dict[str, str] = {}  # config-defined answer styles: name -> detecting regex
+
+    def __init__(self, params=None, /, **fields):
+        super().__init__(params, **fields)
+        self.detector = StyleDetector(self.params.custom_styles)
+
+    @classmethod
+    def from_config(cls, config) -> "FormatComplianceFilter":
+        # The styles are the synthesis config's: one declaration serves the prompts and this check.
+        return cls(custom_styles=dict(config.synthesis.custom_patterns() or {}))
 
     def check(self, sample: Mapping) -> RuleResult:
         requested = sample["requested_format"]

@@ -7,6 +7,7 @@ cheap rule drops such samples before any judge sees them. Leaked chat-template t
 from __future__ import annotations
 
 from filters.base import PatternFilter
+from filters.registry import register
 
 # Case-insensitive; matched on the lowercased sample.
 IGNORE_INSTRUCTIONS = (r"\b(?:ignore|disregard|forget|override)\b[^\n]{0,40}?"
@@ -19,6 +20,7 @@ FAKE_VERDICT = r'"rationale"\s*:|"score"\s*:\s*\d+\s*[,}]\s*$|\bscore\s*=\s*\d+\
 DELIMITER = r"<<<\s*(?:begin|end)\b"
 
 
+@register
 class JudgeBaitFilter(PatternFilter):
     name = "judge_bait"
     version = 1

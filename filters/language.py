@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from pydantic import BaseModel, ConfigDict
 
 from filters.base import SampleFilter, results_frame
 from filters.exprs import evaluate, first_failure
+from filters.registry import register
 
 SCRIPTS = {
     "Latin": r"\p{Latin}", "Han": r"\p{Han}", "Kana": r"[\p{Hiragana}\p{Katakana}]", "Hangul": r"\p{Hangul}",
@@ -33,14 +35,21 @@ def _ranked(stats: pl.DataFrame, prefix: str) -> tuple[np.ndarray, np.ndarray, n
     return order[:, 0], counts[rows, order[:, 0]], order[:, 1], counts[rows, order[:, 1]]
 
 
+@register
 class LanguageFilter(SampleFilter):
     name = "language"
     version = 1
     needs = ("reasoning", "answer", "question_text")
 
-    def __init__(self, max_second_script_share: float = 0.1, min_chars: int = 20):
-        self.max_share = max_second_script_share
-        self.min_chars = min_chars
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        max_second_script_share: float = 0.1
+        min_chars: int = 20
+
+    def __init__(self, params=None, /, **fields):
+        super().__init__(params, **fields)
+        self.max_share = self.params.max_second_script_share
+        self.min_chars = self.params.min_chars
 
     def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
         self.require(batch)

@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from filters.base import SampleFilter
 from filters.exprs import evaluate, first_failure
-from schemas.config import LengthBounds
+from filters.registry import register
 
 
+class LengthBounds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min_reasoning_chars: int = 20
+    max_reasoning_chars: int = 20000
+    min_answer_chars: int = 1
+    max_answer_chars: int = 8000
+
+
+class LengthParams(RootModel[dict[str, LengthBounds]]):
+    """Bounds per domain; "default" for domains without their own (config: filters.length)."""
+
+    root: dict[str, LengthBounds] = Field(default_factory=lambda: {"default": LengthBounds()})
+
+    def bounds_for(self, domain: str) -> LengthBounds:
+        return self.root.get(domain) or self.root.get("default") or LengthBounds()
+
+
+@register
 class LengthFilter(SampleFilter):
     name = "length"
     version = 2
     needs = ("domain", "reasoning", "answer")
 
-    def __init__(self, bounds_for: Callable[[str], LengthBounds]):
-        self.bounds_for = bounds_for
+    Params = LengthParams
+
+    def __init__(self, params=None, /, **fields):
+        super().__init__(params, **fields)
+        self.bounds_for = self.params.bounds_for
+
+    def hash_params(self) -> dict:
+        return {"length": self.params.model_dump(mode="json")}  # the shape v2 verdicts were hashed with
 
     def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
         self.require(batch)

@@ -9,10 +9,12 @@ and then) and stop loops; the good-CoT calibration is in tests/test_cot_filters.
 from __future__ import annotations
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict
 
 from filters.base import SampleFilter
 from filters.exprs import evaluate, first_failure
 from filters.textstats import paragraph_openings_repeat
+from filters.registry import register
 
 LOOP_MARKERS = "|".join([
     # English
@@ -36,19 +38,28 @@ def final_answer_expr() -> pl.Expr:
     return pl.coalesce(boxed, number)
 
 
+@register
 class RedundancyFilter(SampleFilter):
     name = "redundancy"
     version = 1
     needs = ("reasoning", "answer")
 
-    def __init__(self, max_markers_per_1k_chars: float = 4.0, min_markers: int = 8,
-                 max_repeated_openings: float = 0.5, max_after_answer_share: float = 0.6,
-                 min_reasoning_chars_for_after_answer: int = 1500):
-        self.max_density = max_markers_per_1k_chars
-        self.min_markers = min_markers
-        self.max_openings = max_repeated_openings
-        self.max_after = max_after_answer_share
-        self.min_chars_after = min_reasoning_chars_for_after_answer
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        max_markers_per_1k_chars: float = 4.0
+        min_markers: int = 8
+        max_repeated_openings: float = 0.5
+        max_after_answer_share: float = 0.6
+        min_reasoning_chars_for_after_answer: int = 1500
+
+    def __init__(self, params=None, /, **fields):
+        super().__init__(params, **fields)
+        p = self.params
+        self.max_density = p.max_markers_per_1k_chars
+        self.min_markers = p.min_markers
+        self.max_openings = p.max_repeated_openings
+        self.max_after = p.max_after_answer_share
+        self.min_chars_after = p.min_reasoning_chars_for_after_answer
 
     def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
         self.require(batch)

@@ -1,47 +1,90 @@
-"""The cheap rule set, built from the run config, in the order it runs."""
+"""Rules by name: a rule class registers itself with @register; the run config names rules
+only to set their parameters (`filters.<name>: {...}`) or to disable them.
+
+The rules in filters/ are found by importing the modules that use @register (so a new rule is
+one file here); rules elsewhere are listed in `filters.modules` and imported by name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+import pkgutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import ValidationError
 
 from filters.base import SampleFilter
-from filters.completeness import CompletenessFilter
-from filters.format_compliance import FormatComplianceFilter
-from filters.judge_bait import JudgeBaitFilter
-from filters.language import LanguageFilter
-from filters.length import LengthFilter
-from filters.redundancy import RedundancyFilter
-from filters.repetition import RepetitionFilter
-from filters.self_identity import SelfIdentityFilter
-from filters.structure import StructureFilter
-from filters.truncation import TruncationFilter
-from schemas.config import FilterConfig
+
+_RULES: dict[str, type[SampleFilter]] = {}
+_FOUND = False
 
 
-def cheap_filters(cfg: FilterConfig, custom_styles: Mapping[str, str] | None = None) -> list[SampleFilter]:
-    """custom_styles: config-defined answer styles (name -> detecting regex) for format_compliance.
+def register(cls: type[SampleFilter]) -> type[SampleFilter]:
+    """Class decorator: make the rule known by its name."""
+    known = _RULES.get(cls.name)
+    if known is not None and known.__qualname__ != cls.__qualname__:
+        raise ValueError(f"rule name {cls.name!r} is taken by {known.__module__}.{known.__qualname__}")
+    _RULES[cls.name] = cls
+    return cls
 
-    Each rule records the config values it was built from (SampleFilter.configured): they are
-    part of its config hash, so changing one threshold recomputes that rule's verdicts only."""
-    repetition, redundancy = cfg.repetition.model_dump(), cfg.redundancy.model_dump()
-    completeness, language = cfg.completeness.model_dump(), cfg.language.model_dump()
-    rules: list[SampleFilter] = [
-        StructureFilter(),
-        TruncationFilter(),
-        LengthFilter(cfg.bounds_for).configured(length={k: v.model_dump() for k, v in cfg.length.items()}),
-        RepetitionFilter(**repetition).configured(**repetition),
-        RedundancyFilter(**redundancy).configured(**redundancy),
-        CompletenessFilter(**completeness).configured(**completeness),
-        LanguageFilter(**language).configured(**language),
-        SelfIdentityFilter(),
-        JudgeBaitFilter(),
-        FormatComplianceFilter(custom_styles).configured(custom_styles=dict(custom_styles or {})),
-    ]
-    if cfg.datatrove:
+
+def _find_builtin() -> None:
+    """Import the modules of filters/ that register rules (read first, so helpers such as the
+    datatrove adapter are not imported for nothing)."""
+    global _FOUND
+    if _FOUND:
+        return
+    package = Path(__file__).parent
+    for info in sorted(pkgutil.iter_modules([str(package)]), key=lambda i: i.name):
+        if "@register" in (package / f"{info.name}.py").read_text(encoding="utf-8"):
+            importlib.import_module(f"filters.{info.name}")
+    _FOUND = True
+
+
+def registered(modules: Iterable[str] = ()) -> dict[str, type[SampleFilter]]:
+    """Every known rule class by name (the built-in ones, then those of `modules`)."""
+    _find_builtin()
+    for module in modules:
+        importlib.import_module(module)
+    return dict(_RULES)
+
+
+def build_rules(config, stage: str, extra: Iterable[SampleFilter] = ()) -> list[SampleFilter]:
+    """The rules of one verdict pass (filter, decontam, verify) as the run config
+    (schemas.config.CurateConfig) sets them, minus `filters.disabled`; `extra`: rules built from
+    run state rather than config (the benchmark index's decontam_answer)."""
+    cfg = config.filters
+    rules = [cls.from_config(config) for cls in registered(cfg.modules).values() if cls.stage == stage]
+    if stage == "filter" and cfg.datatrove:
         from filters.datatrove_adapter import FromDatatrove
 
-        rules += [FromDatatrove.from_config(d).configured(**d.model_dump(mode="json")) for d in cfg.datatrove]
-    unknown = set(cfg.disabled) - {r.name for r in rules}
-    if unknown:
-        raise ValueError(f"filters.disabled names unknown rules {sorted(unknown)}; known: {[r.name for r in rules]}")
+        rules += [FromDatatrove.from_config(d) for d in cfg.datatrove]
+    rules += list(extra)
     return [r for r in rules if r.name not in cfg.disabled]
+
+
+def config_errors(config, also_known: Iterable[str] = ()) -> list[tuple[tuple, str]]:
+    """(location, message) for every rule setting of `filters` that no rule accepts: an unknown
+    rule name, a parameter its Params model rejects, a module that cannot be imported."""
+    cfg = config.filters
+    errors: list[tuple[tuple, str]] = []
+    try:
+        rules = registered(cfg.modules)
+    except ImportError as exc:
+        return [(("filters", "modules"), f"cannot import a rule module: {exc}")]
+    known = sorted({*rules, *(d.name or "" for d in cfg.datatrove), *also_known} - {""})
+    for name, value in (cfg.model_extra or {}).items():
+        if name not in rules:
+            errors.append((("filters", name), f"no rule is named {name!r}; known: {known}"))
+            continue
+        try:
+            rules[name].Params.model_validate(value if value is not None else {})
+        except ValidationError as exc:
+            errors += [(("filters", name, *e["loc"]), e["msg"]) for e in exc.errors()]
+    datatrove_names = {d.name for d in cfg.datatrove} | {f"datatrove_{d.cls}" for d in cfg.datatrove}
+    unknown = [n for n in cfg.disabled if n not in rules and n not in datatrove_names and n not in also_known
+               and not n.startswith("datatrove_")]
+    if unknown:
+        errors.append((("filters", "disabled"), f"names unknown rules {sorted(unknown)}; known: {known}"))
+    return errors

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from pydantic import BaseModel, ConfigDict
 
 from filters.base import SampleFilter
 from filters.exprs import evaluate, first_failure
 from filters.textstats import dup_ngram_coverage, dup_unit_share, scan, top_ngram_share
+from filters.registry import register
 
 _MIN_UNIT_CHARS = 20
 _MIN_WORDS_FOR_NGRAMS = 50  # n-gram shares of very short texts are noise
@@ -38,18 +40,29 @@ def repetition_stats(texts: pl.Series) -> pl.DataFrame:
     })
 
 
+@register
 class RepetitionFilter(SampleFilter):
     name = "repetition"
     version = 2
     needs = ("reasoning", "answer")
 
-    def __init__(self, max_dup_line_frac: float = 0.3, max_dup_para_frac: float = 0.3,
-                 max_top_2gram_frac: float = 0.25, max_top_3gram_frac: float = 0.25,
-                 max_top_4gram_frac: float = 0.3, max_dup_10gram_frac: float = 0.5,
-                 max_repeated_span_words: int = 120):
-        self.limits = dict(dup_line=max_dup_line_frac, dup_para=max_dup_para_frac, top2=max_top_2gram_frac,
-                           top3=max_top_3gram_frac, top4=max_top_4gram_frac, dup10=max_dup_10gram_frac)
-        self.max_span = max_repeated_span_words
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        # About the 99th percentile of good math CoT.
+        max_dup_line_frac: float = 0.3
+        max_dup_para_frac: float = 0.3
+        max_top_2gram_frac: float = 0.25
+        max_top_3gram_frac: float = 0.25
+        max_top_4gram_frac: float = 0.3
+        max_dup_10gram_frac: float = 0.5
+        max_repeated_span_words: int = 120
+
+    def __init__(self, params=None, /, **fields):
+        super().__init__(params, **fields)
+        p = self.params
+        self.limits = dict(dup_line=p.max_dup_line_frac, dup_para=p.max_dup_para_frac, top2=p.max_top_2gram_frac,
+                           top3=p.max_top_3gram_frac, top4=p.max_top_4gram_frac, dup10=p.max_dup_10gram_frac)
+        self.max_span = p.max_repeated_span_words
 
     def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:
         self.require(batch)

@@ -4,6 +4,7 @@ DeepSeek", "I can't help with that" do not belong in reasoning training data."""
 from __future__ import annotations
 
 from filters.base import PatternFilter
+from filters.registry import register
 
 _MODELS = r"(?:chatgpt|gpt-?[345o]\S*|claude|deepseek|qwen|llama|gemini|bard|mistral|copilot|smollm|grok|kimi|minimax|ernie|doubao)"
 SELF_ID = "|".join([
@@ -18,6 +19,7 @@ REFUSAL = "|".join([
 ])
 
 
+@register
 class SelfIdentityFilter(PatternFilter):
     name = "self_identity"
     version = 1

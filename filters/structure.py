@@ -7,11 +7,13 @@ import polars as pl
 
 from filters.base import SampleFilter
 from filters.exprs import evaluate, first_failure, found
+from filters.registry import register
 
 # Chat-template and tokenizer markers that must never reach training text.
 LEAKED = r"<\|[A-Za-z_]+\|>|<\|im_(?:start|end)\|>|</?s>|\[/?INST\]|<<SYS>>|<\|endoftext\|>|<｜[^｜]*｜>"
 
 
+@register
 class StructureFilter(SampleFilter):
     name = "structure"
     version = 2

@@ -6,8 +6,10 @@ import polars as pl
 
 from filters.base import SampleFilter
 from filters.exprs import evaluate, first_failure
+from filters.registry import register
 
 
+@register
 class TruncationFilter(SampleFilter):
     name = "truncation"
     version = 1

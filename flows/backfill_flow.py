@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.run_context import say
-from flows.tasks import judge_task
+from flows.run_context import ActiveRun, say
+from flows.tasks import run_stage
 from judges.loader import load_rule
 from pipeline.config_loading import load_run_config
-from pipeline.engines.factory import make_engine
 from pipeline.run_lock import run_lock
 from pipeline.run_record import recorded_run
+from pipeline.stage import RunState
 
 
 @flow(name="judge-backfill", persist_result=False)
@@ -27,8 +27,7 @@ def judge_backfill(rule: str, config_path: str | None = None, rules_dir: str | N
         run_config = {"command": "judges backfill", "rule": judge_rule.name, "rule_version": judge_rule.version,
                       "limit": limit, "token_budget": token_budget, **config.model_dump(mode="json")}
         with recorded_run(db, run_config, config.config_hash()) as (run_id, counts):
-            # Lazy: the model loads only if something is due.
-            engine = make_engine(config.engine, announce=say)
-            counts["judges"] = {judge_rule.name: vars(judge_task(db, engine, config, run_id, rule,
-                                                                 token_budget, limit))}
+            run = ActiveRun(db, counts, RunState(run_id, config, say=say), flow_name="judge-backfill")
+            report = run_stage(run, "judge", rules=[rule], limit=limit, token_budget=token_budget)
+            counts["judges"] = {judge_rule.name: report.counts[rule]}
         return counts

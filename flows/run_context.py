@@ -22,6 +22,8 @@ from prefect.runtime import flow_run
 
 from flows.params import StageParams
 from pipeline.run_lock import run_lock
+from pipeline.stage import RunState
+from pipeline.verdict_loop import INLINE
 from pipeline.run_record import recorded_run
 from pipeline.run_report import counts_markdown
 from schemas.config import CurateConfig
@@ -33,12 +35,39 @@ say_var: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.Cont
 
 @dataclass
 class ActiveRun:
-    run_id: str
     db: str
-    config: CurateConfig
     counts: dict  # filled in place by each stage; stored in `runs` whether the run finishes or fails
-    question_ids: list[str] | None = None  # what the synthesize stage selected for this run
+    state: RunState  # what the run's stages share (pipeline/stage.py): id, config, questions, executor
     flow_name: str = "curate"
+
+    @property
+    def run_id(self) -> str:
+        return self.state.run_id
+
+    @property
+    def config(self) -> CurateConfig:
+        return self.state.config
+
+
+def _executor(config: CurateConfig):
+    """Chosen once per run: chunks of verdict passes (and embeddings) inline or on Ray."""
+    if config.scaleout.runner == "ray":
+        from flows.ray_executor import RayExecutor
+
+        return RayExecutor(config.scaleout)
+    return INLINE
+
+
+@contextmanager
+def _cluster(config: CurateConfig) -> Iterator[None]:
+    """On Ray, one cluster for the whole run (its passes share the warm workers)."""
+    if config.scaleout.runner != "ray":
+        yield
+        return
+    from flows.ray_executor import ray_cluster
+
+    with ray_cluster(config.scaleout):
+        yield
 
 
 _active: contextvars.ContextVar[ActiveRun | None] = contextvars.ContextVar("active_run", default=None)
@@ -82,10 +111,12 @@ def stage_run(flow_name: str, params: StageParams, load_config: Callable[[], Cur
         error: BaseException | None = None
         try:
             with recorded_run(params.db, run_config, config.config_hash()) as (run_id, counts):
-                run = ActiveRun(run_id, params.db, config, counts, flow_name=flow_name)
+                state = RunState(run_id, config, executor=_executor(config), say=say)
+                run = ActiveRun(params.db, counts, state, flow_name=flow_name)
                 token = _active.set(run)
                 try:
-                    yield run
+                    with _cluster(config):
+                        yield run
                 finally:
                     _active.reset(token)
         except BaseException as exc:

@@ -207,3 +207,9 @@ def build_index(files: Sequence[BenchmarkFileConfig] = (), shipped: bool | Seque
     if not items:
         raise BenchmarkError("no benchmark items: enable the shipped benchmarks or add benchmark files")
     return NgramIndex(items, decision)
+
+
+def index_for(config) -> NgramIndex:
+    """The index of a run config's benchmarks (decontamination.shipped and .benchmarks)."""
+    d = config.decontamination
+    return build_index(d.benchmarks, shipped=d.shipped)

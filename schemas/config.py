@@ -235,42 +235,6 @@ def _catalog(custom: list[CustomFormat]) -> dict[str, AnswerFormat]:
     return FORMATS | {c.name: AnswerFormat(**c.model_dump()) for c in custom}
 
 
-class LengthBounds(_Strict):
-    min_reasoning_chars: int = 20
-    max_reasoning_chars: int = 20000
-    min_answer_chars: int = 1
-    max_answer_chars: int = 8000
-
-
-class RepetitionLimits(_Strict):
-    # About the 99th percentile of good math CoT (filters/repetition.py).
-    max_dup_line_frac: float = 0.3
-    max_dup_para_frac: float = 0.3
-    max_top_2gram_frac: float = 0.25
-    max_top_3gram_frac: float = 0.25
-    max_top_4gram_frac: float = 0.3
-    max_dup_10gram_frac: float = 0.5
-    max_repeated_span_words: int = 120
-
-
-class RedundancyLimits(_Strict):
-    max_markers_per_1k_chars: float = 4.0
-    min_markers: int = 8
-    max_repeated_openings: float = 0.5
-    max_after_answer_share: float = 0.6
-    min_reasoning_chars_for_after_answer: int = 1500
-
-
-class CompletenessLimits(_Strict):
-    min_chars_at_level_0: int = 200
-    min_chars_at_level_1: int = 600
-
-
-class LanguageLimits(_Strict):
-    max_second_script_share: float = 0.1
-    min_chars: int = 20
-
-
 class DatatroveFilter(_Strict):
     """A datatrove filter run as one of our rules (filters/datatrove_adapter.py)."""
 
@@ -282,16 +246,23 @@ class DatatroveFilter(_Strict):
 
 
 class FilterConfig(_Strict):
-    length: dict[str, LengthBounds] = Field(default_factory=lambda: {"default": LengthBounds()})
-    repetition: RepetitionLimits = RepetitionLimits()
-    redundancy: RedundancyLimits = RedundancyLimits()
-    completeness: CompletenessLimits = CompletenessLimits()
-    language: LanguageLimits = LanguageLimits()
-    disabled: list[str] = []  # names of cheap rules not to run
-    datatrove: list[DatatroveFilter] = []
+    """The rules of the filter, decontam and verify passes. Every other key is a rule's name
+    with its parameters, e.g. `repetition: {max_dup_line_frac: 0.2}`, `code_tests: {timeout_s: 5}`;
+    each rule declares them once, as its Params model (filters/base.py); the config loader
+    checks them against it (pipeline/rules.py)."""
 
-    def bounds_for(self, domain: str) -> LengthBounds:
-        return self.length.get(domain) or self.length.get("default") or LengthBounds()
+    model_config = ConfigDict(extra="allow")
+
+    disabled: list[str] = []  # names of rules not to run
+    datatrove: list[DatatroveFilter] = []
+    # Modules with more rules (@register'd SampleFilter classes), imported before the rules
+    # are built; the rules in filters/ are found without being listed.
+    modules: list[str] = []
+
+    def params_for(self, rule: str) -> dict | None:
+        """The config's parameters of one rule (None: not set, the rule's defaults)."""
+        value = (self.model_extra or {}).get(rule)
+        return None if value is None else value
 
 
 class BenchmarkFileConfig(_Strict):

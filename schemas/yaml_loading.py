@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,7 +35,10 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
-def load_yaml_model(path: str | Path, model: type[M]) -> M:
+def load_yaml_model(path: str | Path, model: type[M],
+                    checks: Callable[[M], list[tuple[tuple, str]]] | None = None) -> M:
+    """`checks(loaded)`: more (location, message) errors, found by code that knows more than the
+    model (e.g. the rules' Params); reported with file and line like the model's own."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -52,11 +56,18 @@ def load_yaml_model(path: str | Path, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return model.model_validate(data)
+        loaded = model.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            line = _line_of(root, err["loc"])
-            lines.append(f"{path}:{line or '?'}: field {field!r}: {err['msg']}")
-        raise ConfigError("\n".join(lines)) from exc
+        raise ConfigError(_where(path, root, [(e["loc"], e["msg"]) for e in exc.errors()])) from exc
+    errors = checks(loaded) if checks else []
+    if errors:
+        raise ConfigError(_where(path, root, errors))
+    return loaded
+
+
+def _where(path: Path, root: yaml.Node | None, errors: list[tuple[tuple, str]]) -> str:
+    lines = []
+    for loc, msg in errors:
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        lines.append(f"{path}:{_line_of(root, loc) or '?'}: field {field!r}: {msg}")
+    return "\n".join(lines)

@@ -16,7 +16,7 @@ from filters.completeness import CompletenessFilter
 from filters.language import LanguageFilter
 from filters.redundancy import RedundancyFilter
 from filters.format_compliance import FormatComplianceFilter
-from filters.registry import cheap_filters
+from tests.rule_sets import cheap_rules
 from filters.repetition import RepetitionFilter
 from filters.self_identity import SelfIdentityFilter
 from filters.textstats import dup_ngram_coverage, scan, top_ngram_share
@@ -49,7 +49,7 @@ def test_all_cheap_rules_keep_at_least_99_percent_of_good_cot():
     batch = good_cot()
     kept = pl.Series([True] * batch.height)
     failures = {}
-    for rule in cheap_filters(FilterConfig()):
+    for rule in cheap_rules(FilterConfig()):
         if rule.name == "format_compliance":  # instruction following, not CoT quality: tested below
             continue
         out = rule.check_batch(batch)
@@ -241,21 +241,24 @@ def test_a_datatrove_filter_runs_as_our_rule_from_config():
     assert out["passed"].to_list() == [False, True]
     assert out["reason"][0].startswith("datatrove ")
     cfg = FilterConfig(datatrove=[DatatroveFilter(cls="GopherRepetitionFilter")])
-    assert "datatrove_gopher_repetition" in [r.name for r in cheap_filters(cfg)]
+    assert "datatrove_gopher_repetition" in [r.name for r in cheap_rules(cfg)]
     with pytest.raises(ValueError, match="not a filter"):
         FromDatatrove.from_config(DatatroveFilter(cls="NoSuchFilter"))
 
 
 def test_disabled_rules_are_skipped_and_unknown_names_rejected():
-    names = [r.name for r in cheap_filters(FilterConfig(disabled=["language"]))]
+    names = [r.name for r in cheap_rules(FilterConfig(disabled=["language"]))]
     assert "language" not in names and "structure" in names
-    with pytest.raises(ValueError, match="unknown rules"):
-        cheap_filters(FilterConfig(disabled=["langauge"]))
+    from pipeline.rules import rule_config_errors
+    from schemas.config import CurateConfig
+
+    errors = rule_config_errors(CurateConfig(filters=FilterConfig(disabled=["langauge"])))
+    assert errors == [(("filters", "disabled"), errors[0][1])] and "unknown rules ['langauge']" in errors[0][1]
 
 
 def test_single_sample_check_and_batch_agree():
     batch = good_cot().head(20)
-    for rule in cheap_filters(FilterConfig()):
+    for rule in cheap_rules(FilterConfig()):
         out = rule.check_batch(batch)
         for i, row in enumerate(batch.iter_rows(named=True)):
             single = rule.check(row)

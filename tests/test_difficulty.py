@@ -338,7 +338,8 @@ def test_llm_rating_enters_the_combined_score(store: Store):
     engine = FakeEngineForOrchestrationTest({f"Question q{i}?": [f'{{"rationale": "r", "score": {i}}}']
                                              for i in range(1, 5)})
     config = DifficultyConfig(signals=["llm_rating"])
-    report = score_difficulty(store, "run-1", ["q1", "q2", "q3"], config=config, engine=engine)
+    report = score_difficulty(store, "run-1", ["q1", "q2", "q3"], config=config, engine=engine,
+                              llm_rule=load_rule("difficulty_rating"))
     assert (report.llm_rating, report.llm_errors) == (3, 0)
     d = difficulty(store)
     assert [d[(q, COMBINED, 1)][0] for q in ("q1", "q2", "q3")] == pytest.approx([0.0, 0.5, 1.0])
@@ -368,7 +369,15 @@ def test_a_rating_rule_of_ones_own_from_a_rules_dir(store: Store, tmp_path: Path
     spec = yaml.safe_load((BUILTIN_DIR / "difficulty_rating.yaml").read_text())
     (tmp_path / "my_rating.yaml").write_text(yaml.safe_dump(spec | {"name": "my_rating", "version": 3}))
     engine = FakeEngineForOrchestrationTest({"Question": ['{"rationale": "r", "score": 4}']})
-    config = DifficultyConfig(signals=["llm_rating"], llm_rule="my_rating")
-    report = score_difficulty(store, "run-1", ["q1"], config=config, engine=engine, rules_dir=str(tmp_path))
-    assert report.llm_rating == 1
+    # The stage looks the rule up in the run's judges.rules_dir (through its context).
+    from pipeline.stage import RunState, StageContext
+    from pipeline.stages import difficulty as difficulty_stage
+    from schemas.config import CurateConfig, JudgeConfig
+
+    config = CurateConfig(difficulty=DifficultyConfig(signals=["llm_rating"], llm_rule="my_rating"),
+                          judges=JudgeConfig(rules_dir=str(tmp_path)))
+    run = RunState("run-1", config, question_ids=["q1"])
+    run.provide_engine(engine)
+    report = difficulty_stage.run(StageContext(store, run)).counts
+    assert report["llm_rating"] == 1
     assert difficulty(store)[("q1", LLM, 3)] == (pytest.approx(1 / 3), 0, "4/10 by fake-orchestration (my_rating v3): r")

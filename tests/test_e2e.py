@@ -157,10 +157,10 @@ def test_style_distribution_and_alarm_are_queryable(e2e_run):
 
 def test_every_sample_has_every_cheap_rule_verdict(e2e_run):
     db, *_ = e2e_run
-    from filters.registry import cheap_filters
+    from tests.rule_sets import cheap_rules
     from schemas.config import FilterConfig
 
-    n_rules = len(cheap_filters(FilterConfig()))
+    n_rules = len(cheap_rules(FilterConfig()))
     missing = _q(db, f"""SELECT s.sample_id, count(v.rule) FROM samples s
                          LEFT JOIN verdicts v ON v.sample_id = s.sample_id AND v.stage = 'filter'
                          GROUP BY 1 HAVING count(v.rule) <> {n_rules}""")

@@ -13,12 +13,13 @@ import pytest
 from filters.answer_match import AnswerMatch, match_choice, options_of, verifiable
 from filters.base import RESULT_SCHEMA, RuleResult
 from filters.length import LengthFilter
-from filters.registry import cheap_filters
+from tests.rule_sets import cheap_rules
 from filters.repetition import RepetitionFilter, repetition_stats
 from filters.textstats import dup_ngram_coverage, scan, top_ngram_share
 from filters.structure import StructureFilter
 from filters.truncation import TruncationFilter
-from schemas.config import FilterConfig, LengthBounds
+from filters.length import LengthBounds
+from schemas.config import FilterConfig
 from tests.conftest import DATA
 
 # --- helpers ------------------------------------------------------------------------------
@@ -111,13 +112,12 @@ def test_truncation_rejects_reasoning_out_of_budget():
 
 
 def _length_filter() -> LengthFilter:
-    cfg = FilterConfig(length={
+    return LengthFilter({
         "default": LengthBounds(min_reasoning_chars=10, max_reasoning_chars=100, min_answer_chars=1,
                                 max_answer_chars=50),
         "code": LengthBounds(min_reasoning_chars=5, max_reasoning_chars=30, min_answer_chars=3,
                              max_answer_chars=500),
     })
-    return LengthFilter(cfg.bounds_for)
 
 
 def test_length_passes_within_bounds_and_scores_reasoning_length():
@@ -242,19 +242,16 @@ def test_repetition_metrics_on_known_inputs():
     assert dup3[3] == pytest.approx(1.0) and dup3[4] == 0.0
 
 
-def test_cheap_filters_follow_the_config_in_order():
+def test_cheap_filters_follow_the_config():
     cfg = FilterConfig(repetition={"max_dup_line_frac": 0.11, "max_top_2gram_frac": 0.22, "max_dup_10gram_frac": 0.33})
-    filters = cheap_filters(cfg)
-    assert [f.name for f in filters] == ["structure", "truncation", "length", "repetition", "redundancy",
-                                         "completeness", "language", "self_identity", "judge_bait",
-                                         "format_compliance"]
-    rep = filters[3]
+    filters = {f.name: f for f in cheap_rules(cfg)}
+    assert set(filters) == {"structure", "truncation", "length", "repetition", "redundancy", "completeness",
+                            "language", "self_identity", "judge_bait", "format_compliance"}
+    rep = filters["repetition"]
     assert (rep.limits["dup_line"], rep.limits["top2"], rep.limits["dup10"]) == (0.11, 0.22, 0.33)
-    # The RepetitionFilter defaults are the config defaults (one calibration, one place).
-    d, c = RepetitionFilter(), FilterConfig().repetition
-    assert (d.limits["dup_line"], d.limits["top2"], d.limits["top3"], d.limits["top4"], d.limits["dup10"],
-            d.max_span) == (c.max_dup_line_frac, c.max_top_2gram_frac, c.max_top_3gram_frac,
-                            c.max_top_4gram_frac, c.max_dup_10gram_frac, c.max_repeated_span_words)
+    # Unset parameters are the Params model's defaults (declared once, in the rule).
+    d = RepetitionFilter()
+    assert (rep.limits["top3"], rep.max_span) == (d.limits["top3"], d.max_span) == (0.25, 120)
 
 
 # --- check_batch --------------------------------------------------------------------------

@@ -214,7 +214,7 @@ def test_curate_runs_every_stage_as_a_subflow_of_one_run(curated):
     assert names == STAGE_FLOWS and all(r.state.is_completed() for r in subflows)
     assert parent.name.startswith("c.duckdb ") and subflows[0].name.startswith("c.duckdb ")
     assert {"ingest", "screen-questions", "classify-domains", "synthesize", "rule-filters", "verify",
-            "judge-lenient_rule", "style-metrics", "difficulty", "rebalance-export"} <= tasks
+            "judge", "style-metrics", "difficulty", "rebalance-export"} <= tasks
     assert any("2 selected for this run" in m for m in logs)  # say() goes to the run logger
     assert any(m.startswith("[export] new shard set: export-") for m in logs)
     artifact = next(a for a in _artifacts("curate-run-counts") if a.startswith(f"# curate run {counts['run_id']}"))

@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 
 from filters.base import config_fingerprint
-from filters.registry import cheap_filters
+from tests.rule_sets import by_name, cheap_rules
 from pipeline.engines import factory
-from pipeline.stages.filter import run_filters
+from tests.rule_sets import run_filters
 from pipeline.stages.judge import TokenBudget, judge_config, run_judge
 from pipeline.stages.verdicts import RuleConfig, record_configs
 from pipeline.store import Store
@@ -39,7 +39,8 @@ def test_fingerprint_is_stable_and_changes_with_name_version_and_params():
 
 
 def _hashes(cfg: FilterConfig, styles: dict | None = None) -> dict[str, str]:
-    return {r.name: r.config_hash for r in cheap_filters(cfg, styles)}
+    custom = [{"name": n, "instruction": f"Write it as {n}.", "pattern": p} for n, p in (styles or {}).items()]
+    return {r.name: r.config_hash for r in cheap_rules(cfg, synthesis={"custom_formats": custom})}
 
 
 def test_changing_one_threshold_changes_only_that_rules_hash():
@@ -109,20 +110,20 @@ def _failed_length(store: Store) -> list[str]:
 
 def test_a_changed_threshold_recomputes_that_rule_and_switching_back_recomputes_nothing(tmp_path: Path):
     with _samples_store(tmp_path / "c.duckdb") as store:
-        first = run_filters(store, cheap_filters(_length_cfg(100)), "run-a")
+        first = run_filters(store, cheap_rules(_length_cfg(100)), "run-a")
         assert all(c.checked == 12 for c in first)
         failing_at_100 = _failed_length(store)
         others = _rows(store, "rule <> 'length'")
-        assert run_filters(store, cheap_filters(_length_cfg(100)), "run-a2")[2].checked == 0  # same config
+        assert by_name(run_filters(store, cheap_rules(_length_cfg(100)), "run-a2"), "rule")["length"].checked == 0  # same config
 
-        changed = {c.rule: c.checked for c in run_filters(store, cheap_filters(_length_cfg(30)), "run-b")}
+        changed = {c.rule: c.checked for c in run_filters(store, cheap_rules(_length_cfg(30)), "run-b")}
         assert changed.pop("length") == 12 and set(changed.values()) == {0}
         assert _rows(store, "rule <> 'length'") == others  # untouched: same rows, same created_at
         failing_at_30 = _failed_length(store)
         assert failing_at_30 == ["s00"] and len(failing_at_100) > 1
         length_rows = _rows(store, "rule = 'length'")
 
-        back = run_filters(store, cheap_filters(_length_cfg(100)), "run-a3")
+        back = run_filters(store, cheap_rules(_length_cfg(100)), "run-a3")
         assert all(c.checked == 0 for c in back)  # the run-a verdicts exist: nothing recomputed
         assert _rows(store, "rule = 'length'") == length_rows  # and nothing written
         # ... yet they are current again, although the run-b rows are newer.
@@ -131,7 +132,7 @@ def test_a_changed_threshold_recomputes_that_rule_and_switching_back_recomputes_
         assert all(("length" in status[s]) == (s in failing_at_100) for s in status)
         assert store.frame("SELECT DISTINCT run_id FROM latest_verdicts WHERE rule = 'length'").rows() == [("run-a",)]
         recorded = store.frame("SELECT rule, config_hash, run_id, params FROM rule_configs WHERE rule = 'length'").row(0)
-        assert recorded[1] == cheap_filters(_length_cfg(100))[2].config_hash and recorded[2] == "run-a3"
+        assert recorded[1] == by_name(cheap_rules(_length_cfg(100)))["length"].config_hash and recorded[2] == "run-a3"
         assert json.loads(recorded[3])["length"]["default"]["min_reasoning_chars"] == 100
 
 

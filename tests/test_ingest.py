@@ -451,10 +451,11 @@ def test_ingest_reports_each_questions_pool_weight(tmp_path):
     assert sorted(report.pool.select("pool_index", "weight").rows()) == [(0, 0.0), (1, None)]
     assert len(select_questions(report.pool, 5, seed=0)) == 1  # the weight-0 pool is never drawn
     # Screening keeps the weights: the run selects from what it lets through.
-    from pipeline.stages.screen import benchmark_index, screen_questions, usable
+    from pipeline.benchmarks import index_for
+    from pipeline.stages.screen import screen_questions, usable
 
     with Store(tmp_path / "x.duckdb") as store:
-        screen_questions(store, config, "run-1", report.pool, benchmark_index(config, None))
+        screen_questions(store, config, "run-1", report.pool, index_for(config))
         kept = usable(store, report.pool)
     assert kept.columns == report.pool.columns and select_questions(kept, 5, seed=0) == \
         select_questions(report.pool, 5, seed=0)

@@ -23,11 +23,11 @@ from filters.decontam import AnswerContamination
 from filters.registry import cheap_filters
 from pipeline.scaleout.chunks import check_filter_chunk, chunk_sizes, filter_jobs, filter_todo
 from pipeline.scaleout.parts import ingest_parts, part_path, parts_root, pending_parts, write_part
-from pipeline.stages.filter import run_filters
+from tests.rule_sets import run_filters
 from pipeline.stages.screen import benchmark_index
 from pipeline.stages.synthesize import SAMPLE_SCHEMA
 from pipeline.stages.verdicts import verdict_frame
-from pipeline.stages.verify import run_verify
+from tests.rule_sets import run_verify
 from pipeline.store import Store
 from schemas.config import CurateConfig
 from tests.conftest import DATA

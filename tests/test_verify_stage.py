@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipeline.stages.synthesize import SAMPLE_SCHEMA
-from pipeline.stages.verify import run_verify
+from tests.rule_sets import run_verify
 from pipeline.store import Store, now
 from tests.conftest import DATA
 

@@ -244,12 +244,11 @@ def _changed(store: Store, frame: pl.DataFrame, method: str, version: int) -> pl
 
 
 def score_difficulty(store: Store, run_id: str, question_ids: list[str], *, config: DifficultyConfig | None = None,
-                     engine=None, rules_dir: str | None = None, progress=None) -> DifficultyReport:
+                     engine=None, llm_rule=None, progress=None) -> DifficultyReport:
     """Signals for `question_ids` (replacing their earlier rows of the same method and version),
-    then irt and combined for every scored question in the store. `engine` (a ChatBackend: the
-    run's) is needed only when config.signals lists llm_rating, unless the rating rule names its
-    own engine; without either, llm_rating is skipped. `rules_dir`: a folder of rule YAMLs
-    besides the built-in ones (the run's judges.rules_dir), where config.llm_rule is looked up."""
+    then irt and combined for every scored question in the store. The llm_rating signal needs
+    `llm_rule` (the loaded config.llm_rule) and `engine` (a ChatBackend: the rule's own or the
+    run's); without either it is skipped."""
     cfg = config or DifficultyConfig()
     report = DifficultyReport(0, 0)
     frames = []
@@ -270,15 +269,9 @@ def score_difficulty(store: Store, run_id: str, question_ids: list[str], *, conf
     store.replace("question_difficulty", pl.concat(frames) if frames else pl.DataFrame(schema=ROW_SCHEMA))
 
     if LLM in cfg.signals:
-        from judges.loader import load_rule
-
-        rule = load_rule(cfg.llm_rule, rules_dir)
-        if rule.engine is not None:  # the rule names its own model
-            from pipeline.engines.factory import make_engine
-
-            engine = make_engine(rule.engine)
-        if engine is None:
-            report.llm_skipped = "no engine given"
+        rule = llm_rule
+        if engine is None or rule is None:
+            report.llm_skipped = "no engine given" if engine is None else "no rating rule given"
         else:
             from pipeline.stages.difficulty_llm import score_llm_rating
 
@@ -300,3 +293,17 @@ def score_difficulty(store: Store, run_id: str, question_ids: list[str], *, conf
         store.replace("question_difficulty", rows(changed, COMBINED, COMBINED_VERSION, run_id))
         report.combined = changed.height
     return report
+
+
+def run(ctx) -> "StageReport":
+    """Difficulty signals of the run's questions; the rating rule and its engine come from the context."""
+    from pipeline.stage import StageReport
+
+    cfg = ctx.config.difficulty
+    rule = engine = None
+    if LLM in cfg.signals:
+        rule = ctx.judge_rule(cfg.llm_rule)
+        engine = ctx.engine_for(rule.engine) if rule.engine is not None else ctx.engine
+    report = score_difficulty(ctx.store, ctx.run_id, ctx.question_ids(), config=cfg, engine=engine, llm_rule=rule,
+                              progress=ctx.progress)
+    return StageReport(vars(report))

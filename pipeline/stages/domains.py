@@ -15,6 +15,7 @@ from pipeline.domains.zero_shot import ZeroShotClassifier
 from pipeline.domains.embed import Embedder
 from pipeline.domains.knn import load_or_fit
 from pipeline.progress import Progress
+from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store
 from schemas.chat import ChatBackend
 from schemas.domains import DomainConfig
@@ -75,3 +76,14 @@ def classify_run_questions(store: Store, cfg: DomainConfig, run_id: str, questio
         model=engine.model_name if engine is not None else None)
     method = cfg.method if cfg.method != "metadata" else "knn"
     return vars(report) | {"adopted": adopt_domains(store, question_ids, cfg.min_confidence, method)}
+
+
+def run(ctx: StageContext) -> StageReport:
+    """Classify the run's questions (embeddings where the executor computes them: this process,
+    or Ray); the zero-shot rule, when a question needs it, asks the run's engine."""
+    counts = classify_run_questions(ctx.store, ctx.config.domains, ctx.run_id, ctx.question_ids(), ctx.progress,
+                                    embedder=ctx.run.executor.embedder(), engine=ctx.engine)
+    notes = [f"[domains] {counts['knn']} questions classified by kNN, {counts['zero_shot']} by the zero-shot rule; "
+             f"{counts['adopted']} adopted, {counts['other']} in no domain (SELECT * FROM question_domains)"] \
+        if counts["knn"] or counts["zero_shot"] else []
+    return StageReport(counts, notes)

@@ -9,6 +9,7 @@ import polars as pl
 
 from pipeline.hashing import stable_hash
 from pipeline.ingest import read_pool
+from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store, now
 from schemas.config import CurateConfig
 
@@ -113,3 +114,14 @@ def _weighted_order(ordered: pl.DataFrame) -> pl.DataFrame:
             order=pl.col("question_id").replace_strict(order, return_dtype=pl.Int64)).sort("order")
             .with_columns(pl.col("order").cast(pl.String)))
     return pl.concat(parts, how="vertical_relaxed")
+
+
+def run(ctx: StageContext) -> StageReport:
+    """Read the pools; the pool read (ids, domains, weights) is kept for the screen stage."""
+    report = ingest(ctx.store, ctx.config, ctx.run_id)
+    ctx.run.built["pool"] = report.pool
+    notes = [f"[quarantine] {m}" for m in report.quarantine_messages[:10]]
+    if report.quarantined > 10:
+        notes.append(f"[quarantine] ... {report.quarantined - 10} more (SELECT * FROM quarantine)")
+    notes.append(f"{report.read} questions read ({report.new_questions} new, {report.quarantined} quarantined)")
+    return StageReport({"read": report.read, "new": report.new_questions, "quarantined": report.quarantined}, notes)

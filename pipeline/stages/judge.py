@@ -197,3 +197,29 @@ def run_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run_id: str, *
     record_configs(store, [config], run_id)
     progress.done()
     return report
+
+
+def run(ctx) -> "StageReport":
+    """The configured judge rules in order (options: rules, limit, token_budget override the
+    config: the backfill of one rule), sharing the run's token budget."""
+    from pipeline.stage import StageReport
+
+    judges = ctx.config.judges
+    names = ctx.options.get("rules") or judges.rules
+    left = ctx.options.get("token_budget", judges.token_budget)
+    counts, notes = {}, []
+    for name in names:
+        rule = ctx.judge_rule(name)
+        engine = ctx.engine_for(rule.engine) if rule.engine is not None else ctx.engine  # a rule may name its own
+        report = run_judge(ctx.store, rule, engine, ctx.run_id, batch_size=judges.batch_size,
+                           max_retries=judges.max_parse_retries, budget=TokenBudget(left),
+                           limit=ctx.options.get("limit"), progress=ctx.progress)
+        if report.refused:
+            notes.append(f"[judge] {name} not run: {report.refused}")
+        if report.skipped_budget:
+            notes.append(f"[judge] {name}: token budget reached, {report.skipped_budget} samples left for a later "
+                         "run (SELECT * FROM judge_pending)")
+        if left is not None:
+            left = max(0, left - report.prompt_tokens - report.completion_tokens)
+        counts[name] = vars(report)
+    return StageReport(counts, notes)

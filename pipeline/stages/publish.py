@@ -173,3 +173,19 @@ def _reject_counts(rejects: pl.DataFrame) -> dict[str, int]:
 
 def manifest_digest(manifest: ShardManifest) -> str:
     return stable_hash(json.loads(manifest.model_dump_json(exclude={"created_at"})))
+
+
+def run(ctx) -> "StageReport":
+    """Rebalance the kept samples and write a shard set to options["out"]; with
+    options["skip_unchanged"], nothing when the newest export is still current."""
+    from pipeline.stage import StageReport
+
+    manifest = select_and_export(ctx.store, ctx.config, ctx.run_id, Path(ctx.options.get("out", "out")),
+                                 skip_unchanged=ctx.options.get("skip_unchanged", False))
+    if manifest is None:
+        current = latest_export(ctx.store)[0]
+        counts = {"status": f"unchanged, export {current} still current", "export_id": current}
+    else:
+        counts = {"status": "new shard set", "export_id": manifest.export_id, "rows": manifest.total_rows,
+                  "by_domain": manifest.counts_by_domain, "shortfall": [s.model_dump() for s in manifest.shortfall]}
+    return StageReport(counts, [f"[export] {counts['status']}: {counts['export_id']}"])

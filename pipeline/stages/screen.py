@@ -14,7 +14,6 @@ from __future__ import annotations
 import fnmatch
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
@@ -22,8 +21,9 @@ from filters.decontam import NgramIndex
 from filters.decontam import question_verdict as decontam_row
 from filters.dedup import DedupItem, DedupParams, deduplicate
 from filters.dedup import question_verdict as dedup_row
-from pipeline.benchmarks import build_index
 from pipeline.hashing import stable_hash
+from pipeline.stage import StageContext, StageReport
+from pipeline.stages.ingest import select_questions
 from pipeline.store import Store, now
 from schemas.config import CurateConfig
 
@@ -46,11 +46,6 @@ def _frame(rows: list[dict], run_id: str) -> pl.DataFrame:
     created = now()
     return pl.DataFrame([r | {"details": json.dumps(r["details"]), "run_id": run_id, "created_at": created}
                          for r in rows], schema=QV_SCHEMA)
-
-
-def benchmark_index(config: CurateConfig, base_dir: Path | None) -> NgramIndex:
-    d = config.decontamination
-    return build_index(d.benchmarks, shipped=d.shipped, base_dir=base_dir)
 
 
 def screen_questions(store: Store, config: CurateConfig, run_id: str, pool: pl.DataFrame, index: NgramIndex) -> ScreenReport:
@@ -103,3 +98,15 @@ def usable(store: Store, pool: pl.DataFrame) -> pl.DataFrame:
     """The pool without questions a screening rule rejected."""
     return store.frame("""SELECT p.* EXCLUDE (position) FROM pool p JOIN question_status s USING (question_id)
                           WHERE s.usable ORDER BY p.position""", pool=pool.with_row_index("position"))
+
+
+def run(ctx: StageContext) -> StageReport:
+    """Screen the pool the ingest stage read, then choose the run's questions from what is usable."""
+    pool = ctx.run.built.get("pool")
+    if pool is None:
+        raise RuntimeError("the screen stage needs the pool the ingest stage read in this run")
+    report = screen_questions(ctx.store, ctx.config, ctx.run_id, pool, ctx.benchmark_index)
+    kept = usable(ctx.store, pool)
+    ctx.run.question_ids = select_questions(kept, ctx.config.limit, ctx.config.selection_seed)
+    return StageReport(vars(report), [f"{pool.height - kept.height} questions set aside by decontamination or dedup; "
+                                      f"{len(ctx.run.question_ids)} selected for this run"])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from filters.format_detect import UNKNOWN, StyleDetector
+from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store
 from schemas.config import SynthesisConfig
 
@@ -103,3 +104,14 @@ def record_style_metrics(store: Store, cfg: SynthesisConfig, run_id: str, questi
               for r in tables["style_summary"].iter_rows(named=True) if r["alarm"]]
     return StyleReport(samples=frame.height,
                        compliance=float(frame["compliant"].mean()) if frame.height else None, alarms=alarms)
+
+
+def run(ctx: StageContext) -> StageReport:
+    """Requested vs realized answer styles of the run's samples (those of its generation config)."""
+    from pipeline.stages.synthesize import gen_config_hash
+
+    cfg = ctx.config.synthesis
+    report = record_style_metrics(ctx.store, cfg, ctx.run_id, ctx.question_ids(),
+                                  gen_config_hash(cfg, ctx.config.engine.model))
+    return StageReport(vars(report), [f"[styles] overfit alarm: {a} (SELECT * FROM style_alarms)"
+                                      for a in report.alarms])

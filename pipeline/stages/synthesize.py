@@ -22,6 +22,7 @@ from pipeline.format_sampler import FormatChoice, plan_formats
 from pipeline.hashing import seed_from, stable_hash
 from pipeline.progress import NoProgress, Progress
 from pipeline.stages.prompts import build_messages, system_prompts
+from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store, now
 from schemas.config import SynthesisConfig
 from schemas.formats import realized_band
@@ -279,3 +280,8 @@ def synthesize(store: Store, engine: Engine, cfg: SynthesisConfig, run_id: str, 
             generated += store.insert("samples", pl.DataFrame(rows, schema=SAMPLE_SCHEMA))
     progress.done()
     return SynthesisReport(planned=len(planned), already_done=len(done), generated=generated, errors=errors)
+
+
+def run(ctx: StageContext) -> StageReport:
+    report = synthesize(ctx.store, ctx.engine, ctx.config.synthesis, ctx.run_id, ctx.question_ids(), ctx.progress)
+    return StageReport(vars(report))
