@@ -25,7 +25,7 @@ import polars as pl
 
 from judges.run import judge_samples
 from pipeline.progress import NoProgress, Progress
-from pipeline.stages.difficulty import ROW_SCHEMA, rows
+from pipeline.stages.difficulty_rows import ROW_SCHEMA, rows
 from pipeline.stages.judge import judge_config
 from pipeline.store import Store
 from schemas.chat import ChatBackend
