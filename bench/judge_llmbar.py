@@ -47,9 +47,10 @@ def main() -> None:
     from pipeline.runtime_env import apply_defaults
 
     apply_defaults()
-    from judges.eval import LabelSet, evaluate, load_labels, store_eval
+    from judges.eval import LabelSet, evaluate, load_labels
     from judges.loader import load_rule, sample_rule_names
     from pipeline.engines.factory import make_engine
+    from pipeline.judge_eval_store import store_eval
     from pipeline.store import Store
     from schemas.config import EngineConfig
 

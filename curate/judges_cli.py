@@ -277,8 +277,9 @@ def eval_rule(rule_name: str = typer.Argument(..., metavar="RULE"),
     """Agreement, accuracy, Cohen's kappa (and position consistency, pairwise) against a labelled set;
     stored in --db (judge_evals)."""
     from curate.progress import RichProgress
-    from judges.eval import evaluate, load_labels, store_eval
+    from judges.eval import evaluate, load_labels
     from judges.loader import rule_path
+    from pipeline.judge_eval_store import store_eval
     from pipeline.store import Store
 
     cfg, folder = _context(config, rules_dir)

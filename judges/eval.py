@@ -1,4 +1,5 @@
-"""Measure a judge rule against labelled data; the figures go to judge_evals for calibration gates.
+"""Measure a judge rule against labelled data; pipeline/judge_eval_store.py stores the figures in
+judge_evals, which calibration gates read.
 
 Two kinds of labelled set, told apart by their content:
 
@@ -23,17 +24,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import polars as pl
-
 from judges.pairwise import compare_pairs
 from judges.run import judge_samples
-from pipeline.store import Store, now
 from schemas.chat import ChatBackend
 from schemas.judge_rule import JudgeRule
 from schemas.yaml_loading import ConfigError
@@ -309,26 +306,3 @@ def evaluate(rule: JudgeRule, labels: LabelSet, engine: ChatBackend, max_retries
                       overall["errors"], overall["ties"] if labels.kind == "pairwise" else None,
                       overall["agreement"], overall["accuracy"], overall["kappa"], details, mode,
                       extra.get("position_consistency"))
-
-
-# --- storing --------------------------------------------------------------------------------------
-
-
-def store_eval(store: Store, rule: JudgeRule, result: EvalResult, model: str, labels_path: str | Path) -> str:
-    """Record one evaluation in judge_evals (what calibration gates read); returns its eval_id."""
-    if (result.rule, result.rule_version) != (rule.name, rule.version):
-        raise ValueError(f"result is for {result.rule} v{result.rule_version}, not {rule.name} v{rule.version}")
-    created = now()
-    eval_id = created.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    store.insert("judge_evals", pl.DataFrame({
-        "eval_id": [eval_id], "rule": rule.name, "rule_version": rule.version, "model": model,
-        "labels": str(labels_path), "kind": result.kind, "mode": result.mode,
-        "position_consistency": [result.position_consistency], "n_items": result.n_items, "n_judged": result.n_judged,
-        "errors": result.errors, "ties": [result.ties], "agreement": [result.agreement],
-        "accuracy": [result.accuracy], "kappa": [result.kappa], "details": json.dumps(result.details),
-        "created_at": created,
-    }, schema_overrides={"rule_version": pl.Int32, "n_items": pl.Int32, "n_judged": pl.Int32, "errors": pl.Int32,
-                         "ties": pl.Int32, "agreement": pl.Float64, "accuracy": pl.Float64, "kappa": pl.Float64,
-                         "position_consistency": pl.Float64,
-                         "created_at": pl.Datetime("us", "UTC")}))
-    return eval_id

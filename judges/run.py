@@ -17,10 +17,7 @@ def applies(rule: JudgeRule, sample: dict) -> bool:
 
     For samples held in memory (tests, benches, `curate judges test`); the judge stage selects
     from the store with pipeline.stages.judge.eligible, which adds the stage conditions."""
-    a = rule.applies_to
-    return ((a.domains is None or sample.get("domain") in a.domains)
-            and (a.formats is None or sample.get("requested_format") in a.formats)
-            and (not a.requires_reference or sample.get("reference_answer") is not None))
+    return rule.applies_to.matches(sample)
 
 
 def judge_samples(rule: JudgeRule, samples: list[dict], engine: ChatBackend, max_retries: int = 2,

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -44,6 +45,33 @@ class AppliesTo(_Strict):
     after_stages: list[str] = ["filter", "decontam", "verify"]
     only_undecided: bool = True  # skip samples any earlier rule of any stage already rejected
     uncertain: Uncertain | None = None
+
+    def field_tests(self) -> list[tuple[str, list[str] | None]]:
+        """What this selects by a row's own fields (a sample's, or a question's): (column, allowed
+        values), allowed None meaning "not null". The one definition behind sql() and matches();
+        after_stages, only_undecided and uncertain read verdicts (pipeline.stages.judge.eligible)."""
+        tests = [(column, allowed) for column, allowed in (("domain", self.domains),
+                                                           ("requested_format", self.formats)) if allowed is not None]
+        if self.requires_reference:
+            tests.append(("reference_answer", None))
+        return tests
+
+    def sql(self, alias: str) -> tuple[list[str], list]:
+        """field_tests as SQL conditions on table `alias` (to be ANDed) and their parameters, in order."""
+        where: list[str] = []
+        params: list = []
+        for column, allowed in self.field_tests():
+            if allowed is None:
+                where.append(f"{alias}.{column} IS NOT NULL")
+            else:
+                where.append(f"{alias}.{column} IN ({', '.join('?' * len(allowed))})")
+                params += allowed
+        return where, params
+
+    def matches(self, row: Mapping) -> bool:
+        """field_tests on a row held in memory (a missing key counts as null, as SQL would)."""
+        return all(row.get(column) is not None if allowed is None else row.get(column) in allowed
+                   for column, allowed in self.field_tests())
 
 
 class Scale(_Strict):

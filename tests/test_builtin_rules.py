@@ -210,8 +210,9 @@ def test_instruction_following_declares_a_calibration_the_gate_enforces(tmp_path
     this version, by the judge model, in pairwise mode, meets the minimum."""
     import dataclasses
 
-    from judges.eval import EvalResult, load_labels, store_eval
+    from judges.eval import EvalResult, load_labels
     from judges.loader import rule_path
+    from pipeline.judge_eval_store import store_eval
     from pipeline.stages.judge import calibration_gap
     from pipeline.store import Store
 

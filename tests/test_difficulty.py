@@ -334,6 +334,18 @@ def test_llm_rating_orchestration(store: Store):
         rate_questions(load_rule("correctness"), [{"question_id": "q1", "text": "x"}], engine)
 
 
+def test_llm_rating_rates_only_the_questions_its_rule_applies_to(store: Store):
+    """applies_to.domains and requires_reference select questions (q4 is code, q5 has no reference)."""
+    store.insert("questions", question_frame(("q5", "math")).with_columns(reference_answer=pl.lit(None, pl.String)))
+    rule = load_rule("difficulty_rating")
+    rule = rule.model_copy(update={"applies_to": rule.applies_to.model_copy(
+        update={"domains": ["math"], "requires_reference": True})})
+    engine = FakeEngineForOrchestrationTest({f"Question q{i}?": ['{"rationale": "r", "score": 5}'] for i in range(1, 6)})
+    report = score_llm_rating(store, "run-1", ["q1", "q2", "q3", "q4", "q5"], engine, rule)
+    assert (report.asked, report.rated) == (3, 3)
+    assert sorted(q for q, m, _ in difficulty(store) if m == LLM) == ["q1", "q2", "q3"]
+
+
 def test_llm_rating_enters_the_combined_score(store: Store):
     engine = FakeEngineForOrchestrationTest({f"Question q{i}?": [f'{{"rationale": "r", "score": {i}}}']
                                              for i in range(1, 5)})

@@ -1,5 +1,6 @@
 """Judge evaluation against labelled sets (judges/eval.py): loaders, metrics with a scripted
-engine, the judge_evals row and the calibration gate; one real-engine run on LLMBar."""
+engine, the judge_evals row (pipeline/judge_eval_store.py) and the calibration gate; one
+real-engine run on LLMBar."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from judges.eval import EvalResult, cohen_kappa, evaluate, load_labels, store_eval
+from judges.eval import EvalResult, cohen_kappa, evaluate, load_labels
 from judges.loader import load_rule
+from pipeline.judge_eval_store import store_eval
 from pipeline.stages.judge import calibration_gap
 from pipeline.store import Store
 from schemas.chat import ChatBackend, ChatResult, Completion

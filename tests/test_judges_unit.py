@@ -16,7 +16,7 @@ from judges.render import CLOSE, OPEN, neutralize, render_messages, rubric
 from judges.ask import RETRY_TEMPERATURE
 from judges.run import applies, judge_samples
 from schemas.chat import ChatBackend, ChatRequest, ChatResult, Completion
-from schemas.judge_rule import JudgeRule
+from schemas.judge_rule import AppliesTo, JudgeRule
 from schemas.yaml_loading import ConfigError
 
 RULE_YAML = """\
@@ -172,6 +172,24 @@ def test_applies_to_domains_and_formats():
     assert applies(narrow, sample(1, requested_format="boxed"))
     assert not applies(narrow, sample(1, requested_format="prose"))
     assert not applies(narrow, sample(1, domain="code", requested_format="boxed"))
+
+
+def test_applies_to_sql_and_matches_agree():
+    """AppliesTo's two forms (SQL for the stages, matches for rows in memory) select the same rows,
+    nulls included."""
+    import duckdb
+
+    rows = [(d, f, r) for d in ("math", "code", None) for f in ("boxed", "prose", None) for r in ("4", None)]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE x (i INT, domain TEXT, requested_format TEXT, reference_answer TEXT)")
+    con.executemany("INSERT INTO x VALUES (?, ?, ?, ?)", [(i, *r) for i, r in enumerate(rows)])
+    for a in (AppliesTo(), AppliesTo(domains=["math"]), AppliesTo(formats=["boxed", "prose"], requires_reference=True),
+              AppliesTo(domains=["math", "code"], formats=["prose"], requires_reference=True)):
+        where, params = a.sql("x")
+        sql = f"SELECT i FROM x WHERE {' AND '.join(where) or 'TRUE'} ORDER BY i"
+        in_memory = [i for i, (d, f, r) in enumerate(rows)
+                     if a.matches({"domain": d, "requested_format": f, "reference_answer": r})]
+        assert [i for (i,) in con.execute(sql, params).fetchall()] == in_memory, a
 
 
 # --- parse ------------------------------------------------------------------------------------------

@@ -45,20 +45,18 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipeline.store import Store, now
+from pipeline.stages.difficulty_llm import METHOD, score_llm_rating
+from pipeline.stages.difficulty_rows import ROW_SCHEMA, rows
+from pipeline.store import Store
 from schemas.difficulty import DifficultyConfig
 
 PASS_RATE, PASS_RATE_VERSION = "pass_rate", 1
 LENGTH, LENGTH_VERSION = "reasoning_length", 2
 IRT, IRT_VERSION = "irt", 1
 COMBINED, COMBINED_VERSION = "combined", 1
-LLM = "llm_rating"  # version: the judge rule's version
+LLM = METHOD  # "llm_rating"; version: the judge rule's version
 VERIFY_RULES = ("answer_match", "code_tests")
 IRT_PRIOR_SD = 2.0
-
-ROW_SCHEMA = {"question_id": pl.String, "method": pl.String, "version": pl.Int32, "score": pl.Float64,
-              "n_samples": pl.Int32, "detail": pl.String, "run_id": pl.String,
-              "created_at": pl.Datetime("us", "UTC"), "config_hash": pl.String}
 
 # One correctness per verified sample (a sample has answer_match or code_tests, by answer type).
 _VERIFIED = f"""
@@ -76,16 +74,6 @@ class DifficultyReport:
     irt: int = 0  # rows written or changed, store-wide
     combined: int = 0  # rows written or changed, store-wide
     llm_skipped: str | None = None  # why llm_rating did not run although configured
-
-
-def rows(frame: pl.DataFrame, method: str, version: int, run_id: str, config_hash: str | None = None) -> pl.DataFrame:
-    """question_id, score, n_samples, detail -> question_difficulty rows. config_hash: what an
-    LLM rating was made under (signals computed from the store have none: they are recomputed
-    every run, and a row is rewritten only when its value changed)."""
-    return frame.select("question_id", "score", "n_samples", "detail").with_columns(
-        method=pl.lit(method), version=pl.lit(version), run_id=pl.lit(run_id), created_at=pl.lit(now()),
-        config_hash=pl.lit(config_hash, dtype=pl.String),
-    ).cast({k: v for k, v in ROW_SCHEMA.items() if k != "created_at"}).select(list(ROW_SCHEMA))
 
 
 def _probe(question_ids: list[str]) -> pl.DataFrame:
@@ -273,8 +261,6 @@ def score_difficulty(store: Store, run_id: str, question_ids: list[str], *, conf
         if engine is None or rule is None:
             report.llm_skipped = "no engine given" if engine is None else "no rating rule given"
         else:
-            from pipeline.stages.difficulty_llm import score_llm_rating
-
             llm = score_llm_rating(store, run_id, question_ids, engine, rule, batch_size=cfg.llm_batch_size,
                                    max_retries=cfg.llm_max_parse_retries, progress=progress)
             report.llm_rating, report.llm_errors = llm.rated, llm.errors

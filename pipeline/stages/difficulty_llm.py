@@ -25,7 +25,7 @@ import polars as pl
 
 from judges.run import judge_samples
 from pipeline.progress import NoProgress, Progress
-from pipeline.stages.difficulty import ROW_SCHEMA, rows
+from pipeline.stages.difficulty_rows import ROW_SCHEMA, rows
 from pipeline.stages.judge import judge_config
 from pipeline.store import Store
 from schemas.chat import ChatBackend
@@ -96,17 +96,15 @@ def score_llm_rating(store: Store, run_id: str, question_ids: list[str], engine:
     report = LlmRatingReport(rule.name, rule.version)
     config_hash = judge_config(rule, engine.model_name, stage="difficulty").config_hash
     probe = pl.DataFrame({"question_id": question_ids}, schema={"question_id": pl.String})
-    todo = store.frame("""
+    fields, field_params = rule.applies_to.sql("q")  # domains, reference (formats: not on question rules)
+    where = " AND ".join(["q.question_id IN (SELECT question_id FROM probe)", *fields])
+    todo = store.frame(f"""
         SELECT q.question_id, q.text, q.domain, q.reference_answer, d.question_id IS NOT NULL AS rated
         FROM questions q LEFT JOIN question_difficulty d
           ON d.question_id = q.question_id AND d.method = ? AND d.version = ? AND d.config_hash = ?
-        WHERE q.question_id IN (SELECT question_id FROM probe)
+        WHERE {where}
         ORDER BY q.question_id
-    """, [METHOD, rule.version, config_hash], probe=probe)
-    if rule.applies_to.domains is not None:
-        todo = todo.filter(pl.col("domain").is_in(rule.applies_to.domains))
-    if rule.applies_to.requires_reference:
-        todo = todo.filter(pl.col("reference_answer").is_not_null())
+    """, [METHOD, rule.version, config_hash, *field_params], probe=probe)
     if not force:
         report.already_rated = int(todo["rated"].sum())
         todo = todo.filter(~pl.col("rated"))

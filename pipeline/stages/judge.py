@@ -100,14 +100,9 @@ def eligible(store: Store, rule: JudgeRule, limit: int | None = None, config_has
         # ...and the cheap filters, which every sample gets, must have run at all.
         if "filter" in a.after_stages:
             where.append("EXISTS (SELECT 1 FROM verdicts f WHERE f.sample_id = x.sample_id AND f.stage = 'filter')")
-    if a.domains is not None:
-        where.append(f"x.domain IN {_marks(a.domains)}")
-        params += a.domains
-    if a.formats is not None:
-        where.append(f"x.requested_format IN {_marks(a.formats)}")
-        params += a.formats
-    if a.requires_reference:
-        where.append("x.reference_answer IS NOT NULL")
+    fields, field_params = a.sql("x")  # domains, formats, reference: as judges.run.applies
+    where += fields
+    params += field_params
     if a.uncertain is not None:
         where.append("""EXISTS (SELECT 1 FROM latest_verdicts u WHERE u.sample_id = x.sample_id AND u.rule = ?
                         AND u.score BETWEEN ? AND ?)""")
