@@ -185,7 +185,9 @@ def main() -> None:
     from pipeline.stages.difficulty import score_difficulty
     from pipeline.stages.ingest import ingest
     from pipeline.stages.synthesize import synthesize
-    from tests.rule_sets import run_verify
+    from pipeline.stage import RunState, StageContext
+    from pipeline.stages import verify as verify_stage
+    from schemas.config import CurateConfig
     from pipeline.store import Store
     from schemas.difficulty import DifficultyConfig
 
@@ -221,13 +223,16 @@ def main() -> None:
             synth = synthesize(store, engine, syn, run_id, qids, Ticker())
             print(f"  synthesized {synth.generated} samples ({synth.already_done} already there, "
                   f"{synth.errors} errors) in {time.perf_counter() - t:.0f} s")
-            verify = run_verify(store, run_id, progress=Ticker())
-            print(f"  verified {verify.checked}, correct {verify.correct}")
+            verify = verify_stage.run(StageContext(store, RunState(run_id, CurateConfig()), Ticker())).counts
+            print(f"  verified {verify['checked']}, correct {verify['correct']}")
         if args.llm or args.llm_only:
             signals.append("llm_rating")
         t = time.perf_counter()
+        from judges.loader import load_rule
+
+        rating = load_rule("difficulty_rating") if "llm_rating" in signals else None
         diff = score_difficulty(store, run_id, qids, config=DifficultyConfig(signals=signals), engine=engine,
-                                progress=Ticker())
+                                llm_rule=rating, progress=Ticker())
         print(f"  difficulty {vars(diff)} in {time.perf_counter() - t:.0f} s")
         report(store, labels, label_name, qids)
         store.finish_run(run_id, "finished", {"difficulty": vars(diff)})

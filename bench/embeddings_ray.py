@@ -1,5 +1,5 @@
 """Sentence embeddings (all-MiniLM-L6-v2, the domain stage's kNN) in this process vs as
-embed-chunk tasks on a local Ray cluster (flows/scaleout_flow.py RayEmbedder).
+embed-chunk tasks on a local Ray cluster (flows/ray_executor.py RayEmbedder).
 
     .venv/bin/python bench/embeddings_ray.py                  # 2,000 labelled texts, 2 Ray workers
     .venv/bin/python bench/embeddings_ray.py --texts 8000 --workers 2
@@ -35,7 +35,7 @@ def main() -> None:
     apply_defaults()
     import numpy as np
 
-    from flows.scaleout_flow import RayEmbedder, ray_cluster
+    from flows.ray_executor import RayEmbedder, ray_cluster
     from pipeline.domains.embed import Embedder
     from pipeline.domains.labelled import load_labelled
     from schemas.scaleout import ScaleoutConfig

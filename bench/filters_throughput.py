@@ -50,10 +50,10 @@ def build_samples(n: int, seed: int = 0) -> pl.DataFrame:
 
 
 def ours(batch: pl.DataFrame, chunk: int) -> tuple[float, dict]:
-    from filters.registry import cheap_filters
-    from schemas.config import FilterConfig
+    from pipeline.rules import pass_rules
+    from schemas.config import CurateConfig
 
-    rules = cheap_filters(FilterConfig())
+    rules = pass_rules(CurateConfig(), "filter")
     for rule in rules:  # warm-up: numba compiles or loads its cache once per process
         rule.check_batch(batch.head(8))
     failed = {r.name: 0 for r in rules}

@@ -5,7 +5,7 @@
 
 Each size runs in its own process (peak RSS is per process) on a fresh DuckDB file: N samples
 (2 per question, four domains, ~1.5 KB of plausible reasoning each; 1 in 20 carries a defect a
-rule catches) are inserted in batches, then the real stages run: run_filters with the ten cheap
+rule catches) are inserted in batches, then the real stages run: run_verdicts (pipeline/verdict_loop.py) with the ten cheap
 rules, then select_and_export (rebalance to a quarter of N, chat-template checks with the
 SmolLM2 tokenizer, Parquet shards). DuckDB is capped at --memory-limit (256 MB by default; it
 spills beyond; the lean kept_samples view and the DuckDB-side rebalance run within 256 MB).
@@ -84,11 +84,11 @@ def synthetic_batch(start: int, count: int, seed: int):
 def run_size(n: int, memory_limit: str, keep: bool) -> dict:
     import polars as pl
 
-    from filters.registry import cheap_filters
-    from tests.rule_sets import run_filters
+    from pipeline.rules import pass_rules
+    from pipeline.verdict_loop import run_verdicts
     from pipeline.stages.publish import select_and_export
     from pipeline.store import Store, now
-    from schemas.config import CurateConfig, FilterConfig
+    from schemas.config import CurateConfig
 
     tmp = Path(tempfile.mkdtemp(prefix="curate-scale-"))
     figures = {"samples": n, "db": str(tmp / "scale.duckdb") if keep else None}
@@ -107,7 +107,7 @@ def run_size(n: int, memory_limit: str, keep: bool) -> dict:
         figures["rss_after_insert_mb"] = peak_rss_mb()
 
         t = time.perf_counter()
-        counts = run_filters(store, cheap_filters(FilterConfig()), "bench")
+        counts = run_verdicts(store, pass_rules(CurateConfig(), "filter"), "bench", "filter")
         figures["filters_s"] = time.perf_counter() - t
         figures["failed"] = {c.rule: c.failed for c in counts if c.failed}
         figures["rss_after_filters_mb"] = peak_rss_mb()

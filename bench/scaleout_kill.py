@@ -3,8 +3,8 @@
     .venv/bin/python bench/scaleout_kill.py                   # 3 trials, 20k samples
     .venv/bin/python bench/scaleout_kill.py --trials 5 --samples 10000
 
-Each trial: a fresh copy of one database; a child process runs flows/scaleout_flow.py
-filter_on_ray (its own local Ray cluster of 2 CPUs, chunks of 500 samples) and is killed with
+Each trial: a fresh copy of one database; a child process runs the filter pass
+on the Ray executor (flows/ray_executor.py) (its own local Ray cluster of 2 CPUs, chunks of 500 samples) and is killed with
 SIGKILL a random moment after a finished Parquet part appears (some chunks ingested, some
 parts waiting, some in flight); a second child resumes. Printed per trial: what the kill left
 (parts on disk), rows the resume took from the killed run's parts, and whether the verdict
@@ -41,9 +41,15 @@ def child(db: str, run_id: str) -> None:
     from pipeline.runtime_env import apply_defaults
 
     apply_defaults()
-    from flows.scaleout_flow import filter_on_ray
+    from flows.ray_executor import RayExecutor, ray_cluster
+    from pipeline.rules import pass_rules
+    from pipeline.store import Store
+    from pipeline.verdict_loop import run_verdicts
 
-    counts = filter_on_ray(db, _config(), run_id)
+    config = _config()
+    with ray_cluster(config.scaleout), Store(db) as store:
+        counts = run_verdicts(store, pass_rules(config, "filter"), run_id, "filter", RayExecutor(config.scaleout),
+                              chunk_rows=config.scaleout.chunk_rows)
     print("checked", counts[0].checked, flush=True)
 
 
@@ -92,9 +98,9 @@ def main() -> None:
 
     apply_defaults()
     from bench.scale import synthetic_batch
-    from filters.registry import cheap_filters
-    from tests.rule_sets import run_filters
+    from pipeline.rules import pass_rules
     from pipeline.store import Store
+    from pipeline.verdict_loop import run_verdicts
 
     tmp = Path(tempfile.mkdtemp(prefix="curate-scaleout-kill-"))
     try:
@@ -106,7 +112,7 @@ def main() -> None:
         shutil.copy(base, tmp / "local.duckdb")
         config = _config()
         with Store(tmp / "local.duckdb") as store:
-            run_filters(store, cheap_filters(config.filters, config.synthesis.custom_patterns()), "local")
+            run_verdicts(store, pass_rules(config, "filter"), "local", "filter")
             reference = store.frame(f"SELECT {COLUMNS} FROM verdicts ORDER BY ALL")
         rng = random.Random(args.seed)
         for i in range(args.trials):

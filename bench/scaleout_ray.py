@@ -5,9 +5,9 @@
 
 Two copies of one DuckDB file with N samples from bench/scale.py's synthetic_batch. The stage is
 what flows/curate_flow.py runs: the ten cheap rules, then the answer decontamination rule
-(--no-decontam leaves it out). Single process: pipeline/stages/filter.py run_filters. Ray:
-flows/scaleout_flow.py filter_on_ray (coordinator reads chunks, tasks on Ray write Parquet parts,
-the coordinator ingests them). Printed separately: the fixed costs (Prefect's temporary server,
+(--no-decontam leaves it out). Single process: the same loop, inline. Ray:
+pipeline/verdict_loop.py on flows/ray_executor.py's RayExecutor (this process reads chunks, tasks
+on Ray write Parquet parts, this process ingests them). Printed separately: the fixed costs (Prefect's temporary server,
 starting Ray), the first Ray run (workers import Prefect and warm the rules up) and a second
 run on a fresh copy with the cluster warm. Both paths must store the same verdicts; checked.
 
@@ -83,28 +83,33 @@ def main() -> None:
     apply_defaults()
     from prefect import flow
 
-    from filters.decontam import AnswerContamination
-    from filters.registry import cheap_filters
-    from flows.scaleout_flow import filter_on_ray, ray_cluster
-    from tests.rule_sets import run_filters
-    from pipeline.stages.screen import benchmark_index
+    import pipeline.verdict_loop as loop
+    from flows.ray_executor import RayExecutor, ray_cluster
+    from pipeline.benchmarks import index_for
+    from pipeline.rules import pass_rules
     from pipeline.store import Store
-    import pipeline.scaleout.chunks as chunks
-    import pipeline.scaleout.coordinator as coordinator
     from schemas.config import CurateConfig
 
     spent: dict[str, float] = {}
-    timed(chunks, "_rows", spent)  # reading a chunk's sample rows from DuckDB
-    timed(coordinator, "ingest_parts", spent)  # ingesting parts into DuckDB
+    timed(loop, "ingest_parts", spent)  # ingesting parts into DuckDB
     results = []  # the chunks' summaries (their worker CPU time)
-    drive = coordinator.drive
+    drive = loop.drive
 
     def keep_results(*args, **kwargs):
         tallies, done = drive(*args, **kwargs)
         results.extend(done)
         return tallies, done
 
-    coordinator.drive = keep_results
+    loop.drive = keep_results
+
+    def passes(db: Path, executor) -> list:
+        """The filter stage's two passes (cheap rules, answer decontamination) on one executor."""
+        with Store(db) as store:
+            counts = []
+            for stage in ("filter", "decontam"):
+                counts += loop.run_verdicts(store, pass_rules(config, stage, index), "bench", stage, executor,
+                                            chunk_rows=config.scaleout.chunk_rows)
+            return counts
 
     n = args.samples
     config = CurateConfig(decontamination={"check_answers": not args.no_decontam},
@@ -117,14 +122,10 @@ def main() -> None:
             shutil.copy(tmp / "base.duckdb", tmp / f"{name}.duckdb")
         print(f"{n} samples stored in {time.perf_counter() - t:.1f} s; load average {os.getloadavg()[0]:.1f} "
               f"on {os.cpu_count()} CPUs")
-        index = benchmark_index(config, None) if not args.no_decontam else None
+        index = index_for(config) if not args.no_decontam else None
 
         t, cpu = time.perf_counter(), cpu_self()
-        with Store(tmp / "local.duckdb") as store:
-            rules = cheap_filters(config.filters, config.synthesis.custom_patterns())
-            local_counts = run_filters(store, rules, "bench")
-            if index is not None:
-                local_counts += run_filters(store, [AnswerContamination(index)], "bench", stage="decontam")
+        local_counts = passes(tmp / "local.duckdb", loop.INLINE)
         local_s, local_cpu = time.perf_counter() - t, cpu_self() - cpu
 
         t = time.perf_counter()
@@ -138,7 +139,7 @@ def main() -> None:
                 spent.clear()
                 results.clear()
                 t, cpu = time.perf_counter(), cpu_self()
-                counts = filter_on_ray(tmp / f"{name}.duckdb", config, "bench", index)
+                counts = passes(tmp / f"{name}.duckdb", RayExecutor(config.scaleout))
                 times.append(time.perf_counter() - t)
                 cpus.append((cpu_self() - cpu, sum(r.cpu_seconds for r in results)))
                 assert counts == local_counts, (counts, local_counts)
@@ -152,8 +153,8 @@ def main() -> None:
               "  (workers import Prefect, warm the rules)")
         print(f"  Ray, {args.workers} workers, warm     {times[1]:7.1f} s  {n / times[1]:8.0f} samples/s"
               f"   CPU: coordinator {cpus[1][0]:.1f} s + workers' chunks {cpus[1][1]:.1f} s")
-        print(f"  coordinator, warm run: reading chunks {spent.get('_rows', 0):.1f} s, "
-              f"ingesting parts {spent.get('ingest_parts', 0):.1f} s ({n * rules_n} verdict rows)")
+        print(f"  coordinator, warm run: ingesting parts {spent.get('ingest_parts', 0):.1f} s "
+              f"({n * rules_n} verdict rows)")
         print(f"  fixed: Prefect temporary server {prefect_s:.1f} s, Ray start {ray_start_s:.1f} s, "
               f"first-run warm-up ~{times[0] - times[1]:.1f} s")
         if not same:

@@ -39,9 +39,9 @@ from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from filters.base import RESULT_SCHEMA, RuleResult, SampleFilter
+from filters.base import RESULT_SCHEMA, RuleParams, RuleResult, SampleFilter
 from filters.registry import register
 
 # Relative tolerance of the numeric type. Sources: SciBench's evaluation accepts
@@ -444,8 +444,7 @@ class AnswerMatch(SampleFilter):
     stage = "verify"
     applies = f"answer_type IN {VERIFIABLE_TYPES} AND reference_answer IS NOT NULL"
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(RuleParams):
         rel_tol: float = Field(DEFAULT_REL_TOL, gt=0)  # the numeric type's relative tolerance
         # Processes checking a batch away from the main thread; not in the config hash.
         workers: int = Field(2, ge=1, exclude=True)

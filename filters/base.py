@@ -20,17 +20,12 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from filters.exprs import evaluate, first_failure, found
+from schemas.rows import RULE_INPUT
 
 RESULT_SCHEMA = {"passed": pl.Boolean, "score": pl.Float64, "reason": pl.String}
 
-# Types of the sample columns rules may read (see pipeline/stages/verdicts.py SAMPLE_VIEW).
-SAMPLE_DTYPES: dict[str, pl.DataType] = {
-    "sample_id": pl.String, "question_id": pl.String, "requested_format": pl.String, "raw_text": pl.String,
-    "reasoning": pl.String, "answer": pl.String, "think_closed_by": pl.String, "reasoning_finish": pl.String,
-    "finish_reason": pl.String, "completion_tokens": pl.Int64, "domain": pl.String,
-    "question_text": pl.String, "reference_answer": pl.String, "answer_type": pl.String, "level": pl.Float64,
-    "tests": pl.List(pl.String),
-}
+# Types of the sample columns rules may read (schemas/rows.py, as the sample view selects them).
+SAMPLE_DTYPES: dict[str, pl.DataType] = RULE_INPUT
 
 
 @dataclass(frozen=True)
@@ -62,8 +57,14 @@ def results_frame(passed, score, reason) -> pl.DataFrame:
     return pl.DataFrame({"passed": passed, "score": score, "reason": reason}, schema=RESULT_SCHEMA)
 
 
-class NoParams(BaseModel):
+class RuleParams(BaseModel):
+    """Base of rule parameter models: a misspelled parameter is an error, not a default."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class NoParams(RuleParams):
+    pass
 
 
 class SampleFilter:

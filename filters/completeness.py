@@ -8,9 +8,8 @@ every correct labelled Qwen2.5-Math response (shortest: 411 chars at MATH level 
 from __future__ import annotations
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
 
-from filters.base import SampleFilter
+from filters.base import RuleParams, SampleFilter
 from filters.exprs import evaluate, first_failure
 from filters.registry import register
 
@@ -21,8 +20,7 @@ class CompletenessFilter(SampleFilter):
     version = 1
     needs = ("reasoning", "level")
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(RuleParams):
         min_chars_at_level_0: int = 200
         min_chars_at_level_1: int = 600
 

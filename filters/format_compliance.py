@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict
 
-from filters.base import RuleResult, SampleFilter
+from filters.base import RuleParams, RuleResult, SampleFilter
 from filters.format_detect import StyleDetector
 from filters.registry import register
 
@@ -22,8 +21,7 @@ class FormatComplianceFilter(SampleFilter):
     version = 3
     needs = ("requested_format", "answer")
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(RuleParams):
         custom_styles: dict[str, str] = {}  # config-defined answer styles: name -> detecting regex
 
     def __init__(self, params=None, /, **fields):

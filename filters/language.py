@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict
 
-from filters.base import SampleFilter, results_frame
+from filters.base import RuleParams, SampleFilter, results_frame
 from filters.exprs import evaluate, first_failure
 from filters.registry import register
 
@@ -41,8 +40,7 @@ class LanguageFilter(SampleFilter):
     version = 1
     needs = ("reasoning", "answer", "question_text")
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(RuleParams):
         max_second_script_share: float = 0.1
         min_chars: int = 20
 

@@ -9,9 +9,8 @@ and then) and stop loops; the good-CoT calibration is in tests/test_cot_filters.
 from __future__ import annotations
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
 
-from filters.base import SampleFilter
+from filters.base import RuleParams, SampleFilter
 from filters.exprs import evaluate, first_failure
 from filters.textstats import paragraph_openings_repeat
 from filters.registry import register
@@ -44,8 +43,7 @@ class RedundancyFilter(SampleFilter):
     version = 1
     needs = ("reasoning", "answer")
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(RuleParams):
         max_markers_per_1k_chars: float = 4.0
         min_markers: int = 8
         max_repeated_openings: float = 0.5

@@ -42,12 +42,18 @@ def _find_builtin() -> None:
     _FOUND = True
 
 
+_BUILTIN = ("filters.", "pipeline.rules.")  # modules whose rules every run has
+
+
 def registered(modules: Iterable[str] = ()) -> dict[str, type[SampleFilter]]:
-    """Every known rule class by name (the built-in ones, then those of `modules`)."""
+    """The rule classes a run has, by name: the built-in ones and those of `modules` (a module
+    imported for another config does not add its rules to this one)."""
     _find_builtin()
+    modules = list(modules)
     for module in modules:
         importlib.import_module(module)
-    return dict(_RULES)
+    return {name: cls for name, cls in _RULES.items()
+            if cls.__module__.startswith(_BUILTIN) or cls.__module__ in modules}
 
 
 def build_rules(config, stage: str, extra: Iterable[SampleFilter] = ()) -> list[SampleFilter]:
@@ -78,10 +84,16 @@ def config_errors(config, also_known: Iterable[str] = ()) -> list[tuple[tuple, s
         if name not in rules:
             errors.append((("filters", name), f"no rule is named {name!r}; known: {known}"))
             continue
+        params = rules[name].Params
         try:
-            rules[name].Params.model_validate(value if value is not None else {})
+            params.model_validate(value if value is not None else {})
         except ValidationError as exc:
             errors += [(("filters", name, *e["loc"]), e["msg"]) for e in exc.errors()]
+            continue
+        if isinstance(value, dict) and "root" not in params.model_fields:
+            # Strict even for a Params model that allows extra keys: a typo never becomes a default.
+            errors += [(("filters", name, key), f"not a parameter of {name}; known: {sorted(params.model_fields)}")
+                       for key in value if key not in params.model_fields]
     datatrove_names = {d.name for d in cfg.datatrove} | {f"datatrove_{d.cls}" for d in cfg.datatrove}
     unknown = [n for n in cfg.disabled if n not in rules and n not in datatrove_names and n not in also_known
                and not n.startswith("datatrove_")]

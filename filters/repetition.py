@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict
 
-from filters.base import SampleFilter
+from filters.base import RuleParams, SampleFilter
 from filters.exprs import evaluate, first_failure
 from filters.textstats import dup_ngram_coverage, dup_unit_share, scan, top_ngram_share
 from filters.registry import register
@@ -46,8 +45,7 @@ class RepetitionFilter(SampleFilter):
     version = 2
     needs = ("reasoning", "answer")
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+    class Params(RuleParams):
         # About the 99th percentile of good math CoT.
         max_dup_line_frac: float = 0.3
         max_dup_para_frac: float = 0.3

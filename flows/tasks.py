@@ -25,17 +25,33 @@ from pipeline.store import Store
 progress_var: contextvars.ContextVar[Progress] = contextvars.ContextVar("progress", default=NoProgress())
 
 
-@task(name="stage", task_run_name="{name}", cache_policy=NONE, persist_result=False)
-def stage_task(name: str, db: str, run: RunState, options: dict) -> StageReport:
+# Each running run's state by id. Task parameters stay plain values: Prefect records them, and
+# Ray pickles the calling task's context (its parameters included) into every chunk task.
+_states: dict[str, RunState] = {}
+
+
+def _run_here(name: str, db: str, run_id: str, options: dict) -> StageReport:
     with Store(db) as store:
-        return STAGES[name].run(StageContext(store, run, progress_var.get(), options))
+        return STAGES[name].run(StageContext(store, _states[run_id], progress_var.get(), options))
+
+
+@task(name="stage", task_run_name="{name}", cache_policy=NONE, persist_result=False)
+def stage_task(name: str, db: str, run_id: str, options: dict) -> StageReport:
+    # The body is a module-level function: Ray pickles this task (the context of chunk tasks
+    # started inside it) and cloudpickle copies `stage_task`'s own function by value, with the
+    # globals it uses, where a named module function is a reference.
+    return _run_here(name, db, run_id, options)
 
 
 def run_stage(run: ActiveRun, name: str, **options) -> StageReport:
     """Run one stage of `run` as a Prefect task; its counts go to run.counts[stage.key]."""
     stage = STAGES[name]
     retries = ENGINE_RETRIES if stage.uses_engine else {}
-    report = stage_task.with_options(name=name, **retries)(name, run.db, run.state, options)
+    _states[run.run_id] = run.state  # replaced by the same object on every stage of the run
+    try:
+        report = stage_task.with_options(name=name, **retries)(name, run.db, run.run_id, options)
+    finally:
+        _states.pop(run.run_id, None)
     run.counts[stage.key] = report.counts
     for note in report.notes:
         say(note)

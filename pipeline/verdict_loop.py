@@ -63,6 +63,7 @@ class ChunkResult:
     samples: int
     frame: pl.DataFrame | None = None  # the verdicts, when returned in memory
     part: str | None = None  # or the Parquet part they were written to (None with no verdicts)
+    rows: int = 0  # verdict rows
     errors: dict[str, int] = field(default_factory=dict)
     node: str = ""
     seconds: float = 0.0  # wall time of the checks (and part write) where they ran
@@ -122,10 +123,10 @@ def check_chunk(job: ChunkJob, rules: list[SampleFilter]) -> ChunkResult:
         frames.append(verdict_frame(part["sample_id"].to_list(), results, stage=job.stage, rule=rule.name,
                                     version=rule.version, run_id=job.run_id, config_hash=rule.config_hash))
     frame = pl.concat(frames) if frames else None
-    path = None
+    rows, path = (frame.height if frame is not None else 0), None
     if job.part is not None and frame is not None and frame.height:
         path, frame = str(write_part(frame, job.part)), None
-    return ChunkResult(job.index, job.rows.height, frame, path, dict(errors), socket.gethostname(),
+    return ChunkResult(job.index, job.rows.height, frame, path, rows, dict(errors), socket.gethostname(),
                        time.perf_counter() - wall, time.process_time() - cpu)
 
 
@@ -179,6 +180,20 @@ def _tally(frame: pl.DataFrame) -> dict[tuple[str, str], Tally]:
     return {(r["rule"], r["config_hash"]): Tally(r["n"], r["f"]) for r in rows.iter_rows(named=True)}
 
 
+def chunk_jobs(store: Store, due: pl.DataFrame, stage: str, run_id: str, *, chunk_rows: int, workers: int,
+               part_for=None) -> Iterator[ChunkJob]:
+    """The due samples in chunks, each read when the executor has room for it (memory stays
+    flat); part_for(index) -> where a worker writes the chunk's verdicts (None: in memory)."""
+    start = 0
+    for index, size in enumerate(chunk_sizes(due.height, chunk_rows, workers)):
+        chunk = due.slice(start, size)
+        start += size
+        rows = store.frame(f"SELECT x.* FROM ({SAMPLE_VIEW}) x JOIN chunk USING (sample_id)",
+                           chunk=chunk.select("sample_id"))
+        yield ChunkJob(index, stage, run_id, chunk.join(rows, on="sample_id", how="left", maintain_order="left"),
+                       str(part_for(index)) if part_for else None)
+
+
 def drive(store: Store, jobs: Iterator[ChunkJob], executor: Executor, rules: Any,
           progress: Progress) -> tuple[dict[tuple[str, str], Tally], list[ChunkResult]]:
     """Keep up to `capacity` chunks in flight; store each finished batch's verdicts."""
@@ -221,19 +236,10 @@ def run_verdicts(store: Store, rules: list[SampleFilter], run_id: str, stage: st
     errors: Counter = Counter()
 
     def body(ex: Executor) -> None:
-        attempt, shared = new_attempt(), ex.share(rules)
-
-        def jobs() -> Iterator[ChunkJob]:
-            start = 0
-            for index, size in enumerate(chunk_sizes(due.height, chunk_rows, ex.workers)):
-                chunk = due.slice(start, size)
-                start += size
-                rows = store.frame(f"SELECT x.* FROM ({SAMPLE_VIEW}) x JOIN chunk USING (sample_id)",
-                                   chunk=chunk.select("sample_id"))
-                part = str(part_path(store.path, run_id, stage, index, attempt)) if ex.writes_parts else None
-                yield ChunkJob(index, stage, run_id, chunk.join(rows, on="sample_id", how="left"), part)
-
-        more, results = drive(store, jobs(), ex, shared, progress)
+        part_for = (lambda i, attempt=new_attempt(): part_path(store.path, run_id, stage, i, attempt)) \
+            if ex.writes_parts else None
+        jobs = chunk_jobs(store, due, stage, run_id, chunk_rows=chunk_rows, workers=ex.workers, part_for=part_for)
+        more, results = drive(store, jobs, ex, ex.share(rules), progress)
         merge(tallies, more)
         for r in results:
             errors.update(r.errors)

@@ -5,6 +5,8 @@ the stage function only (orchestration units)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -23,7 +25,6 @@ from flows.curate_flow import curate, export_flow, filter_flow, judge_flow
 from flows.params import CurateParams, ExportParams, StageParams
 from flows.retries import is_engine_error
 from pipeline.run_lock import run_lock
-from pipeline.stages.synthesize import SynthesisReport
 from pipeline.store import StoreLockedError
 from schemas.config import CurateConfig
 from schemas.yaml_loading import ConfigError
@@ -99,10 +100,6 @@ def test_a_stage_flow_on_a_locked_database_fails_clearly(prefect_server, tmp_pat
 # --- retries on engine errors only -------------------------------------------------------------
 
 
-class FakeEngineForOrchestrationTest:
-    model_name = "fake-orchestration"
-
-
 def _connection_error():
     return openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions"))
 
@@ -125,22 +122,31 @@ def test_engine_errors_are_told_from_the_rest():
 
 
 def _run_synthesize_task(monkeypatch, db: Path, failures: list[BaseException]) -> tuple[list[int], str]:
-    """The real synthesize task (its retry options, no delay) with the stage failing as given."""
+    """The real stage task of the synthesize stage (its retry options, no delay), the stage
+    failing as given."""
+    from flows.run_context import ActiveRun
+    from pipeline.stage import RunState, StageReport
+    from pipeline.stage_list import STAGES
+
     calls: list[int] = []
 
-    def stage(store, engine, cfg, run_id, question_ids, progress):
+    def stage(ctx):
         calls.append(1)
         if len(calls) <= len(failures):
             raise failures[len(calls) - 1]
-        return SynthesisReport(planned=0, already_done=0, generated=0, errors=0)
+        return StageReport({"generated": 0})
 
-    monkeypatch.setattr(ft, "synthesize", stage)
+    monkeypatch.setitem(STAGES, "synthesize", dataclasses.replace(STAGES["synthesize"], run=stage))
+    monkeypatch.setattr(ft, "ENGINE_RETRIES", ft.ENGINE_RETRIES | {"retry_delay_seconds": 0})
 
     @flow
     def one_task(db: str):
-        task = ft.synthesize_task.with_options(retry_delay_seconds=0)
-        state = task(db, FakeEngineForOrchestrationTest(), CurateConfig(), "run-1", [], return_state=True)
-        return state.type.value  # a plain value: the test flow itself completes either way
+        run = ActiveRun(db, {}, RunState("run-1", CurateConfig()))
+        try:
+            ft.run_stage(run, "synthesize")
+            return "COMPLETED"
+        except Exception:  # noqa: BLE001 - a plain value: the test flow itself completes either way
+            return "FAILED"
 
     return calls, one_task(str(db))
 

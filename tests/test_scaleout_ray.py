@@ -1,8 +1,8 @@
-"""Scale-out on Ray (flows/scaleout_flow.py, pipeline/scaleout/): on a local Ray cluster of
-2 CPUs started here, the rule filters, answer decontamination and verification store exactly
-the verdicts the single-process stages store on a copy of the same database, a killed run's
-Parquet parts are ingested once by the next run, and the domain stage's embeddings computed on
-Ray classify as the local ones.
+"""The Ray executor (flows/ray_executor.py) of the one verdict loop (pipeline/verdict_loop.py):
+on a local Ray cluster of 2 CPUs started here, the filter and verify stages store exactly the
+verdicts they store inline on a copy of the same database, a killed run's Parquet parts are
+ingested once by the next run, and the domain stage's embeddings computed on Ray classify as
+the local ones.
 
 The slow tests share one Ray cluster and one Prefect test server (about a minute to start
 here); the parts tests at the end need neither.
@@ -19,16 +19,16 @@ import polars as pl
 import pytest
 
 from bench.scale import synthetic_batch
-from filters.decontam import AnswerContamination
-from filters.registry import cheap_filters
-from pipeline.scaleout.chunks import check_filter_chunk, chunk_sizes, filter_jobs, filter_todo
+from pipeline.benchmarks import index_for
+from pipeline.rules import pass_rules
 from pipeline.scaleout.parts import ingest_parts, part_path, parts_root, pending_parts, write_part
-from tests.rule_sets import run_filters
-from pipeline.stages.screen import benchmark_index
+from pipeline.stage import RunState, StageContext
+from pipeline.stages import filter as filter_stage
+from pipeline.stages import verify as verify_stage
 from pipeline.stages.synthesize import SAMPLE_SCHEMA
 from pipeline.stages.verdicts import verdict_frame
-from tests.rule_sets import run_verify
 from pipeline.store import Store
+from pipeline.verdict_loop import INLINE, check_chunk, chunk_jobs, chunk_sizes, due_frame
 from schemas.config import CurateConfig
 from tests.conftest import DATA
 from tests.test_verify_stage import _question, _sample
@@ -82,7 +82,7 @@ def base_db(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def index():
-    return benchmark_index(CONFIG, None)
+    return index_for(CONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def cluster():
     """A local Ray cluster of 2 CPUs for this module; the flows' task runners join it."""
     import ray
 
-    from flows.scaleout_flow import ray_cluster
+    from flows.ray_executor import ray_cluster
 
     with ray_cluster(CONFIG.scaleout):
         assert ray.cluster_resources()["CPU"] == 2
@@ -103,12 +103,19 @@ def _copy(base: Path, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def _single_process(db: Path, index):
-    """What flows/curate_flow.py's filter and verify tasks run when scaleout.runner is local."""
+def _stages(db: Path, index, executor, run_id: str = "run") -> tuple[dict, dict]:
+    """The filter and verify stages' counts, their chunks checked by `executor`."""
+    run = RunState(run_id, CONFIG, executor=executor)
+    run.built["benchmark_index"] = index  # built once for the module
     with Store(db) as store:
-        counts = run_filters(store, cheap_filters(CONFIG.filters, CONFIG.synthesis.custom_patterns()), "run")
-        counts += run_filters(store, [AnswerContamination(index)], "run", stage="decontam")
-        return counts, run_verify(store, "run")
+        ctx = StageContext(store, run)
+        return filter_stage.run(ctx).counts, verify_stage.run(ctx).counts
+
+
+def _ray():
+    from flows.ray_executor import RayExecutor
+
+    return RayExecutor(CONFIG.scaleout)
 
 
 def _rule_configs(db: Path) -> pl.DataFrame:
@@ -124,21 +131,20 @@ def _verdicts(db: Path, columns: str = COMPARED) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def reference(base_db, index, tmp_path_factory):
     db = _copy(base_db, tmp_path_factory.mktemp("reference"), "local")
-    counts, report = _single_process(db, index)
+    counts, report = _stages(db, index, INLINE)
     return counts, report, _verdicts(db), _rule_configs(db)
 
 
 @pytest.mark.slow
 def test_ray_path_stores_the_verdicts_of_the_single_process_path(cluster, prefect_server, base_db, index,
                                                                   reference, tmp_path):
-    from flows.scaleout_flow import filter_on_ray, verify_on_ray
-
     local_counts, local_report, local, local_configs = reference
     db = _copy(base_db, tmp_path, "ray")
-    counts = filter_on_ray(db, CONFIG, "run", index)
-    report = verify_on_ray(db, "run", CONFIG.scaleout)
+    before = _ray_flow_runs()
+    counts, report = _stages(db, index, _ray())
+    assert _ray_flow_runs() - before == {"filter-on-ray": 1, "decontam-on-ray": 1, "verify-on-ray": 1}
 
-    assert counts == local_counts  # RuleCount(rule, checked, failed) per rule, in order
+    assert counts == local_counts  # {rule: {checked, failed}}
     assert report == local_report
     assert _verdicts(db).equals(local)
     assert _rule_configs(db).equals(local_configs) and local_configs.height == 13  # each rule's hash recorded
@@ -147,28 +153,25 @@ def test_ray_path_stores_the_verdicts_of_the_single_process_path(cluster, prefec
     failed = dict(local.filter(~pl.col("passed")).group_by("rule").len().iter_rows())
     assert local.height == n_samples * 11 + (N_SYNTHETIC + 5) + 4  # 10 rules + decontam, answer_match, code_tests
     assert failed["structure"] >= N_SYNTHETIC // 20 and failed["decontam_answer"] == 1
-    assert (local_report.code_checked, local_report.code_passed) == (4, 2)
+    assert (local_report["code_checked"], local_report["code_passed"]) == (4, 2)
     assert not parts_root(db).exists()  # every part ingested and removed
 
-    again = filter_on_ray(db, CONFIG, "again", index)
-    assert all(c.checked == 0 for c in again)
-    assert verify_on_ray(db, "again", CONFIG.scaleout).checked == 0
+    again, verified = _stages(db, index, _ray(), "again")
+    assert all(c["checked"] == 0 for c in again.values()) and verified["checked"] == 0
     assert _verdicts(db).equals(local)
 
 
 @pytest.mark.slow
 def test_a_killed_runs_parts_are_ingested_once_by_the_resume(cluster, prefect_server, base_db, index, reference,
                                                              tmp_path):
-    from flows.scaleout_flow import filter_on_ray
-
     db = _copy(base_db, tmp_path, "killed")
-    rules = cheap_filters(CONFIG.filters, CONFIG.synthesis.custom_patterns())
-    # The killed run: workers finished chunks 0-2 and wrote their parts; the coordinator ingested
-    # chunk 0 and died before deleting its file; a fourth part was half-written.
+    rules = pass_rules(CONFIG, "filter")
+    # The killed run: workers finished chunks 0-2 and wrote their parts; the run's process
+    # ingested chunk 0 and died before deleting its file; a fourth part was half-written.
     with Store(db) as store:
-        jobs = filter_jobs(store, rules, filter_todo(store, rules), chunk_rows=CHUNK_ROWS, workers=2,
-                           part_for=lambda i: part_path(db, "killed", "filter", i))
-        done = [check_filter_chunk(next(jobs), rules, stage="filter", run_id="killed") for _ in range(3)]
+        jobs = chunk_jobs(store, due_frame(store, rules), "filter", "killed", chunk_rows=CHUNK_ROWS, workers=2,
+                          part_for=lambda i: part_path(db, "killed", "filter", i))
+        done = [check_chunk(next(jobs), rules) for _ in range(3)]
         first = Path(done[0].part)
         kept = first.read_bytes()
         ingest_parts(store, [first])
@@ -176,7 +179,7 @@ def test_a_killed_runs_parts_are_ingested_once_by_the_resume(cluster, prefect_se
     part_path(db, "killed", "filter", 3).with_suffix(".parquet.tmp").write_bytes(b"PAR1 half a part")
     assert len(pending_parts(db, "filter")) == 3
 
-    counts = filter_on_ray(db, CONFIG, "resumed", index)
+    counts, _ = _stages(db, index, _ray(), "resumed")
 
     local_counts, _, local, _ = reference
     mine = _verdicts(db, COMPARED + ", run_id")
@@ -185,8 +188,8 @@ def test_a_killed_runs_parts_are_ingested_once_by_the_resume(cluster, prefect_se
     by_run = dict(mine.group_by("run_id").len().iter_rows())
     assert by_run["killed"] == sum(r.rows for r in done)  # ingested, not computed again
     # Counts are the verdicts this call stored: chunk 0's were in the database before it.
-    assert [c.checked for c in counts] == \
-        [c.checked - (done[0].samples if c.rule != "decontam_answer" else 0) for c in local_counts]
+    assert {r: c["checked"] for r, c in counts.items()} == \
+        {r: c["checked"] - (done[0].samples if r != "decontam_answer" else 0) for r, c in local_counts.items()}
     assert not parts_root(db).exists()  # parts ingested and removed, the half part swept
 
 
@@ -206,16 +209,16 @@ def test_the_filter_and_verify_flows_run_on_ray_when_configured(cluster, prefect
     before = _ray_flow_runs()
     filters = filter_flow(params)["filters"]
     verify = verify_flow(params)["verify"]
-    assert _ray_flow_runs() - before == {"rule-filters-on-ray": 1, "verify-on-ray": 1}
+    assert _ray_flow_runs() - before == {"filter-on-ray": 1, "decontam-on-ray": 1, "verify-on-ray": 1}
 
-    assert filters == {c.rule: {"checked": c.checked, "failed": c.failed} for c in local_counts}
-    assert verify == vars(local_report)
+    assert filters == local_counts
+    assert verify == local_report
     assert _verdicts(db).equals(local)
     with Store(db, read_only=True) as store:
         assert store.frame("SELECT status FROM runs")["status"].to_list() == ["finished", "finished"]
 
 
-RAY_FLOWS = ["rule-filters-on-ray", "verify-on-ray", "embeddings-on-ray"]
+RAY_FLOWS = ["filter-on-ray", "decontam-on-ray", "verify-on-ray", "embeddings-on-ray"]
 
 
 def _ray_flow_runs():
@@ -237,7 +240,7 @@ def test_domain_embeddings_on_ray_classify_as_the_local_embedder(cluster, prefec
     """Cold embedding caches: the labelled pools and the questions are embedded by embed-chunk
     tasks on Ray in one run, by the local Embedder in the other; same vectors (to float noise),
     same domains and sub-domains stored."""
-    from flows.scaleout_flow import classify_on_ray
+    from flows.ray_executor import RayExecutor
     from pipeline.domains.labelled import load_labelled
     from pipeline.stages.domains import classify_run_questions
     from schemas.domains import DomainConfig
@@ -258,7 +261,9 @@ def test_domain_embeddings_on_ray_classify_as_the_local_embedder(cluster, prefec
                 report = classify_run_questions(store, domains, "r", ids)
             assert _ray_flow_runs() == before
         else:
-            report = classify_on_ray(tmp_path / "ray.duckdb", config, "r", ids)
+            with Store(tmp_path / "ray.duckdb") as store:
+                report = classify_run_questions(store, domains, "r", ids,
+                                                embedder=RayExecutor(config.scaleout).embedder())
             assert _ray_flow_runs() - before == {"embeddings-on-ray": 2}  # the labelled pools, the questions
         assert report["knn"] == 60
         with Store(tmp_path / f"{how}.duckdb", read_only=True) as store:

@@ -8,15 +8,14 @@ nothing is stored, and the next run retries it (pipeline/verdict_loop.py)."""
 from __future__ import annotations
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import Field, model_serializer
 
-from filters.base import SampleFilter, results_frame
+from filters.base import RuleParams, SampleFilter, results_frame
 from filters.code_extract import build_test_program, extract_program, required_names
 from filters.registry import register
 
 
-class CodeTestsParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CodeTestsParams(RuleParams):
     timeout_s: float = Field(10, gt=0)  # wall clock for the program and its tests
     memory_mb: int | None = Field(None, ge=16)  # address space per process (None: the sandbox's 512)
     workers: int = Field(2, ge=1)  # sandboxes at once; not in the config hash

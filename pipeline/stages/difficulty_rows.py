@@ -6,10 +6,9 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.store import now
+from schemas.rows import QUESTION_DIFFICULTY
 
-ROW_SCHEMA = {"question_id": pl.String, "method": pl.String, "version": pl.Int32, "score": pl.Float64,
-              "n_samples": pl.Int32, "detail": pl.String, "run_id": pl.String,
-              "created_at": pl.Datetime("us", "UTC"), "config_hash": pl.String}
+ROW_SCHEMA = QUESTION_DIFFICULTY
 
 
 def rows(frame: pl.DataFrame, method: str, version: int, run_id: str, config_hash: str | None = None) -> pl.DataFrame:

@@ -25,13 +25,10 @@ from pipeline.hashing import stable_hash
 from pipeline.stage import StageContext, StageReport
 from pipeline.stages.ingest import select_questions
 from pipeline.store import Store, now
+from schemas import rows
 from schemas.config import CurateConfig
 
-QV_SCHEMA = {
-    "question_id": pl.String, "stage": pl.String, "rule": pl.String, "rule_version": pl.Int32, "passed": pl.Boolean,
-    "score": pl.Float64, "reason": pl.String, "details": pl.String, "run_id": pl.String,
-    "created_at": pl.Datetime("us", "UTC"),
-}
+QV_SCHEMA = rows.QUESTION_VERDICT
 
 
 @dataclass

@@ -24,6 +24,7 @@ from pipeline.progress import NoProgress, Progress
 from pipeline.stages.prompts import build_messages, system_prompts
 from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store, now
+from schemas import rows
 from schemas.config import SynthesisConfig
 from schemas.formats import realized_band
 
@@ -31,16 +32,7 @@ from schemas.formats import realized_band
 PROMPT_VERSION = 2
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
-SAMPLE_SCHEMA = {
-    "sample_id": pl.String, "question_id": pl.String, "run_id": pl.String, "sample_index": pl.Int32,
-    "gen_config_hash": pl.String, "model": pl.String, "requested_format": pl.String,
-    "prompt_hash": pl.String, "messages": pl.String, "raw_text": pl.String, "reasoning": pl.String,
-    "answer": pl.String, "think_closed_by": pl.String, "reasoning_finish": pl.String,
-    "finish_reason": pl.String, "prompt_tokens": pl.Int32, "completion_tokens": pl.Int32,
-    "sampling_params": pl.String, "created_at": pl.Datetime("us", "UTC"),
-    "placement": pl.String, "length_band": pl.String, "perturbation": pl.String,
-    "realized_format": pl.String, "realized_length_band": pl.String, "reasoning_container": pl.String,
-}
+SAMPLE_SCHEMA = rows.SAMPLE
 
 
 def gen_config_hash(cfg: SynthesisConfig, model: str) -> str:

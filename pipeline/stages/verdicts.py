@@ -19,24 +19,11 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipeline.store import Store, now
+from schemas import rows
 
-VERDICT_SCHEMA = {
-    "sample_id": pl.String, "stage": pl.String, "rule": pl.String, "rule_version": pl.Int32,
-    "passed": pl.Boolean, "score": pl.Float64, "reason": pl.String, "details": pl.String,
-    "run_id": pl.String, "created_at": pl.Datetime("us", "UTC"),
-    "prompt_tokens": pl.Int32, "completion_tokens": pl.Int32, "config_hash": pl.String,
-}
-
-CONFIG_SCHEMA = {"rule": pl.String, "stage": pl.String, "rule_version": pl.Int32, "config_hash": pl.String,
-                 "params": pl.String, "run_id": pl.String, "updated_at": pl.Datetime("us", "UTC")}
-
-# The columns a rule may read: the sample's parts plus its question's.
-SAMPLE_VIEW = """
-SELECT s.sample_id, s.question_id, s.requested_format, s.raw_text, s.reasoning, s.answer,
-       s.think_closed_by, s.reasoning_finish, s.finish_reason, s.completion_tokens,
-       q.domain, q.text AS question_text, q.reference_answer, q.answer_type, q.level, q.tests
-FROM samples s JOIN questions q USING (question_id)
-"""
+VERDICT_SCHEMA = rows.VERDICT
+CONFIG_SCHEMA = rows.RULE_CONFIG
+SAMPLE_VIEW = rows.SAMPLE_VIEW  # the columns a rule may read: the sample's parts plus its question's
 
 
 @dataclass(frozen=True)
