@@ -85,7 +85,7 @@ def qwen_store(store) -> dict[str, float]:
 
     from pipeline.hashing import stable_hash
     from pipeline.stages.synthesize import SAMPLE_SCHEMA
-    from pipeline.stages.verdicts import verdict_frame
+    from pipeline.verdicts import verdict_frame
     from pipeline.store import now
 
     records = [json.loads(line) for line in QWEN.read_text().splitlines() if line.strip()]

@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from pipeline.domains.embed import Embedder  # noqa: E402
-from pipeline.domains.knn import KnnClassifier, load_or_fit, training_frame  # noqa: E402
-from pipeline.domains.labelled import SEEDS, cap_per_subdomain, holdout_split  # noqa: E402
+from pipeline.domain_classifier.embed import Embedder  # noqa: E402
+from pipeline.domain_classifier.knn import KnnClassifier, load_or_fit, training_frame  # noqa: E402
+from pipeline.domain_classifier.labelled import SEEDS, cap_per_subdomain, holdout_split  # noqa: E402
 from pipeline.runtime_env import apply_defaults  # noqa: E402
 from schemas.domains import DomainConfig  # noqa: E402
 

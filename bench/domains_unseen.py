@@ -7,7 +7,7 @@ and on a held-out sample of the labelled pools they were fitted on.
 Prints top-level accuracy per domain for kNN, the zero-shot LLM rule (as answered;
 calibrated by its prior over the domains, `zero_shot_cal`; and by the mean distribution over
 the questions, `zero_shot_bcal`) and the combined
-classifier (pipeline/domains/combined.py), seconds per 1,000 questions, and how often a
+classifier (pipeline/domain_classifier/combined.py), seconds per 1,000 questions, and how often a
 question fit for no domain (`other`) got one. Predictions go to --out for further looks.
 """
 
@@ -49,8 +49,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / ".curate" / "bench" / "domains_unseen.parquet"))
     args = ap.parse_args()
 
-    from pipeline.domains.knn import load_or_fit, training_frame
-    from pipeline.domains.labelled import holdout_split
+    from pipeline.domain_classifier.knn import load_or_fit, training_frame
+    from pipeline.domain_classifier.labelled import holdout_split
     from schemas.domains import DomainConfig
 
     cfg = DomainConfig()
@@ -75,13 +75,13 @@ def main() -> None:
         timings["knn"] = time.perf_counter() - started
         rows = rows.with_columns(knn=pred["domain"], knn_conf=pred["confidence"], knn_sim=pred["top_similarity"])
     if "zero_shot" in methods:
-        from pipeline.domains.zero_shot import ZeroShotClassifier
+        from pipeline.domain_classifier.zero_shot import ZeroShotClassifier
         from pipeline.engines.factory import make_engine
         from schemas.config import EngineConfig
 
         engine_cfg = EngineConfig(model=args.model) if args.model else EngineConfig()
         engine = make_engine(engine_cfg, announce=print).unwrap()
-        from pipeline.domains.zero_shot import calibrated
+        from pipeline.domain_classifier.zero_shot import calibrated
 
         zs = ZeroShotClassifier(engine, cfg.descriptions, cfg.examples)
         started = time.perf_counter()
@@ -109,7 +109,7 @@ def main() -> None:
     cols = [m for m in methods if m in rows.columns]
     if {"knn", "zero_shot"} <= set(rows.columns):
         # The combined classifier's own rule, at the configured cut and a sweep.
-        from pipeline.domains.classify import knn_trusted
+        from pipeline.domain_classifier.classify import knn_trusted
 
         for trust in sorted({cfg.knn_trust_similarity, 0.6, 0.7, 0.9}):
             trusted = knn_trusted(cfg, trust, similarity="knn_sim", confidence="knn_conf")

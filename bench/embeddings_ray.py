@@ -4,7 +4,7 @@ embed-chunk tasks on a local Ray cluster (flows/ray_executor.py RayEmbedder).
     .venv/bin/python bench/embeddings_ray.py                  # 2,000 labelled texts, 2 Ray workers
     .venv/bin/python bench/embeddings_ray.py --texts 8000 --workers 2
 
-Texts: the labelled pools the classifier is fitted on (pipeline/domains/labelled.py), a seeded
+Texts: the labelled pools the classifier is fitted on (pipeline/domain_classifier/labelled.py), a seeded
 sample. Local: Embedder(threads=2), the model loaded before the clock starts. Ray: the cluster
 started first (its start printed apart); the first pass includes each worker loading the model,
 the second runs on warm workers. Prints texts/s and the largest difference between the local
@@ -36,8 +36,8 @@ def main() -> None:
     import numpy as np
 
     from flows.ray_executor import RayEmbedder, ray_cluster
-    from pipeline.domains.embed import Embedder
-    from pipeline.domains.labelled import load_labelled
+    from pipeline.domain_classifier.embed import Embedder
+    from pipeline.domain_classifier.labelled import load_labelled
     from schemas.scaleout import ScaleoutConfig
 
     frame = load_labelled()

@@ -86,7 +86,7 @@ def run_size(n: int, memory_limit: str, keep: bool) -> dict:
 
     from pipeline.rules import pass_rules
     from pipeline.verdict_loop import run_verdicts
-    from pipeline.stages.publish import select_and_export
+    from pipeline.stages.export import select_and_export
     from pipeline.store import Store, now
     from schemas.config import CurateConfig
 

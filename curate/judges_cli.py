@@ -237,7 +237,7 @@ def try_rule(rule_name: str = typer.Argument(..., metavar="RULE"),
     """Render the rule's prompt for one stored sample, run it, show the parsed verdict (nothing is stored)."""
     from judges.render import render_messages
     from judges.run import applies, judge_samples
-    from pipeline.stages.verdicts import SAMPLE_VIEW
+    from pipeline.verdicts import SAMPLE_VIEW
     from pipeline.store import Store
 
     cfg, folder = _context(config, rules_dir)

@@ -1,7 +1,7 @@
 """Format compliance: the answer must show the style the prompt asked for.
 
 A sample asked for `table` that wrote prose fails with "asked for table, wrote prose". The
-realized style uses the same detectors as the style metrics (filters/format_detect.py)."""
+realized style uses the same detectors as the style metrics (filters/text/format_detect.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 
 from filters.base import RuleParams, RuleResult, SampleFilter
-from filters.format_detect import StyleDetector
+from filters.text.format_detect import StyleDetector
 from filters.registry import register
 
 

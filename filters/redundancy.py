@@ -3,7 +3,7 @@ reasoning that goes on long after it first reached its final answer.
 
 Markers are counted in several languages; densities are per 1,000 characters so the rule
 works for scripts without spaces. Defaults let ordinary reflective CoT through (a "wait" now
-and then) and stop loops; the good-CoT calibration is in tests/test_cot_filters.py.
+and then) and stop loops; the good-CoT calibration is in tests/filters/test_cot_filters.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import polars as pl
 
 from filters.base import RuleParams, SampleFilter
 from filters.exprs import evaluate, first_failure
-from filters.textstats import paragraph_openings_repeat
+from filters.text.stats import paragraph_openings_repeat
 from filters.registry import register
 
 LOOP_MARKERS = "|".join([

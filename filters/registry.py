@@ -37,7 +37,7 @@ def _find_builtin() -> None:
         return
     package = Path(__file__).parent
     for info in sorted(pkgutil.iter_modules([str(package)]), key=lambda i: i.name):
-        if "@register" in (package / f"{info.name}.py").read_text(encoding="utf-8"):
+        if not info.ispkg and "@register" in (package / f"{info.name}.py").read_text(encoding="utf-8"):
             importlib.import_module(f"filters.{info.name}")
     _FOUND = True
 

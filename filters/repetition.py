@@ -5,7 +5,7 @@ Loops are the typical failure of small or over-long reasoning. Gopher's web-text
 misfire on math CoT (LaTeX delimiter lines repeat, punctuation tokens inflate n-grams), so
 words are alphanumeric runs, lines and paragraphs under 20 characters are ignored, and the
 defaults sit at about the 99th percentile of good CoT (800 labelled Qwen2.5-Math responses;
-see tests/test_filters.py and tests/test_cot_filters.py).
+see tests/filters/test_filters.py and tests/filters/test_cot_filters.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import polars as pl
 
 from filters.base import RuleParams, SampleFilter
 from filters.exprs import evaluate, first_failure
-from filters.textstats import dup_ngram_coverage, dup_unit_share, scan, top_ngram_share
+from filters.text.stats import dup_ngram_coverage, dup_unit_share, scan, top_ngram_share
 from filters.registry import register
 
 _MIN_UNIT_CHARS = 20

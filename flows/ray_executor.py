@@ -31,7 +31,7 @@ from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect_ray import RayTaskRunner
 
-from pipeline.domains.embed import DIM, Embedder, check_texts, model_id
+from pipeline.domain_classifier.embed import DIM, Embedder, check_texts, model_id
 from pipeline.progress import NoProgress, Progress
 from pipeline.runtime_env import curate_home
 from pipeline.verdict_loop import ChunkJob, ChunkResult, check_chunk

@@ -1,7 +1,7 @@
 """Benchmark sets for decontamination: the shipped ones (data/benchmarks/) and user files.
 
     index = build_index(files=[BenchmarkFileConfig(...), ...], shipped=True, base_dir=config_dir)
-    index.match(question_text)              # -> filters.decontam.Match | None
+    index.match(question_text)              # -> filters.screening.decontam.Match | None
     index.match_answer(answer, question)    # generated answers
 
 `load_benchmarks(...)` returns `BenchmarkItem`s (benchmark, item_id, text, kind) where kind
@@ -24,8 +24,8 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from filters.decontam import BenchmarkItem, DecisionRule, NgramIndex
-from pipeline.ingest import get_path
+from filters.screening.decontam import BenchmarkItem, DecisionRule, NgramIndex
+from pipeline.pools import get_path
 from schemas.config import BenchmarkFileConfig  # noqa: F401 - re-exported for callers
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

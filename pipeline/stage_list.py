@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.stage import StageContext, StageReport
-from pipeline.stages import (difficulty, domains, filter, ingest, judge, publish, screen, style_metrics,
+from pipeline.stages import (difficulty, domains, export, filter, ingest, judge, screen, style_metrics,
                              synthesize, verify)
 
 
@@ -29,5 +29,5 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("judge", "judges", judge.run, uses_engine=True),
     Stage("style-metrics", "styles", style_metrics.run),
     Stage("difficulty", "difficulty", difficulty.run, uses_engine=True),
-    Stage("rebalance-export", "export", publish.run),
+    Stage("rebalance-export", "export", export.run),
 ]}

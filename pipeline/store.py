@@ -118,7 +118,7 @@ CREATE TABLE IF NOT EXISTS samples (
     placement VARCHAR,                -- first | last (NULL: the style fixes the layout)
     length_band VARCHAR,              -- any | short | long (NULL: the style fixes the layout)
     perturbation JSON,                -- seed + choices that rebuild the prompt
-    realized_format VARCHAR,          -- the style the answer shows (filters/format_detect.py)
+    realized_format VARCHAR,          -- the style the answer shows (filters/text/format_detect.py)
     realized_length_band VARCHAR,     -- short | medium | long, by words
     reasoning_container VARCHAR       -- think_tags | reasoning_field: how the export carries the reasoning
 );
@@ -366,7 +366,7 @@ GROUP BY s.sample_id, s.question_id, q.domain;
 
 -- The kept samples alone (what rebalance and the style metrics read): sample_status.kept as
 -- semi/anti joins, without its list aggregation over every verdict, so DuckDB runs it within a
--- small memory cap (bench/scale.py). tests/test_store.py checks the two agree.
+-- small memory cap (bench/scale.py). tests/stages/test_store.py checks the two agree.
 CREATE OR REPLACE VIEW kept_samples AS
 SELECT s.sample_id, s.question_id, q.domain
 FROM samples s JOIN questions q USING (question_id)

@@ -13,7 +13,7 @@ chosen once per run.
    database) computes their verdicts. Inline, the verdicts come back as a frame and are written
    in one transaction per chunk; on Ray (flows/ray_executor.py) a worker writes a Parquet part
    and this process ingests it. A killed run leaves whole chunks either way.
-4. When the pass ends, each rule's config hash is recorded (pipeline/stages/verdicts.py).
+4. When the pass ends, each rule's config hash is recorded (pipeline/verdicts.py).
 
 A result row with `passed` null is no verdict (e.g. the sandbox could not start): nothing is
 stored, the sample stays due, and the error is counted.
@@ -35,7 +35,7 @@ from filters.base import SampleFilter
 from pipeline.progress import NoProgress, Progress
 from pipeline.scaleout.parts import (Tally, ingest_parts, merge, new_attempt, part_path, pending_parts, sweep,
                                      write_part)
-from pipeline.stages.verdicts import SAMPLE_VIEW, RuleConfig, record_configs, verdict_frame
+from pipeline.verdicts import SAMPLE_VIEW, RuleConfig, record_configs, verdict_frame
 from pipeline.store import Store
 
 

@@ -135,7 +135,7 @@ DEFAULT_EXCLUSIONS = [
 
 
 class FormatMix(_Strict):
-    """How the sampler spreads styles (pipeline/format_sampler.py): balanced per domain."""
+    """How the sampler spreads styles (pipeline/synthesis/format_sampler.py): balanced per domain."""
 
     # domain -> style -> relative weight; styles not listed weigh 1 (0 removes a style there).
     weights: dict[str, dict[str, float]] = {}
@@ -206,7 +206,7 @@ class SynthesisConfig(_Strict):
         return _catalog(self.custom_formats)
 
     def custom_patterns(self) -> dict[str, str]:
-        """Config-defined styles -> their detecting regex (for filters.format_detect.StyleDetector)."""
+        """Config-defined styles -> their detecting regex (for filters.text.format_detect.StyleDetector)."""
         return {c.name: c.pattern for c in self.custom_formats}
 
     @field_validator("formats")

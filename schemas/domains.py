@@ -14,7 +14,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 class DomainTaxonomy(BaseModel):
     """Top-level domain -> its sub-domains. The defaults are what the labelled pools carry
-    (pipeline/domains/labelled.py maps MATH subjects, TheoremQA fields, SciBench textbooks,
+    (pipeline/domain_classifier/labelled.py maps MATH subjects, TheoremQA fields, SciBench textbooks,
     BIG-bench tasks, MBPP and GSM8K onto these names)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -61,7 +61,7 @@ class DomainTaxonomy(BaseModel):
 
 
 # What each top-level domain covers, in words a model can apply to a question from any source
-# (pipeline/domains/zero_shot.py). "other" is described too: a question about history or law
+# (pipeline/domain_classifier/zero_shot.py). "other" is described too: a question about history or law
 # must have somewhere to go.
 DEFAULT_DESCRIPTIONS = {
     "math": "mathematics: arithmetic and word problems, algebra, geometry, trigonometry, number theory, "

@@ -1,4 +1,4 @@
-"""Answer formats a synthesized answer can be asked for: the catalog (detectors: filters/format_detect.py)."""
+"""Answer formats a synthesized answer can be asked for: the catalog (detectors: filters/text/format_detect.py)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@
     engine, sampling                      optional own engine (e.g. a larger judge model); sampling
     target                                sample (default: the judge stage) or question (rated once
                                           per question, e.g. difficulty_rating; see
-                                          pipeline/stages/difficulty_llm.py)
+                                          pipeline/difficulty/llm_rating.py)
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every choice (system prompt, phrasing of the format instruction, question/instruction order,
 markup) is drawn from `random.Random(seed)` over the configured lists, so the stored seed and
-the config rebuild the exact prompt (pipeline/stages/prompts.py)."""
+the config rebuild the exact prompt (pipeline/synthesis/prompts.py)."""
 
 from __future__ import annotations
 

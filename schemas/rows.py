@@ -1,6 +1,6 @@
 """The row shapes of the stored tables, declared once (polars dtypes, the column order of inserts).
 
-pipeline/store.py creates the tables (with keys, defaults and comments); tests/test_rows.py
+pipeline/store.py creates the tables (with keys, defaults and comments); tests/stages/test_rows.py
 checks each shape here against the table DuckDB made, so the two cannot drift apart. The
 stages build their frames with these shapes; the columns a rule may read (RULE_INPUT and the
 SQL of the sample view) are derived from them.

@@ -21,7 +21,7 @@ DATA = ROOT / "data"  # shipped pools, labels and benchmarks (see data/README.md
 @pytest.fixture(scope="session")
 def vllm_engine():
     """The small model (SmolLM2-135M) on the in-process vLLM CPU engine (about 30 s to load): the
-    engine tests' model; one slow test runs the 1.5B default end to end (tests/test_default_model.py)."""
+    engine tests' model; one slow test runs the 1.5B default end to end (tests/engines/test_default_model.py)."""
     from pipeline.engines.factory import make_engine
     from pipeline.models import SMALL_MODEL
     from schemas.config import EngineConfig

@@ -2,10 +2,10 @@
 
 Every verdict row's key with passed and score, every question verdict, every sample's text
 digest, the newest export's selection and each shard's sha256; nothing that names a run or a
-time. tests/test_e2e.py compares the e2e run against tests/fixtures/golden_e2e.json; record it
+time. tests/flows/test_e2e.py compares the e2e run against tests/fixtures/golden_e2e.json; record it
 anew (only when a change is meant to change behaviour, and say so in the commit) with
 
-    CURATE_RECORD_GOLDEN=1 .venv/bin/python -m pytest -q tests/test_e2e.py -k golden
+    CURATE_RECORD_GOLDEN=1 .venv/bin/python -m pytest -q tests/flows/test_e2e.py -k golden
 """
 
 from __future__ import annotations

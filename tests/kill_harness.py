@@ -1,5 +1,5 @@
 """Kill -9 a real `curate run` at chosen moments, resume it, and compare its database with an
-uninterrupted run. Used by tests/test_fault_tolerance.py, tests/test_server_outage.py and
+uninterrupted run. Used by tests/flows/test_fault_tolerance.py, tests/engines/test_server_outage.py and
 bench/kill_resume.py.
 
 Which stage a run is in comes from its Prefect log: every task logs "Task run 'NAME' - Finished
@@ -50,7 +50,7 @@ def write_config(path: Path, base_url: str, model: str, *, limit: int, n: int = 
                  retry_wait_s: float = 120.0, max_retries: int = 4, max_concurrency: int = 8,
                  judge_batch: int = 4) -> Path:
     """The shipped default config on the OpenAI engine, small budgets, rules lenient enough for the
-    135M model's text that samples reach the judge and the shards (as in tests/test_e2e.py)."""
+    135M model's text that samples reach the judge and the shards (as in tests/flows/test_e2e.py)."""
     config = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
     for pool in config["pools"]:
         pool["path"] = str((ROOT / "configs" / pool["path"]).resolve())

@@ -1,5 +1,5 @@
 """Config pieces that let the 135M model's text reach the judge and the shards in end-to-end
-tests (tests/test_e2e.py, tests/kill_harness.py): it follows none of the built-in answer styles
+tests (tests/flows/test_e2e.py, tests/kill_harness.py): it follows none of the built-in answer styles
 reliably and its reasoning is short and repetitive, so the shipped limits would drop everything."""
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ ones that live in pipeline/ because they run processes (code_tests) or need run 
 from __future__ import annotations
 
 from filters.base import SampleFilter
-from filters.decontam import AnswerContamination, NgramIndex
+from filters.decontam_answer import AnswerContamination
+from filters.screening.decontam import NgramIndex
 from filters.registry import build_rules, config_errors
 from pipeline.rules import code_tests  # noqa: F401 - registers code_tests
 

@@ -11,7 +11,7 @@ import polars as pl
 from pydantic import Field, model_serializer
 
 from filters.base import RuleParams, SampleFilter, results_frame
-from filters.code_extract import build_test_program, extract_program, required_names
+from filters.text.code_extract import build_test_program, extract_program, required_names
 from filters.registry import register
 
 

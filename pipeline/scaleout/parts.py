@@ -1,7 +1,7 @@
 """Parquet parts: how verdicts computed away from the database come back into it.
 
 Layout, beside the database:  <db>.parts/<run_id>/<stage>/part-<attempt>-00012.parquet
-(verdict rows with the columns of pipeline/stages/verdicts.py VERDICT_SCHEMA; <attempt> is new
+(verdict rows with the columns of pipeline/verdicts.py VERDICT_SCHEMA; <attempt> is new
 for every call of a stage, so a task still running from a failed attempt never overwrites a
 part of the next one).
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.stages.verdicts import VERDICT_SCHEMA
+from pipeline.verdicts import VERDICT_SCHEMA
 from pipeline.store import Store
 
 _COLUMNS = list(VERDICT_SCHEMA)

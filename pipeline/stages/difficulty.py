@@ -15,7 +15,7 @@ reasoning_length (v2): the median reasoning length, in characters, of the questi
   long, and reasoning cut at the token budget is counted at its cut length (the detail says how
   many were cut). v1 (only where no reference, median / 4,000 chars) rows stay queryable.
 llm_rating (v<rule version>): a judge rule with target: question (difficulty_rating, 1-10) rates
-  the question text; score (rating - 1) / 9. See pipeline/stages/difficulty_llm.py.
+  the question text; score (rating - 1) / 9. See pipeline/difficulty/llm_rating.py.
 irt (v1): only when verified samples of at least two models exist: a Rasch model
   P(correct | model m, question q) = sigmoid(theta_m - b_q), fitted by penalized maximum
   likelihood (N(0, 2^2) priors on theta and b) over every verified sample in the store; score =
@@ -45,8 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipeline.stages.difficulty_llm import METHOD, score_llm_rating
-from pipeline.stages.difficulty_rows import ROW_SCHEMA, rows
+from pipeline.difficulty.llm_rating import METHOD, score_llm_rating
+from pipeline.difficulty.rows import ROW_SCHEMA, rows
 from pipeline.store import Store
 from schemas.difficulty import DifficultyConfig
 

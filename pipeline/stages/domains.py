@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.domains.classify import DomainReport, classify_questions
-from pipeline.domains.zero_shot import ZeroShotClassifier
-from pipeline.domains.embed import Embedder
-from pipeline.domains.knn import load_or_fit
+from pipeline.domain_classifier.classify import DomainReport, classify_questions
+from pipeline.domain_classifier.zero_shot import ZeroShotClassifier
+from pipeline.domain_classifier.embed import Embedder
+from pipeline.domain_classifier.knn import load_or_fit
 from pipeline.progress import Progress
 from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store

@@ -1,112 +1,191 @@
-"""Export stage: selected samples -> Parquet shards + manifest, written atomically.
+"""Select (rebalance) kept samples and export them; record selections, rejects and shards in DuckDB.
 
-Rows are sorted (domain, sample_id) and carry no timestamps, so the same selection gives the
-same bytes. The folder is written under a temporary name and renamed when complete.
-"""
+The chat-template checks run on what the rebalance chose; a rejected sample is recorded and the
+rebalance runs again without it, so quotas are filled with records that pass (checking only the
+chosen keeps the cost at the export's size, not the store's)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-from collections import Counter
-from collections.abc import Iterable
-from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pipeline.stages.dataset_card import dataset_card
-from pipeline.stages.rebalance import difficulty_band
-from schemas.shard import ShardFile, ShardManifest, ShortfallRow
+from pipeline.hashing import stable_hash
+from pipeline.export.chat_template import TargetTemplate
+from pipeline.export.shards import chat_records, write_shards
+from pipeline.export.rebalance import Selection, rebalance_store
+from pipeline.store import Store, now
+from schemas.config import CurateConfig
+from schemas.shard import ShardManifest
 
-# reasoning_content: set on assistant messages of reasoning_field samples (the reasoning is then
-# not in content); null otherwise.
-MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string()), ("reasoning_content", pa.string())])
-SHARD_SCHEMA = pa.schema([
-    ("id", pa.string()), ("question_id", pa.string()), ("domain", pa.string()), ("subdomain", pa.string()),
-    ("source", pa.string()), ("requested_format", pa.string()), ("difficulty", pa.float64()),
-    ("model", pa.string()), ("messages", pa.list_(MESSAGE)), ("reasoning", pa.string()), ("answer", pa.string()),
-    ("reasoning_container", pa.string()),
-])
+# Kept samples with their best difficulty signal: combined, else pass_rate, else any; and the
+# pass-rate difficulty itself (1 - pass rate) for rebalance.prefer: pass_rate_band. A temp table
+# (DuckDB spills it) that rejected records are deleted from between rebalance rounds.
+_KEPT = """
+CREATE OR REPLACE TEMP TABLE _kept AS
+WITH d AS (
+    SELECT question_id,
+           coalesce(max(score) FILTER (WHERE method = 'combined'), max(score) FILTER (WHERE method = 'pass_rate'),
+                    max(score)) AS difficulty,
+           max(score) FILTER (WHERE method = 'pass_rate') AS pass_difficulty
+    FROM question_difficulty GROUP BY question_id
+)
+SELECT k.sample_id, k.question_id, k.domain, s.requested_format, d.difficulty, d.pass_difficulty
+FROM kept_samples k JOIN samples s USING (sample_id) LEFT JOIN d ON d.question_id = k.question_id
+"""
+_ROWS = """
+SELECT s.sample_id, s.question_id, q.domain, q.subdomain, q.source, s.requested_format,
+       c.difficulty, s.model, s.messages, s.raw_text, s.reasoning, s.answer, s.reasoning_container, s.run_id
+FROM chosen c JOIN samples s USING (sample_id) JOIN questions q ON q.question_id = s.question_id
+"""
+_MAX_ROUNDS = 10
+_CHECK_BATCH = 5000  # records rendered and tokenized at a time: memory stays flat, few scans
 
 
-def assistant_message(row: dict) -> dict:
-    """The answer with its reasoning: inside <think> tags (think_tags, the default) or beside it."""
-    if row.get("reasoning_container") == "reasoning_field":
-        return {"role": "assistant", "content": row["answer"], "reasoning_content": row["reasoning"]}
-    return {"role": "assistant", "content": row["raw_text"], "reasoning_content": None}
+def _records(store: Store, chosen: pl.DataFrame, reasoning: str) -> pa.Table:
+    return chat_records(store.frame(_ROWS, chosen=chosen), reasoning)
 
 
-def chat_records(rows: pl.DataFrame, reasoning: str = "per_sample") -> pa.Table:
-    """rows: sample_id, question_id, domain, subdomain, source, requested_format, difficulty, model,
-    messages (the generation prompt as JSON), raw_text, reasoning, answer, reasoning_container.
-    The prompt is kept as generated, system message included: its perturbation is part of the data.
-    reasoning: per_sample (each sample's container) or think_tags / reasoning_field for all."""
-    records = []
-    for r in rows.sort(["domain", "sample_id"]).iter_rows(named=True):
-        prompt = [m | {"reasoning_content": None} for m in json.loads(r["messages"])]
-        container = (r.get("reasoning_container") or "think_tags") if reasoning == "per_sample" else reasoning
-        records.append({
-            "id": r["sample_id"], "question_id": r["question_id"], "domain": r["domain"],
-            "subdomain": r["subdomain"], "source": r["source"], "requested_format": r["requested_format"],
-            "difficulty": r["difficulty"], "model": r["model"],
-            "messages": prompt + [assistant_message(r | {"reasoning_container": container})],
-            "reasoning": r["reasoning"], "answer": r["answer"], "reasoning_container": container,
+def _pages(store: Store, table: str, size: int):
+    """The rows of a temp table with a `pos` column, `size` at a time in pos order."""
+    total = store.scalar(f"SELECT count(*) FROM {table}")
+    for start in range(0, total, size):
+        yield store.frame(f"SELECT * EXCLUDE (pos) FROM {table} WHERE pos >= ? AND pos < ? ORDER BY pos",
+                          [start, start + size])
+
+
+def _ordered(store: Store, name: str, where: str = "") -> None:
+    """`name`: the chosen rows in shard order (domain, sample_id) with their position."""
+    store.con.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS
+        SELECT sample_id, domain, difficulty, reason, row_number() OVER (ORDER BY domain, sample_id) - 1 AS pos
+        FROM _chosen {where}""")
+
+
+def _checked_selection(store: Store, config: CurateConfig, tried: dict,
+                       template: TargetTemplate | None) -> tuple[Selection, pl.DataFrame]:
+    """Rebalance, check the chosen records, drop rejects, repeat until all chosen pass. The
+    choice stays in DuckDB (`_chosen`); records are checked a batch at a time, so memory does not
+    grow with the store or the export."""
+    rejects: dict[str, tuple[str, int | None]] = {}
+    store.con.execute(_KEPT)
+    store.con.execute("CREATE OR REPLACE TEMP TABLE _passed (sample_id VARCHAR)")
+    for _ in range(_MAX_ROUNDS):
+        selection = rebalance_store(store, "_kept", config.rebalance, tried)
+        if template is None:
+            break
+        _ordered(store, "_todo", "WHERE sample_id NOT IN (SELECT sample_id FROM _passed)")
+        new = {}
+        for page in _pages(store, "_todo", _CHECK_BATCH):
+            table = _records(store, page, config.export.reasoning)
+            ids, messages = table.column("id").to_pylist(), table.column("messages").to_pylist()
+            ok = []
+            for sample_id, result in zip(ids, template.check_many(messages)):
+                if result.ok:
+                    ok.append(sample_id)
+                else:
+                    new[sample_id] = (result.reason, result.tokens)
+            store.con.register("_ok", pl.DataFrame({"sample_id": ok}, schema={"sample_id": pl.String}))
+            store.con.execute("INSERT INTO _passed SELECT sample_id FROM _ok")
+            store.con.unregister("_ok")
+        if not new:
+            break
+        rejects |= new
+        store.con.register("_rejected", pl.DataFrame({"sample_id": list(new)}, schema={"sample_id": pl.String}))
+        store.con.execute("DELETE FROM _kept WHERE sample_id IN (SELECT sample_id FROM _rejected)")
+        store.con.unregister("_rejected")
+    else:
+        raise RuntimeError(f"chat-template checks still rejecting after {_MAX_ROUNDS} rounds ({len(rejects)} so far)")
+    frame = pl.DataFrame([{"sample_id": s, "reason": r, "tokens": t} for s, (r, t) in rejects.items()],
+                         schema={"sample_id": pl.String, "reason": pl.String, "tokens": pl.Int32})
+    return selection, frame
+
+
+def selection_digest(chosen_ids, config: CurateConfig) -> str:
+    """What the shards are a function of: the chosen samples in shard order (a sample id fixes its
+    content) and the export settings. `chosen_ids`: the ids in shard order (any iterable)."""
+    digest = hashlib.sha256(config.export.model_dump_json().encode())
+    for sample_id in chosen_ids:
+        digest.update(b"\n" + sample_id.encode())
+    return digest.hexdigest()
+
+
+def latest_export(store: Store) -> tuple[str, str | None] | None:
+    """(export_id, selection_digest) of the newest export, or None."""
+    rows = store.frame("SELECT export_id, manifest ->> '$.selection_digest' AS digest FROM exports "
+                       "ORDER BY created_at DESC LIMIT 1").rows()
+    return rows[0] if rows else None
+
+
+_PAGE = 50_000  # chosen ids read at a time for the digest
+
+
+def select_and_export(store: Store, config: CurateConfig, run_id: str, out_dir: Path,
+                      skip_unchanged: bool = False) -> ShardManifest | None:
+    """Select and write a shard set. With skip_unchanged, returns None and writes nothing when the
+    selection (and export settings) equal the newest export's: its shards are still current."""
+    tried = dict(store.frame(
+        "SELECT q.domain, count(DISTINCT s.question_id) FROM samples s JOIN questions q USING (question_id) GROUP BY 1"
+    ).iter_rows())
+    ex = config.export
+    tokenizer = config.export_tokenizer()
+    template = TargetTemplate(tokenizer, ex.max_seq_len) if tokenizer else None
+    try:
+        selection, rejects = _checked_selection(store, config, tried, template)
+        _ordered(store, "_shard_order")  # the shards' row order
+        total = store.scalar("SELECT count(*) FROM _shard_order")
+        digest = selection_digest((sid for page in _pages(store, "_shard_order", _PAGE) for sid in page["sample_id"]),
+                                  config)
+        previous = latest_export(store)
+        if skip_unchanged and previous and previous[1] == digest:
+            return None
+        runs = store.frame("SELECT DISTINCT run_id FROM samples WHERE sample_id IN (SELECT sample_id FROM _chosen)"
+                           )["run_id"].to_list()
+        parts = (_records(store, page, ex.reasoning) for page in _pages(store, "_shard_order", ex.shard_rows))
+        export_id = f"export-{run_id}"
+        target = {"tokenizer": tokenizer, "max_seq_len": ex.max_seq_len, "reasoning": ex.reasoning} if template else None
+        manifest = write_shards(parts, out_dir, export_id, run_id, config.config_hash(), ex.shard_rows,
+                                selection.shortfall, total_rows=total, file_format=ex.file_format,
+                                band_edges=config.rebalance.band_edges, run_ids=runs, target=target,
+                                rejected=_reject_counts(rejects), selection_digest=digest)
+        store.insert_many({
+            "exports": pl.DataFrame([{
+                "export_id": export_id, "run_id": run_id, "created_at": now(), "out_dir": str(out_dir / export_id),
+                "config_hash": manifest.config_hash, "manifest": manifest.model_dump_json(),
+            }]),
+            "selections": f"SELECT '{export_id}' AS export_id, sample_id, domain, difficulty, reason FROM _chosen",
+            "export_rejects": rejects.with_columns(export_id=pl.lit(export_id)),
+            "shards": pl.DataFrame([f.model_dump() | {"export_id": export_id} for f in manifest.shards]),
         })
-    return pa.Table.from_pylist(records, schema=SHARD_SCHEMA)
+        return manifest
+    finally:
+        for table in ("_kept", "_passed", "_todo", "_chosen", "_shard_order"):
+            store.con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def write_shards(parts: pa.Table | Iterable[pa.Table], out_dir: Path, export_id: str, run_id: str, config_hash: str,
-                 shard_rows: int, shortfall: list[ShortfallRow], *, total_rows: int | None = None,
-                 file_format: str = "parquet", band_edges: tuple[float, float] = (1 / 3, 2 / 3),
-                 run_ids: list[str] | None = None, target: dict | None = None,
-                 rejected: dict[str, int] | None = None, selection_digest: str | None = None) -> ShardManifest:
-    """parts: the whole table, or an iterable yielding one table per shard (shard_rows rows, the
-    last fewer; total_rows given) so a large export streams through memory one shard at a time."""
-    if isinstance(parts, pa.Table):
-        total_rows, table = parts.num_rows, parts
-        parts = (table.slice(i, shard_rows) for i in range(0, table.num_rows, shard_rows))
-    final = out_dir / export_id
-    tmp = out_dir / f".{export_id}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "data").mkdir(parents=True)
-    # An empty selection writes no data file: a 0-row Parquet file makes datasets.load_dataset
-    # fail ("BatchSize must be greater than 0"); the manifest says 0 rows instead.
-    n_shards = -(-total_rows // shard_rows)
-    files, tallies = [], {k: Counter() for k in ("domain", "requested_format", "band", "source")}
-    for i, part in enumerate(parts):
-        name = f"data/train-{i:05d}-of-{n_shards:05d}.{'jsonl' if file_format == 'jsonl' else 'parquet'}"
-        if file_format == "jsonl":
-            lines = (json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in part.to_pylist())
-            (tmp / name).write_text("".join(lines), encoding="utf-8")
-        else:
-            pq.write_table(part, tmp / name, compression="zstd")
-        data = (tmp / name).read_bytes()
-        files.append(ShardFile(file=name, rows=part.num_rows, bytes=len(data), sha256=hashlib.sha256(data).hexdigest()))
-        frame = pl.from_arrow(part.select(["domain", "requested_format", "difficulty", "source"])).with_columns(
-            band=difficulty_band(pl.col("difficulty"), band_edges))
-        for column, tally in tallies.items():
-            tally.update(dict(frame.group_by(column).len().iter_rows()))
-    if sum(f.rows for f in files) != total_rows or len(files) != n_shards:
-        raise RuntimeError(f"export {export_id}: wrote {len(files)} shards / {sum(f.rows for f in files)} rows, "
-                           f"expected {n_shards} / {total_rows}")
+def _reject_counts(rejects: pl.DataFrame) -> dict[str, int]:
+    """Rejects per kind of reason ("too long: 5123 tokens > ..." counts as "too long")."""
+    kinds = rejects.select(kind=pl.col("reason").str.split(":").list.first())
+    return dict(kinds.group_by("kind").len().sort("kind").iter_rows())
 
-    def counts(column: str) -> dict[str, int]:
-        return {str(k): v for k, v in sorted(tallies[column].items(), key=lambda kv: str(kv[0]))}
 
-    manifest = ShardManifest(
-        export_id=export_id, run_id=run_id, created_at=datetime.now(timezone.utc).isoformat(),
-        config_hash=config_hash, total_rows=total_rows,
-        counts_by_domain=counts("domain"), counts_by_format=counts("requested_format"),
-        counts_by_difficulty_band=counts("band"), counts_by_source=counts("source"),
-        shards=files, shortfall=shortfall, columns=SHARD_SCHEMA.names, run_ids=sorted(run_ids or []),
-        file_format=file_format, target=target, rejected=rejected or {}, selection_digest=selection_digest,
-    )
-    (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2))
-    (tmp / "README.md").write_text(dataset_card(manifest))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return manifest
+def manifest_digest(manifest: ShardManifest) -> str:
+    return stable_hash(json.loads(manifest.model_dump_json(exclude={"created_at"})))
+
+
+def run(ctx) -> "StageReport":
+    """Rebalance the kept samples and write a shard set to options["out"]; with
+    options["skip_unchanged"], nothing when the newest export is still current."""
+    from pipeline.stage import StageReport
+
+    manifest = select_and_export(ctx.store, ctx.config, ctx.run_id, Path(ctx.options.get("out", "out")),
+                                 skip_unchanged=ctx.options.get("skip_unchanged", False))
+    if manifest is None:
+        current = latest_export(ctx.store)[0]
+        counts = {"status": f"unchanged, export {current} still current", "export_id": current}
+    else:
+        counts = {"status": "new shard set", "export_id": manifest.export_id, "rows": manifest.total_rows,
+                  "by_domain": manifest.counts_by_domain, "shortfall": [s.model_dump() for s in manifest.shortfall]}
+    return StageReport(counts, [f"[export] {counts['status']}: {counts['export_id']}"])

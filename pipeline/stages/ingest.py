@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.hashing import stable_hash
-from pipeline.ingest import read_pool
+from pipeline.pools import read_pool
 from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store, now
 from schemas.config import CurateConfig

@@ -28,7 +28,7 @@ from judges.ask import RETRY_TEMPERATURE
 from judges.run import judge_samples
 from pipeline.hashing import stable_hash
 from pipeline.progress import NoProgress, Progress
-from pipeline.stages.verdicts import RuleConfig, record_configs, unjudged, verdict_frame
+from pipeline.verdicts import RuleConfig, record_configs, unjudged, verdict_frame
 from pipeline.store import Store, now
 from schemas.chat import ChatBackend
 from schemas.judge_rule import JudgeRule

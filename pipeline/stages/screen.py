@@ -1,10 +1,10 @@
 """Screen stage: question-level rules before any sample is made.
 
-decontam_ngram: a question overlapping a benchmark item is not used (filters/decontam.py).
+decontam_ngram: a question overlapping a benchmark item is not used (filters/screening/decontam.py).
   Checked once per question and benchmark set: a verdict made against another set of
   benchmarks (its fingerprint is in details) is redone.
 dedup: of each cluster of exact or near duplicates only the representative is used
-  (filters/dedup.py); the first question in pool order represents its cluster. Clusters
+  (filters/screening/dedup.py); the first question in pool order represents its cluster. Clusters
   depend on the whole pool, so dedup runs over all of it, and is skipped when the pool and
   parameters are the ones it last ran on.
 """
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from filters.decontam import NgramIndex
-from filters.decontam import question_verdict as decontam_row
-from filters.dedup import DedupItem, DedupParams, deduplicate
-from filters.dedup import question_verdict as dedup_row
+from filters.screening.decontam import NgramIndex
+from filters.screening.decontam import question_verdict as decontam_row
+from filters.screening.dedup import DedupItem, DedupParams, deduplicate
+from filters.screening.dedup import question_verdict as dedup_row
 from pipeline.hashing import stable_hash
 from pipeline.stage import StageContext, StageReport
 from pipeline.stages.ingest import select_questions

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from filters.format_detect import UNKNOWN, StyleDetector
+from filters.text.format_detect import UNKNOWN, StyleDetector
 from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store
 from schemas.config import SynthesisConfig

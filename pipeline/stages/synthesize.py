@@ -1,6 +1,6 @@
 """Synthesize stage: n chat samples per question, each asked for an answer format.
 
-The format sampler (pipeline/format_sampler.py) picks each sample's style, placement, length
+The format sampler (pipeline/synthesis/format_sampler.py) picks each sample's style, placement, length
 band and prompt perturbation; the sample row stores them with the realized style and band.
 
 Sample ids hash the question, the generation config and the sample index, so the stage only
@@ -16,12 +16,12 @@ from functools import lru_cache
 
 import polars as pl
 
-from filters.format_detect import StyleDetector
+from filters.text.format_detect import StyleDetector
 from pipeline.engines.base import ChatRequest, Completion, Engine, Sampling
-from pipeline.format_sampler import FormatChoice, plan_formats
+from pipeline.synthesis.format_sampler import FormatChoice, plan_formats
 from pipeline.hashing import seed_from, stable_hash
 from pipeline.progress import NoProgress, Progress
-from pipeline.stages.prompts import build_messages, system_prompts
+from pipeline.synthesis.prompts import build_messages, system_prompts
 from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store, now
 from schemas import rows
