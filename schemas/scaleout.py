@@ -11,7 +11,7 @@ class ScaleoutConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # local: in the flow's process. ray: Prefect tasks on Ray (prefect-ray's RayTaskRunner);
-    # workers write Parquet parts, the coordinator ingests them into DuckDB (one writer).
+    # workers write Parquet parts, the run's process ingests them into DuckDB (one writer).
     runner: Literal["local", "ray"] = "local"
     # None starts a local Ray cluster for the run; "auto" or "ray://host:10001" joins one.
     address: str | None = None

@@ -1,6 +1,3 @@
-"""Scale-out of the CPU-heavy verdict stages: the coordinator's side (listing, chunking,
-ingest) and the workers' side (pure checks that write a Parquet part), in plain Python.
-
-Who schedules the chunks (Prefect tasks on Ray) lives in flows/scaleout_flow.py; nothing
-here imports Prefect or Ray, so the same pieces run under any executor.
-"""
+"""Verdicts computed away from the database: Parquet parts written by workers and ingested by
+the run's process (parts.py). The loop that hands out chunks is pipeline/verdict_loop.py; the
+Ray executor that runs them is flows/ray_executor.py. Nothing here imports Prefect or Ray."""

@@ -67,7 +67,7 @@ def classify_run_questions(store: Store, cfg: DomainConfig, run_id: str, questio
                            progress: Progress | None = None, embedder: Embedder | None = None,
                            engine: ChatBackend | None = None) -> dict:
     """embedder: where embeddings are computed (None: a local Embedder, loaded only if needed;
-    flows/scaleout_flow.py passes one that runs on Ray). engine: the model of the zero-shot rule
+    the Ray executor passes one that runs on Ray). engine: the model of the zero-shot rule
     (the run's engine; a lazy one is loaded only if a question needs it)."""
     report: DomainReport = classify_questions(
         store, cfg, run_id, question_ids, progress=progress,

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from filters.base import config_fingerprint
-from tests.rule_sets import by_name, cheap_rules
+from tests.rule_sets import by_name, cheap_rules, verify_rules
 from pipeline.engines import factory
 from tests.rule_sets import run_filters
 from pipeline.stages.judge import TokenBudget, judge_config, run_judge
@@ -41,6 +41,17 @@ def test_fingerprint_is_stable_and_changes_with_name_version_and_params():
 def _hashes(cfg: FilterConfig, styles: dict | None = None) -> dict[str, str]:
     custom = [{"name": n, "instruction": f"Write it as {n}.", "pattern": p} for n, p in (styles or {}).items()]
     return {r.name: r.config_hash for r in cheap_rules(cfg, synthesis={"custom_formats": custom})}
+
+
+def test_the_default_rules_keep_the_hashes_their_verdicts_were_stored_with():
+    """Recorded before rules declared Params (4c977f4): a changed hash would recompute every
+    stored verdict of the rule, so a change here needs a migration."""
+    hashes = {r.name: r.config_hash for r in cheap_rules() + verify_rules()}
+    assert hashes == {
+        "completeness": "d76c002f842134ed", "format_compliance": "2627aa48cd8e29d9", "judge_bait": "0bfe17e9028c681b",
+        "language": "a3a9bc7051fa86ff", "length": "67c4f0a1c79fb88b", "redundancy": "cb2d9373ec7bd7a0",
+        "repetition": "6c5a3f29052161cc", "self_identity": "db8f21c18a4ddb1d", "structure": "455d0ab8d927ba59",
+        "truncation": "b18665874c35d86a", "answer_match": "987cf1c83c23012a", "code_tests": "23a6d4320f780586"}
 
 
 def test_changing_one_threshold_changes_only_that_rules_hash():
