@@ -24,8 +24,6 @@ from curate.models_cli import app as models_app  # noqa: E402
 app.add_typer(judges_app, name="judges")
 app.add_typer(models_app, name="models")
 
-# Statements `curate query` runs; everything else (DDL, DML, ATTACH, COPY, SET ...) is refused.
-_READ_ONLY = {"SELECT", "EXPLAIN", "PRAGMA"}
 
 
 @app.command()
@@ -200,43 +198,34 @@ def serve(
 
 @app.command()
 def query(
-    sql: str = typer.Argument(..., help="SQL to run (read-only)."),
+    sql: str = typer.Argument(..., help="One SELECT to run (read-only; nothing outside the database is readable)."),
     db: Path = typer.Option(Path("curate.duckdb"), "--db", help="DuckDB file."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+    max_rows: int = typer.Option(10_000, "--max-rows", min=1, help="Rows returned at most."),
+    timeout: float = typer.Option(60, "--timeout", min=0.1, help="Seconds before the query is stopped."),
 ) -> None:
-    """Run read-only SQL against the store (tables: runs, questions, quarantine, samples,
+    """Run one read-only SELECT against the store (tables: runs, questions, quarantine, samples,
     verdicts, question_verdicts, judge_skips, judge_evals, question_difficulty, exports,
-    selections, shards; views: sample_status, latest_verdicts, judge_pending)."""
+    selections, shards; views: sample_status, latest_verdicts, judge_pending). Other files,
+    ATTACH, COPY, SET, PRAGMA and writes are refused (pipeline/read_only_query.py)."""
     import duckdb
+
+    from pipeline.read_only_query import QueryRefused, run_query
 
     if fmt not in ("table", "csv", "json"):
         console.print(f"[red]error:[/red] --format must be table, csv or json (got {fmt!r})")
         raise typer.Exit(2)
     try:
-        statements = duckdb.extract_statements(sql)
+        frame, truncated = run_query(db, sql, max_rows=max_rows, timeout_s=timeout)
+    except QueryRefused as exc:
+        console.print(f"[red]refused:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
     except duckdb.Error as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    refused = [st.type.name for st in statements if st.type.name not in _READ_ONLY]
-    if refused:
-        console.print(f"[red]refused:[/red] `curate query` is read-only; {', '.join(refused)} statements "
-                      "are not allowed. Change data with `curate run` (or open the file with duckdb yourself).")
-        raise typer.Exit(2)
-    from pipeline.store import Store, StoreLockedError
-
-    try:
-        store = Store(db, read_only=True)
-    except (FileNotFoundError, StoreLockedError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    try:
-        frame = store.frame(sql)
-    except duckdb.Error as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    finally:
-        store.close()
     _print_frame(frame, fmt)
+    if truncated:
+        console.print(f"[yellow]only the first {max_rows} rows[/yellow] (--max-rows)")
 
 
 def _print_frame(frame, fmt: str) -> None:
