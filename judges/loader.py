@@ -36,7 +36,9 @@ def rule_path(name_or_path: str, extra_dir: str | Path | None = None) -> Path:
 
 def load_rule(name_or_path: str, extra_dir: str | Path | None = None) -> JudgeRule:
     path = rule_path(name_or_path, extra_dir)
-    rule = load_yaml_model(path, JudgeRule)
+    from judges.render import template_errors
+
+    rule = load_yaml_model(path, JudgeRule, checks=lambda r: [(("prompt",), e) for e in template_errors(r.prompt)])
     if rule.name != path.stem:
         raise ConfigError(f"{path}:1: field 'name': rule name {rule.name!r} must match the file name {path.stem!r}")
     return rule

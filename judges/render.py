@@ -12,11 +12,17 @@ import json
 import re
 
 import jinja2
+import jinja2.meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from schemas.judge_rule import JudgeRule
 
 OPEN, CLOSE = "<<<BEGIN ", "<<<END "
-_env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+# Sandboxed: a rule file can reach no Python object (no `cycler.__init__.__globals__`); sample
+# text only ever arrives as a variable's value, which Jinja never evaluates.
+_env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+VARIABLES = ("question", "reasoning", "answer", "reference", "requested_format", "format_instruction", "domain",
+             "open", "close")  # what a rule's prompt may use
 
 
 # Chat-template markers a tokenizer turns into special tokens even inside message text: with
@@ -30,11 +36,17 @@ _ROLE_MARKERS = (
     ("</s>", "< /s>"), ("<s>", "< s>"),    # SentencePiece BOS / EOS
 )
 _BRACKET_RUN = re.compile(r"<{3,}|>{3,}")  # our OPEN / CLOSE start with "<<<"; ">>>" mirrors them
+# Look-alikes a model reads as our delimiters: invisible characters between the brackets, and
+# brackets from other blocks (full-width, small, CJK, math). Folded to "<" / ">" (and removed)
+# before the runs are split.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+_LOOK_ALIKES = str.maketrans({c: "<" for c in "\uff1c\ufe64\u3008\u2039\u27e8\u2329\u276e"} |
+                             {c: ">" for c in "\uff1e\ufe65\u3009\u203a\u27e9\u232a\u276f"})
 
 
 def neutralize(text: str | None) -> str:
     """Sample text must not be able to close a delimiter block, open a new one, or open a chat turn."""
-    text = text or ""
+    text = (text or "").translate(_INVISIBLE).translate(_LOOK_ALIKES)
     for marker, defused in _ROLE_MARKERS:
         text = text.replace(marker, defused)
     return _BRACKET_RUN.sub(lambda m: " ".join(m.group()), text)
@@ -73,6 +85,25 @@ def rubric(rule: JudgeRule) -> str:
         f'"score": <integer {rule.scale.min}-{rule.scale.max}>'
         + (f', "flags": <a list drawn from {rule.flags}>' if rule.flags else "") + "}."
     )
+
+
+def template_errors(prompt: str) -> list[str]:
+    """Why a rule's prompt cannot render (empty: it can): Jinja syntax, a variable it does not
+    get, or anything the sandbox refuses; found when the rule is loaded, not when judging."""
+    try:
+        used = jinja2.meta.find_undeclared_variables(_env.parse(prompt))  # compiles: unknown filters too
+    except jinja2.TemplateSyntaxError as exc:
+        return [f"Jinja syntax error on line {exc.lineno} of the prompt: {exc.message}"]
+    unknown = used - set(VARIABLES) - set(_env.globals)
+    if unknown:
+        return [f"the prompt uses {sorted(unknown)}, which rules do not get; they get {list(VARIABLES)}"]
+    try:
+        _env.from_string(prompt).render({name: "x" for name in VARIABLES})
+    except jinja2.TemplateError as exc:  # SecurityError, UndefinedError, TypeError inside filters ...
+        return [f"the prompt does not render: {type(exc).__name__}: {exc}"]
+    except Exception as exc:  # noqa: BLE001 - a filter raising on a string: still the rule file's fault
+        return [f"the prompt does not render: {type(exc).__name__}: {exc}"]
+    return []
 
 
 def render_messages(rule: JudgeRule, sample: dict) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.pools import template_errors
 from pipeline.rules import rule_config_errors
 from schemas.config import CurateConfig, PoolConfig
 from schemas.yaml_loading import load_yaml_model
@@ -20,7 +21,7 @@ def load_run_config(config_path: str | Path | None = None, questions: list[str] 
     any other path is read with the default mapping ({"question", "answer"}).
     """
     path = Path(config_path) if config_path else DEFAULT_CONFIG
-    config = load_yaml_model(path, CurateConfig, checks=rule_config_errors)
+    config = load_yaml_model(path, CurateConfig, checks=lambda c: rule_config_errors(c) + template_errors(c))
     base = path.resolve().parent
     pools = [p.model_copy(update={"path": str((base / p.path).resolve())}) for p in config.pools]
     if questions:

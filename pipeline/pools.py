@@ -14,12 +14,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from schemas.config import PoolConfig
 from schemas.question import DOMAINS, Question, QuarantineRow, question_id_for
 
 _RAW_PREVIEW = 500
-_jinja = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+# Sandboxed: a config's template reaches no Python object; record values are never evaluated.
+_jinja = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+def template_errors(config) -> list[tuple[tuple, str]]:
+    """Pools whose question_template is not valid Jinja, found when the config is loaded
+    (its variables are the records' fields, known only when a row is read)."""
+    errors = []
+    for i, pool in enumerate(config.pools):
+        if pool.question_template:
+            try:
+                _jinja.parse(pool.question_template)
+            except jinja2.TemplateSyntaxError as exc:
+                errors.append((("pools", i, "question_template"),
+                               f"Jinja syntax error on line {exc.lineno} of the template: {exc.message}"))
+    return errors
 
 
 class RowError(ValueError):
@@ -204,6 +220,8 @@ def to_question(pool: PoolConfig, record: object, path: Path, line: int) -> Ques
             text = _jinja.from_string(pool.question_template).render(**record).strip()
         except jinja2.UndefinedError as exc:
             raise RowError("question_template", f"question_template: {exc.message}") from exc
+        except jinja2.TemplateError as exc:  # the sandbox refusing an attribute, a filter failing
+            raise RowError("question_template", f"question_template: {type(exc).__name__}: {exc}") from exc
         if not text:
             raise RowError("question_template", "question_template rendered an empty question")
     else:

@@ -35,18 +35,48 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
+def _no_duplicate_keys(node: yaml.Node | None) -> None:
+    """YAML keeps the last of two equal keys silently; a config must not (one of them is a mistake)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict = {}
+        for key, value in node.value:
+            name = getattr(key, "value", None)
+            if isinstance(name, str) and name in seen:
+                raise _DuplicateKey(key.start_mark.line + 1, f"key {name!r} appears twice (first on line {seen[name]})")
+            seen[name] = key.start_mark.line + 1
+            _no_duplicate_keys(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _no_duplicate_keys(item)
+
+
 def load_yaml_model(path: str | Path, model: type[M],
                     checks: Callable[[M], list[tuple[tuple, str]]] | None = None) -> M:
     """`checks(loaded)`: more (location, message) errors, found by code that knows more than the
     model (e.g. the rules' Params); reported with file and line like the model's own."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start}); "
+                          "save the file as UTF-8") from None
+    try:
         root = yaml.compose(text)
+        _no_duplicate_keys(root)
         data = yaml.safe_load(text)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}:{exc.line}: invalid YAML: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
