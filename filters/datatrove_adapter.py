@@ -51,10 +51,6 @@ class AsDatatrove(BaseFilter):
         return self._results(batch)
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name.removesuffix("Filter")).lower()
-
-
 class FromDatatrove(SampleFilter):
     """Each configured datatrove filter is its own named rule; its config entry is its Params."""
 
@@ -76,7 +72,7 @@ class FromDatatrove(SampleFilter):
         klass = getattr(dt_filters, cfg.cls, None)
         if klass is None or not (isinstance(klass, type) and issubclass(klass, BaseFilter)):
             raise ValueError(f"filters.datatrove: {cfg.cls!r} is not a filter in datatrove.pipeline.filters")
-        return cls(klass(**cfg.args), name=cfg.name or f"datatrove_{_snake(cfg.cls)}", version=cfg.version,
+        return cls(klass(**cfg.args), name=cfg.rule_name(), version=cfg.version,
                    text=cfg.text, params=cfg)
 
     def check_batch(self, batch: pl.DataFrame) -> pl.DataFrame:

@@ -79,7 +79,7 @@ def config_errors(config, also_known: Iterable[str] = ()) -> list[tuple[tuple, s
         rules = registered(cfg.modules)
     except ImportError as exc:
         return [(("filters", "modules"), f"cannot import a rule module: {exc}")]
-    known = sorted({*rules, *(d.name or "" for d in cfg.datatrove), *also_known} - {""})
+    known = sorted({*rules, *(d.rule_name() for d in cfg.datatrove), *also_known})
     for name, value in (cfg.model_extra or {}).items():
         if name not in rules:
             errors.append((("filters", name), f"no rule is named {name!r}; known: {known}"))
@@ -94,9 +94,7 @@ def config_errors(config, also_known: Iterable[str] = ()) -> list[tuple[tuple, s
             # Strict even for a Params model that allows extra keys: a typo never becomes a default.
             errors += [(("filters", name, key), f"not a parameter of {name}; known: {sorted(params.model_fields)}")
                        for key in value if key not in params.model_fields]
-    datatrove_names = {d.name for d in cfg.datatrove} | {f"datatrove_{d.cls}" for d in cfg.datatrove}
-    unknown = [n for n in cfg.disabled if n not in rules and n not in datatrove_names and n not in also_known
-               and not n.startswith("datatrove_")]
+    unknown = [n for n in cfg.disabled if n not in known]
     if unknown:
         errors.append((("filters", "disabled"), f"names unknown rules {sorted(unknown)}; known: {known}"))
     return errors

@@ -244,6 +244,10 @@ class DatatroveFilter(_Strict):
     name: str | None = None  # rule name in verdicts; default datatrove_<cls in snake case>
     version: int = 1
 
+    def rule_name(self) -> str:
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", self.cls.removesuffix("Filter")).lower()
+        return self.name or f"datatrove_{snake}"
+
 
 class FilterConfig(_Strict):
     """The rules of the filter, decontam and verify passes. Every other key is a rule's name

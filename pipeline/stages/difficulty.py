@@ -47,6 +47,7 @@ import polars as pl
 
 from pipeline.difficulty.llm_rating import METHOD, score_llm_rating
 from pipeline.difficulty.rows import ROW_SCHEMA, rows
+from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store
 from schemas.difficulty import DifficultyConfig
 
@@ -281,10 +282,8 @@ def score_difficulty(store: Store, run_id: str, question_ids: list[str], *, conf
     return report
 
 
-def run(ctx) -> "StageReport":
+def run(ctx: StageContext) -> StageReport:
     """Difficulty signals of the run's questions; the rating rule and its engine come from the context."""
-    from pipeline.stage import StageReport
-
     cfg = ctx.config.difficulty
     rule = engine = None
     if LLM in cfg.signals:

@@ -17,6 +17,7 @@ from pipeline.hashing import stable_hash
 from pipeline.export.chat_template import TargetTemplate
 from pipeline.export.shards import chat_records, write_shards
 from pipeline.export.rebalance import Selection, rebalance_store
+from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store, now
 from schemas.config import CurateConfig
 from schemas.shard import ShardManifest
@@ -175,11 +176,9 @@ def manifest_digest(manifest: ShardManifest) -> str:
     return stable_hash(json.loads(manifest.model_dump_json(exclude={"created_at"})))
 
 
-def run(ctx) -> "StageReport":
+def run(ctx: StageContext) -> StageReport:
     """Rebalance the kept samples and write a shard set to options["out"]; with
     options["skip_unchanged"], nothing when the newest export is still current."""
-    from pipeline.stage import StageReport
-
     manifest = select_and_export(ctx.store, ctx.config, ctx.run_id, Path(ctx.options.get("out", "out")),
                                  skip_unchanged=ctx.options.get("skip_unchanged", False))
     if manifest is None:

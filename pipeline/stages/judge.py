@@ -29,6 +29,7 @@ from judges.run import judge_samples
 from pipeline.hashing import stable_hash
 from pipeline.progress import NoProgress, Progress
 from pipeline.verdicts import RuleConfig, record_configs, unjudged, verdict_frame
+from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store, now
 from schemas.chat import ChatBackend
 from schemas.judge_rule import JudgeRule
@@ -194,11 +195,9 @@ def run_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run_id: str, *
     return report
 
 
-def run(ctx) -> "StageReport":
+def run(ctx: StageContext) -> StageReport:
     """The configured judge rules in order (options: rules, limit, token_budget override the
     config: the backfill of one rule), sharing the run's token budget."""
-    from pipeline.stage import StageReport
-
     judges = ctx.config.judges
     names = ctx.options.get("rules") or judges.rules
     left = ctx.options.get("token_budget", judges.token_budget)
