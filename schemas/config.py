@@ -265,8 +265,7 @@ class FilterConfig(_Strict):
 
     def params_for(self, rule: str) -> dict | None:
         """The config's parameters of one rule (None: not set, the rule's defaults)."""
-        value = (self.model_extra or {}).get(rule)
-        return None if value is None else value
+        return (self.model_extra or {}).get(rule)
 
 
 class BenchmarkFileConfig(_Strict):
