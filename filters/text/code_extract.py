@@ -129,9 +129,25 @@ def build_test_program(tests: Sequence[str] | None, test_imports: Sequence[str] 
     return "\n".join([*imports, body]) + "\n"
 
 
-def humaneval_tests(check_source: str, entry_point: str) -> list[str]:
-    """HumanEval's `test` (defines check(candidate)) and the call, as a question's `tests`."""
-    return [check_source, f"check({entry_point})"]
+def humaneval_tests(check_source: str, entry_point: str, prompt: str = "") -> list[str]:
+    """HumanEval's `test` (defines check(candidate)) and the call, as a question's `tests`.
+
+    With the prompt, its helper functions (`poly` for find_zero, `encode_cyclic` for
+    decode_cyclic) go into the tests too: the tests use them to check the answer, so they must
+    be the prompt's own and not whatever the program defines under those names.
+    """
+    return [*prompt_helpers(prompt, entry_point), check_source, f"check({entry_point})"]
+
+
+def prompt_helpers(prompt: str, entry_point: str) -> list[str]:
+    """The imports and the functions of a prompt other than the one to write."""
+    try:
+        tree = ast.parse(prompt)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return []
+    keep = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+            or (isinstance(n, ast.FunctionDef) and n.name != entry_point)]
+    return [seg for seg in (ast.get_source_segment(prompt, n, padded=True) for n in keep) if seg]
 
 
 def with_prompt_imports(program: str, prompt: str) -> str:

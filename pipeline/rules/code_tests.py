@@ -1,5 +1,5 @@
 """code_tests: the program in a code answer runs against its question's tests in the sandbox
-(pipeline/sandbox.py: a process per job, namespaces, limits). It lives in pipeline/, not
+(pipeline/sandbox/: program and tests in two processes, namespaces, limits). It lives in pipeline/, not
 filters/, because it starts processes; otherwise it is a rule like any other.
 
 A sandbox setup error is not a verdict on the sample: its row comes back with `passed` null,
@@ -36,7 +36,7 @@ class CodeTestsParams(RuleParams):
 @register
 class CodeTests(SampleFilter):
     name = "code_tests"
-    version = 1
+    version = 2  # 2: program and tests in separate processes; only builtin data crosses
     needs = ("answer", "tests")
     stage = "verify"
     applies = "answer_type = 'code' AND tests IS NOT NULL AND len(tests) > 0"
