@@ -41,6 +41,7 @@ from decimal import Decimal
 import polars as pl
 from pydantic import Field
 
+from filters import answer_hedges as hedges
 from filters.base import RESULT_SCHEMA, RuleParams, RuleResult, SampleFilter
 from filters.registry import register
 
@@ -121,6 +122,16 @@ def _mentions(text: str, options: list[str]):
             yield m, opt
 
 
+def _named_options(text: str, options: list[str]) -> set[str]:
+    """The options named in `text`, a mention inside a longer one not counted ("York" in "New York")."""
+    found = sorted(((m.start(), m.end(), opt) for m, opt in _mentions(text, options)), key=lambda t: t[0] - t[1])
+    kept: list[tuple[int, int, str]] = []
+    for start, end, opt in found:
+        if not any(s <= start and end <= e for s, e, _ in kept):
+            kept.append((start, end, opt))
+    return {_norm(opt) for _, _, opt in kept}
+
+
 def match_choice(answer: str, reference: str, options: list[str]) -> RuleResult:
     """The option the final answer names. After "the answer is" or inside \\boxed{} that is
     the first option named (longest when several start there: "New York" over "York"); on a
@@ -128,6 +139,8 @@ def match_choice(answer: str, reference: str, options: list[str]) -> RuleResult:
     longest: "-3" over "3")."""
     span, how = final_answer_span(answer or "")
     text = _norm(span)
+    if why := hedges.several_options(_named_options(_norm(hedges.first_clause(span)), options or [reference])):
+        return RuleResult(False, 0.0, why)
     picked, best = None, None
     for m, opt in _mentions(text, options or [reference]):
         key = (-m.start(), m.end() - m.start()) if how != "last_line" else (m.end(), m.end() - m.start())
@@ -165,6 +178,9 @@ def match_text(answer: str, reference: str) -> RuleResult:
     """Normalized exact match of the final answer (case, punctuation, markdown, a leading
     article and a trailing clause such as ", the capital of France" do not count)."""
     span, how = final_answer_span(answer or "")
+    line = _LATEX_TEXT.sub(r"\1", span if how == "boxed" else (_first_line(span) if how == "marker" else span))
+    if why := hedges.text_alternatives(line, reference):
+        return RuleResult(False, 0.0, why)
     candidates = _text_candidates(span, how)
     ok = _text_norm(reference) in candidates
     if ok:
@@ -215,6 +231,8 @@ def parse_reference(reference: str) -> list:
 def match_math(answer: str, reference: str) -> RuleResult:
     from math_verify import parse, verify
 
+    if why := hedges.number_alternatives(final_answer_span(answer or "")[0], reference):
+        return RuleResult(False, 0.0, why)
     gold = parse_reference(reference)
     pred = parse(_clean_prediction(answer or ""), _pred_config())
     if not pred:
@@ -318,6 +336,8 @@ def match_numeric(answer: str, reference: str, rel_tol: float = DEFAULT_REL_TOL)
     ref = reference_number(reference)
     if ref is None:
         return match_math(answer, reference)
+    if why := hedges.number_alternatives(final_answer_span(answer or "")[0], reference):
+        return RuleResult(False, 0.0, why)
     pred = parse(_numeric_prediction(answer or ""), _pred_config())
     if not pred:
         return RuleResult(False, 0.0, "no final answer could be extracted")
@@ -398,15 +418,22 @@ def reference_bool(reference: str) -> bool | None:
     return {"true": True, "false": False}.get(reference.strip().lower())
 
 
+def _verdicts(text: str) -> list[bool]:
+    found = []
+    for m in re.finditer(r"(?i)(?:\b(not|never)\s+|n't\s+)?\b(true|false|yes|no)\b", text):
+        value = _BOOL_VALUE[m.group(2).lower()]
+        negated = m.group(1) is not None or m.group(0).lower().startswith("n't")
+        found.append(value != negated)
+    return found
+
+
 def match_bool(answer: str, reference: bool) -> RuleResult:
     """The verdict the final answer states: true/yes or false/no ("not true" is false); the
     first one after "the answer is" or in \\boxed{}, the last one on a bare last line."""
     span, how = final_answer_span(answer or "")
-    found = []
-    for m in re.finditer(r"(?i)(?:\b(not|never)\s+|n't\s+)?\b(true|false|yes|no)\b", _LATEX_TEXT.sub(r"\1", span)):
-        value = _BOOL_VALUE[m.group(2).lower()]
-        negated = m.group(1) is not None or m.group(0).lower().startswith("n't")
-        found.append(value != negated)
+    found = _verdicts(_LATEX_TEXT.sub(r"\1", span))
+    if why := hedges.bool_alternatives(_verdicts(hedges.first_clause(_LATEX_TEXT.sub(r"\1", span)))):
+        return RuleResult(False, 0.0, why)
     if not found:
         return RuleResult(False, 0.0, "no true/false in the final answer")
     said = found[-1] if how == "last_line" else found[0]
@@ -428,6 +455,10 @@ def match_option(answer: str, reference: str) -> RuleResult:
         r"(?i)\(([a-f])\)|\b(?:option|choice)\s+([a-f])\b|^\W*([a-f])\W*$", text)]
     if not letters:
         return RuleResult(False, 0.0, "no option letter in the final answer")
+    first = [m.group(1) or m.group(2) or m.group(3) for m in re.finditer(
+        r"(?i)\(([a-f])\)|\b(?:option|choice)\s+([a-f])\b|^\W*([a-f])\W*$", hedges.first_clause(text))]
+    if why := hedges.several_options({x.lower() for x in first}):
+        return RuleResult(False, 0.0, why)
     said = (letters[-1] if how == "last_line" else letters[0]).lower()
     ok = said == reference
     return RuleResult(ok, float(ok), None if ok else f"picked ({said}), reference ({reference})")
@@ -439,7 +470,7 @@ def match_option(answer: str, reference: str) -> RuleResult:
 @register
 class AnswerMatch(SampleFilter):
     name = "answer_match"
-    version = 2
+    version = 3  # 3: an answer naming several alternatives fails (filters/answer_hedges.py)
     needs = ("answer", "reference_answer", "answer_type", "question_text")
     stage = "verify"
     applies = f"answer_type IN {VERIFIABLE_TYPES} AND reference_answer IS NOT NULL"
@@ -471,6 +502,8 @@ class AnswerMatch(SampleFilter):
         kind, ref, answer = s["answer_type"], s["reference_answer"], s["answer"] or ""
         if not verifiable(kind, ref):
             return RuleResult(True, None, "not verifiable here")
+        if not hedges.several_values(ref) and (why := hedges.boxed_alternatives(answer)):
+            return RuleResult(False, 0.0, why)
         if kind == "choice":
             return match_choice(answer, ref, options_of(s["question_text"] or ""))
         if kind == "text":

@@ -45,13 +45,15 @@ def _hashes(cfg: FilterConfig, styles: dict | None = None) -> dict[str, str]:
 
 def test_the_default_rules_keep_the_hashes_their_verdicts_were_stored_with():
     """Recorded before rules declared Params (4c977f4): a changed hash would recompute every
-    stored verdict of the rule, so a change here needs a migration."""
+    stored verdict of the rule, so a change here needs a migration. Changed on purpose since:
+    answer_match v3 (hedged answers fail) and code_tests v2 (program and tests apart), so the
+    verify pass re-checks stored samples with the stricter verifiers (no engine needed)."""
     hashes = {r.name: r.config_hash for r in cheap_rules() + verify_rules()}
     assert hashes == {
         "completeness": "d76c002f842134ed", "format_compliance": "2627aa48cd8e29d9", "judge_bait": "0bfe17e9028c681b",
         "language": "a3a9bc7051fa86ff", "length": "67c4f0a1c79fb88b", "redundancy": "cb2d9373ec7bd7a0",
         "repetition": "6c5a3f29052161cc", "self_identity": "db8f21c18a4ddb1d", "structure": "455d0ab8d927ba59",
-        "truncation": "b18665874c35d86a", "answer_match": "987cf1c83c23012a", "code_tests": "23a6d4320f780586"}
+        "truncation": "b18665874c35d86a", "answer_match": "546cb8f1867dca35", "code_tests": "22030836a5aa10e6"}
 
 
 def test_changing_one_threshold_changes_only_that_rules_hash():
