@@ -132,7 +132,8 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
     console.print(f"  questions: {q['decontam_checked']} checked against benchmarks ({q['contaminated']} contaminated), "
                   f"{q['duplicates']} duplicates set aside")
     if counts["ingest"].get("unreadable_pools"):
-        console.print(f"  pools: {counts['ingest']['unreadable_pools']} files could not be read (the [error] lines above)",
+        n = counts["ingest"]["unreadable_pools"]
+        console.print(f"  pools: {n} file{'s' * (n > 1)} could not be read (the [error] lines above)",
                       markup=False, highlight=False)
     console.print(f"  samples: {s['generated']} generated, {s['already_done']} already in {db}, {s['errors']} errors")
     for rule, c in counts["filters"].items():

@@ -26,13 +26,15 @@ class IngestReport:
 
 
 def ingest(store: Store, config: CurateConfig, run_id: str, base_dir: Path | None = None) -> IngestReport:
-    questions, quarantine, weights, unreadable, notes = [], [], {}, [], []
+    questions, quarantine, weights, unreadable, notes, messages = [], [], {}, [], [], []
     for n, pool in enumerate(config.pools):
         result = read_pool(pool, base_dir)
         questions.extend(result.questions)
         quarantine.extend(result.quarantine)
         unreadable.extend([result.error] if result.error else [])
         notes.extend(result.notes)
+        # An unreadable file's own row (the last) is said once, as its error, not again as a row.
+        messages.extend(_row_message(r) for r in result.quarantine[:-1 if result.error else None])
         for q in result.questions:  # the first pool that reads a question gives its weight
             weights.setdefault(q.question_id, (n, pool.weight))
     created = now()
@@ -48,8 +50,6 @@ def ingest(store: Store, config: CurateConfig, run_id: str, base_dir: Path | Non
     ) if quarantine else pl.DataFrame()
     before = store.count("questions")
     store.insert_many({"questions": q_frame, "quarantine": x_frame})
-    messages = [f"{r.pool_path}:{r.line or '-'}: {f'field {r.field!r}: ' if r.field else ''}{r.error}"
-                for r in quarantine]
     return IngestReport(
         read=len(questions), new_questions=store.count("questions") - before,
         quarantined=len(quarantine), quarantine_messages=messages, unreadable=unreadable, notes=notes,
@@ -59,6 +59,11 @@ def ingest(store: Store, config: CurateConfig, run_id: str, base_dir: Path | Non
             weight=pl.col("question_id").replace_strict({k: v[1] for k, v in weights.items()},
                                                         default=None, return_dtype=pl.Float64)),
     )
+
+
+def _row_message(row) -> str:
+    named = row.field is None or repr(row.field) in row.error
+    return f"{row.pool_path}:{row.line or '-'}: {'' if named else f'field {row.field!r}: '}{row.error}"
 
 
 def select_questions(pool: pl.DataFrame, limit: int | None, seed: int) -> list[str]:
@@ -128,9 +133,10 @@ def run(ctx: StageContext) -> StageReport:
     notes = [f"[error] cannot read {m}" for m in report.unreadable]  # every one: a whole file is missing
     notes += [f"[note] {m}" for m in report.notes]
     notes += [f"[quarantine] {m}" for m in report.quarantine_messages[:10]]
-    if report.quarantined > 10:
-        notes.append(f"[quarantine] ... {report.quarantined - 10} more (SELECT * FROM quarantine)")
+    if len(report.quarantine_messages) > 10:
+        notes.append(f"[quarantine] ... {len(report.quarantine_messages) - 10} more (SELECT * FROM quarantine)")
+    unreadable = len(report.unreadable)
     notes.append(f"{report.read} questions read ({report.new_questions} new, {report.quarantined} quarantined"
-                 + (f", {len(report.unreadable)} pool files unreadable" if report.unreadable else "") + ")")
+                 + (f", {unreadable} pool file{'s' * (unreadable > 1)} unreadable" if unreadable else "") + ")")
     return StageReport({"read": report.read, "new": report.new_questions, "quarantined": report.quarantined,
                         "unreadable_pools": len(report.unreadable)}, notes)

@@ -228,7 +228,9 @@ def test_ingest_stores_good_rows_and_quarantine_and_reads_on_past_unreadable_poo
     assert report.counts == {"read": 2, "new": 2, "quarantined": 2, "unreadable_pools": 1}
     assert f"[error] cannot read {tmp_path / 'nope.jsonl'}: file not found" in report.notes
     assert f"[note] {tmp_path / 'empty.jsonl'}: no rows in the file" in report.notes
-    assert any(n.startswith(f"[quarantine] {mixed}:2: field 'answer':") for n in report.notes)
+    assert f"[quarantine] {mixed}:2: field 'answer' is nan, not a finite number" in report.notes
+    assert not any(n.startswith("[quarantine]") and "nope.jsonl" in n for n in report.notes)  # said once, as [error]
+    assert report.notes[-1] == "2 questions read (2 new, 2 quarantined, 1 pool file unreadable)"
 
 
 # --- the CLI: no readable pool is one line per pool and exit 2, before any run starts ------------
