@@ -41,6 +41,10 @@ class PoolUnreadable(RowError):
         self.line = line
 
 
+class _SeveralValues(PoolUnreadable):
+    """A .json file holding one value after another: JSON lines under the wrong name."""
+
+
 # --- strict JSON: what the standard parser would silently accept or crash on --------------------
 
 
@@ -148,7 +152,7 @@ def _iter_jsonl(path: Path) -> Records:
                 except RowError as err:
                     yield line_no, err, line
     except (OSError, EOFError) as exc:  # a gzip file cut short: the rows before it are kept
-        raise PoolUnreadable(None, f"cannot read past line {line_no}: {exc}", line_no) from None
+        raise PoolUnreadable(None, f"cannot read past line {line_no}: {exc}", line_no + 1) from None
 
 
 # --- one JSON document ------------------------------------------------------------------------
@@ -182,7 +186,8 @@ def _iter_json(path: Path, records_key: str | None) -> Records:
     try:
         doc = json.loads(text, parse_int=_parse_int)  # duplicate keys are checked per record below
     except json.JSONDecodeError as exc:
-        raise PoolUnreadable(None, f"invalid JSON: {exc.msg} at column {exc.colno}", exc.lineno) from None
+        kind = _SeveralValues if exc.msg == "Extra data" else PoolUnreadable
+        raise kind(None, f"invalid JSON: {exc.msg} at column {exc.colno}", exc.lineno) from None
     except RecursionError:
         raise PoolUnreadable(None, "JSON nested too deeply for the parser (thousands of levels)") from None
     if records_key is not None:
@@ -271,6 +276,22 @@ def _hf_folder(pool: PoolConfig, path: Path) -> Records:
     return ((i, rec, "") for i, rec in enumerate(data, start=1))
 
 
+def _document_or_lines(path: Path, notes: list[str], fallback_on: type[PoolUnreadable], named: str) -> Records:
+    """The file read as one JSON array, or as JSON lines when that fails with `fallback_on`; a
+    note when the content is not what its name (`named`: "lines" or "document") says. The
+    document is parsed whole before its first record is yielded, so no record comes twice."""
+    try:
+        records = list(_iter_json(path, None))
+    except fallback_on:
+        if named == "document":
+            notes.append(f"{path}: JSON lines, not one JSON document; read as lines")
+        yield from _iter_jsonl(path)
+        return
+    if named == "lines":
+        notes.append(f"{path}: a JSON array, not JSON lines; read as one")
+    yield from records
+
+
 def open_records(pool: PoolConfig, path: Path, notes: list[str]) -> Records:
     """The pool's records; raises PoolUnreadable now for every problem visible without reading
     the rows. `notes` gets what the user should know but that loses nothing."""
@@ -280,12 +301,13 @@ def open_records(pool: PoolConfig, path: Path, notes: list[str]) -> Records:
         return _hf_folder(pool, path)
     suffix = _base_suffix(path)
     if suffix in (".jsonl", ".ndjson"):
-        if _first_char(path) == "[":  # a JSON array saved as .jsonl: read it as one
-            notes.append(f"{path}: a JSON array, not JSON lines; read as one array of records")
-            return _iter_json(path, None)
+        if _first_char(path) == "[":  # a JSON array saved as .jsonl, or JSON lines whose first row is an array
+            return _document_or_lines(path, notes, PoolUnreadable, named="lines")
         return _iter_jsonl(path)
     if suffix == ".json":
         _first_char(path)  # a .json.gz that is not gzip fails here
+        if pool.records_key is None:  # JSON lines saved as .json are read as lines
+            return _document_or_lines(path, notes, _SeveralValues, named="document")
         return _iter_json(path, pool.records_key)
     if suffix == ".parquet" and not _is_gzip(path):
         return _parquet(pool, path)

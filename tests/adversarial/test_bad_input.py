@@ -131,6 +131,23 @@ def test_a_json_array_in_a_jsonl_file_is_read_as_rows(tmp_path):
     assert any("a JSON array, not JSON lines" in n for n in result.notes)
 
 
+def test_jsonl_whose_first_row_is_an_array_stays_jsonl(tmp_path):
+    path = tmp_path / "first.jsonl"
+    path.write_text(f"[1, 2]\n{GOOD}\n{GOOD_TOO}\n")
+    result = read_pool(_pool(path))
+    assert [q.pool_line for q in result.questions] == [2, 3]
+    assert [(r.line, r.field) for r in result.quarantine] == [(1, None)] and result.notes == []
+
+
+def test_json_lines_named_json_are_read_as_lines(tmp_path):
+    path = tmp_path / "pool.json"
+    path.write_text(f"{GOOD}\n{{\"answer\": 1}}\n{GOOD_TOO}\n")
+    result = read_pool(_pool(path))
+    assert [q.pool_line for q in result.questions] == [1, 3]
+    assert [(r.line, r.field) for r in result.quarantine] == [(2, "question")]
+    assert result.notes == [f"{path}: JSON lines, not one JSON document; read as lines"]
+
+
 def test_a_json_document_keeps_its_good_records(tmp_path):
     """Non-UTF-8 bytes and duplicate keys in one record of a .json file cost that record only."""
     path = tmp_path / "pool.json"
@@ -202,6 +219,16 @@ def test_unreadable_files_are_seen_before_reading_rows(tmp_path):
         problem = pool_problem(_pool(path, **options))
         assert (problem is None) if kind in late else (words in problem), (kind, problem)
     assert pool_problem(_pool(_sandwich(tmp_path, b"{"))) is None
+
+
+def test_a_gzip_file_cut_short_keeps_the_rows_before_the_cut(tmp_path):
+    path = tmp_path / "cut.jsonl.gz"
+    rows = "".join(json.dumps({"question": f"Q{i}?"}) + "\n" for i in range(20_000))
+    path.write_bytes(gzip.compress(rows.encode())[:-5000])
+    result = read_pool(_pool(path))
+    assert 0 < len(result.questions) < 20_000
+    assert result.error.startswith(f"{path}: cannot read past line ")
+    assert [r.line for r in result.quarantine] == [len(result.questions) + 1]
 
 
 def test_an_hf_folder_with_the_wrong_schema_is_one_error(tmp_path):
