@@ -144,6 +144,48 @@ def any_answers() -> tuple[int, list[str]]:
     return len(corpus), [f"{c['answer']!r} verified against {c['reference']!r}" for c, r in zip(corpus, results) if r[0]]
 
 
+def bad_pool_files(tmp: Path) -> tuple[int, list[str]]:
+    """Bad rows between two good ones must cost that row only (quarantined at line 2); a file that
+    cannot be read must be one error naming it. A hole: an exception, a lost good row, a bad row read."""
+    from pipeline.pools import read_pool
+    from schemas.config import PoolConfig
+
+    good = b'{"question": "What is 2 + 2?", "answer": "4"}'
+    rows = {"invalid JSON": b'{"question": ', "not UTF-8": b'{"question": "caf\xe9"}',
+            "lone surrogate": b'{"question": "\\ud800"}', "deep nesting": b"[" * 100_000 + b"]" * 100_000,
+            "5,000-digit answer": b'{"question": "q", "answer": ' + b"9" * 5000 + b"}",
+            "5 MB question": b'{"question": "' + b"x" * 5_000_000 + b'"}', "null question": b'{"question": null}',
+            "NaN answer": b'{"question": "q", "answer": NaN}', "answer an object": b'{"question": "q", "answer": {}}',
+            "Infinity answer": b'{"question": "q", "answer": Infinity}',
+            "duplicate key": b'{"question": "a", "question": "b"}',
+            "numeric domain": b'{"question": "q", "domain": 3}', "not an object": b"[1, 2]"}
+    files = {"missing path": b"", "empty file": b"", "folder, not a dataset": b"", "not gzip.jsonl.gz": b"junk",
+             "corrupt.parquet": b"PAR1 junk", "truncated.json": b'[{"question": "a"},', "pool.csv": b"q\n"}
+    open_holes = []
+    for why, bad in rows.items():
+        (tmp / "pool.jsonl").write_bytes(good + b"\n" + bad + b"\n" + good.replace(b"2 + 2", b"3 + 3") + b"\n")
+        try:
+            result = read_pool(PoolConfig(path=str(tmp / "pool.jsonl")))
+            if [q.pool_line for q in result.questions] != [1, 3] or [r.line for r in result.quarantine] != [2]:
+                open_holes.append(f"{why}: read {len(result.questions)}, quarantined {len(result.quarantine)}")
+        except Exception as exc:
+            open_holes.append(f"{why}: {type(exc).__name__}")
+    for why, content in files.items():
+        path = tmp / why.replace(" ", "_").replace(",", "")
+        if why.startswith("folder"):
+            path.mkdir(exist_ok=True)
+        elif why != "missing path":
+            path.write_bytes(content)
+        try:
+            result = read_pool(PoolConfig(path=str(path)))
+            said = result.error or "".join(result.notes)
+            if result.questions or str(path) not in said:
+                open_holes.append(f"{why}: no error naming the file")
+        except Exception as exc:
+            open_holes.append(f"{why}: {type(exc).__name__}")
+    return len(rows) + len(files), open_holes
+
+
 def references() -> tuple[int, list[str]]:
     """Not an attack: what the defences must not break. Every reference solution passes."""
     from filters.text.code_extract import build_test_program, humaneval_tests, with_prompt_imports
@@ -172,6 +214,7 @@ def main() -> None:
                     ("Jinja in sample text", sample_text_templates),
                     ("delimiter look-alikes", delimiter_look_alikes),
                     ("bad config files (file:line)", lambda: config_files(tmp)),
+                    ("bad pool files (row quarantined, file named)", lambda: bad_pool_files(tmp)),
                     ("reward-hacking programs (code_tests)", reward_hacks),
                     ("answers that match anything (answer_match)", any_answers)]
         if args.references:

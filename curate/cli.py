@@ -48,6 +48,7 @@ def run(
     started = time.monotonic()
     say_var.set(lambda msg: console.print(msg, markup=False, highlight=False))
     try:
+        _check_pools(params)
         with RichProgress(console) as progress:
             progress_var.set(progress)
             counts = curate(params=params)
@@ -56,6 +57,23 @@ def run(
         raise typer.Exit(2) from None
     elapsed = time.monotonic() - started
     _summary(counts, db, out, elapsed)
+
+
+def _check_pools(params) -> None:
+    """Refuse a run none of whose pools can be read, with one line per pool, before Prefect starts
+    (an error raised inside the flow reaches the terminal with Prefect's traceback). When some pools
+    open, the run goes on and the ingest stage reports each one that does not."""
+    from rich.markup import escape
+
+    from pipeline.config_loading import load_run_config
+    from pipeline.pools import pool_problem
+
+    pools = load_run_config(params.config_path, params.questions, params.limit, params.model).pools
+    problems = [p for p in map(pool_problem, pools) if p]
+    if pools and len(problems) == len(pools):
+        for problem in problems:
+            console.print(f"[red]error:[/red] cannot read {escape(problem)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
 
 
 def _prepare() -> None:
@@ -113,6 +131,10 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
     console.print(f"\nrun {counts['run_id']} finished in {elapsed:.0f} s")
     console.print(f"  questions: {q['decontam_checked']} checked against benchmarks ({q['contaminated']} contaminated), "
                   f"{q['duplicates']} duplicates set aside")
+    if counts["ingest"].get("unreadable_pools"):
+        n = counts["ingest"]["unreadable_pools"]
+        console.print(f"  pools: {n} file{'s' * (n > 1)} could not be read (the [error] lines above)",
+                      markup=False, highlight=False)
     console.print(f"  samples: {s['generated']} generated, {s['already_done']} already in {db}, {s['errors']} errors")
     for rule, c in counts["filters"].items():
         console.print(f"  filter {rule:<17} checked {c['checked']:>5}  failed {c['failed']:>5}")

@@ -57,6 +57,10 @@ class PoolConfig(_Strict):
     # otherwise picks are uniform over the domain's questions. 0: read and screened (its questions
     # still count for dedup and decontamination) but never drawn for synthesis.
     weight: float | None = Field(default=None, ge=0)
+    # Longer questions are quarantined (field: the question's): they would not fit the model's
+    # context with a reply (engine.max_model_len 4096 tokens), and one 5 MB row must not stall a
+    # run. The longest shipped question has about 5,200 characters.
+    max_question_chars: int = Field(default=20_000, gt=0)
 
 
 class EngineConfig(_Strict):

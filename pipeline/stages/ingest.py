@@ -20,15 +20,21 @@ class IngestReport:
     new_questions: int
     quarantined: int
     quarantine_messages: list[str]
+    unreadable: list[str]  # one message per pool file that could not be read (also in quarantine)
+    notes: list[str]  # nothing lost, worth saying: an empty file, a JSON array in a .jsonl
     pool: pl.DataFrame = field(repr=False)  # question_id, domain, weight (its pool's) of every question read
 
 
 def ingest(store: Store, config: CurateConfig, run_id: str, base_dir: Path | None = None) -> IngestReport:
-    questions, quarantine, weights = [], [], {}
+    questions, quarantine, weights, unreadable, notes, messages = [], [], {}, [], [], []
     for n, pool in enumerate(config.pools):
         result = read_pool(pool, base_dir)
         questions.extend(result.questions)
         quarantine.extend(result.quarantine)
+        unreadable.extend([result.error] if result.error else [])
+        notes.extend(result.notes)
+        # An unreadable file's own row (the last) is said once, as its error, not again as a row.
+        messages.extend(_row_message(r) for r in result.quarantine[:-1 if result.error else None])
         for q in result.questions:  # the first pool that reads a question gives its weight
             weights.setdefault(q.question_id, (n, pool.weight))
     created = now()
@@ -44,16 +50,20 @@ def ingest(store: Store, config: CurateConfig, run_id: str, base_dir: Path | Non
     ) if quarantine else pl.DataFrame()
     before = store.count("questions")
     store.insert_many({"questions": q_frame, "quarantine": x_frame})
-    messages = [f"{r.pool_path}:{r.line or '-'}: {r.error}" for r in quarantine]
     return IngestReport(
         read=len(questions), new_questions=store.count("questions") - before,
-        quarantined=len(quarantine), quarantine_messages=messages,
+        quarantined=len(quarantine), quarantine_messages=messages, unreadable=unreadable, notes=notes,
         pool=q_frame.select("question_id", "domain").with_columns(
             pool_index=pl.col("question_id").replace_strict({k: v[0] for k, v in weights.items()},
                                                             default=None, return_dtype=pl.Int32),
             weight=pl.col("question_id").replace_strict({k: v[1] for k, v in weights.items()},
                                                         default=None, return_dtype=pl.Float64)),
     )
+
+
+def _row_message(row) -> str:
+    named = row.field is None or repr(row.field) in row.error
+    return f"{row.pool_path}:{row.line or '-'}: {'' if named else f'field {row.field!r}: '}{row.error}"
 
 
 def select_questions(pool: pl.DataFrame, limit: int | None, seed: int) -> list[str]:
@@ -120,8 +130,13 @@ def run(ctx: StageContext) -> StageReport:
     """Read the pools; the pool read (ids, domains, weights) is kept for the screen stage."""
     report = ingest(ctx.store, ctx.config, ctx.run_id)
     ctx.run.built["pool"] = report.pool
-    notes = [f"[quarantine] {m}" for m in report.quarantine_messages[:10]]
-    if report.quarantined > 10:
-        notes.append(f"[quarantine] ... {report.quarantined - 10} more (SELECT * FROM quarantine)")
-    notes.append(f"{report.read} questions read ({report.new_questions} new, {report.quarantined} quarantined)")
-    return StageReport({"read": report.read, "new": report.new_questions, "quarantined": report.quarantined}, notes)
+    notes = [f"[error] cannot read {m}" for m in report.unreadable]  # every one: a whole file is missing
+    notes += [f"[note] {m}" for m in report.notes]
+    notes += [f"[quarantine] {m}" for m in report.quarantine_messages[:10]]
+    if len(report.quarantine_messages) > 10:
+        notes.append(f"[quarantine] ... {len(report.quarantine_messages) - 10} more (SELECT * FROM quarantine)")
+    unreadable = len(report.unreadable)
+    notes.append(f"{report.read} questions read ({report.new_questions} new, {report.quarantined} quarantined"
+                 + (f", {unreadable} pool file{'s' * (unreadable > 1)} unreadable" if unreadable else "") + ")")
+    return StageReport({"read": report.read, "new": report.new_questions, "quarantined": report.quarantined,
+                        "unreadable_pools": len(report.unreadable)}, notes)
