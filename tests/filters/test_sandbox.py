@@ -268,6 +268,26 @@ def test_no_network(guard, report):
     assert ("network access is not allowed" if guard else "name resolution") in res.detail, res
 
 
+@pytest.mark.parametrize("guard", [True, False], ids=["guard", "kernel-only"])
+def test_no_host_unix_sockets(guard, report):
+    # The network namespace does not cover Unix sockets on the file system; the new root does.
+    if not guard and not report["host_files_hidden"]:
+        pytest.skip("no mount namespace here: only the Python guard blocks Unix sockets")
+    import socket
+    path = Path(tempfile.mkdtemp()) / "host.sock"
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(path))
+        server.listen()
+        res = hostile(f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({str(path)!r})", guard=guard)
+        assert res.status == "failed", res
+        assert ("network access is not allowed" if guard else "No such file or directory") in res.detail, res
+    finally:
+        server.close()
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()
+
+
 def test_output_flood_is_cut():
     res = hostile("import sys\nfor _ in range(100):\n    sys.stdout.write('x' * 10**6)")
     assert res.status == "killed" and "output exceeded" in res.detail, res
