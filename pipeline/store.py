@@ -295,6 +295,66 @@ CREATE TABLE IF NOT EXISTS style_compliance (
 
 CREATE OR REPLACE VIEW style_alarms AS SELECT * FROM style_summary WHERE alarm;
 
+-- The misalignment loop (pipeline/misalignment/): bad cases, the samples traced to them, labels,
+-- rules previewed apart, and which rules count.
+CREATE TABLE IF NOT EXISTS bad_cases (
+    case_id VARCHAR PRIMARY KEY,      -- hash of prompt and bad output
+    prompt VARCHAR NOT NULL,
+    bad_output VARCHAR NOT NULL,
+    expected VARCHAR,                 -- a reference answer or what a good answer does
+    tags VARCHAR[] NOT NULL,
+    model VARCHAR,                    -- the model or checkpoint it came from
+    source VARCHAR NOT NULL,          -- FILE:LINE of the JSONL it came from, or 'cli'
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS trace_candidates (
+    trace_id VARCHAR NOT NULL,        -- one `curate trace` of one case
+    case_id VARCHAR NOT NULL,
+    sample_id VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,          -- signature | lexical | embedding | fused
+    score DOUBLE,
+    rank INTEGER NOT NULL,            -- 1 = best, per trace and method
+    detail VARCHAR,                   -- why: the shared failed rules, the matching terms, ...
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (trace_id, method, sample_id)
+);
+
+-- Labels are rows, never edited: the newest per case, sample and labeller counts.
+CREATE TABLE IF NOT EXISTS candidate_labels (
+    case_id VARCHAR,                  -- NULL: a label on the sample alone
+    sample_id VARCHAR NOT NULL,
+    label VARCHAR NOT NULL,           -- dirty | clean
+    labeller VARCHAR NOT NULL,        -- 'user', or 'judge:<rule>@<version>' for a pre-label
+    note VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+-- Verdicts of a rule being previewed: the verdicts shape, in a table nothing else reads.
+""" + VERDICTS_TABLE.format(name="preview_verdicts") + """
+-- Rules switched on or off by `curate rules enable/disable`. A rule with no row counts (every
+-- built-in rule); a disabled rule's verdicts stay stored and stop counting.
+CREATE TABLE IF NOT EXISTS rule_states (
+    rule VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,            -- sql | cheap | judge
+    enabled BOOLEAN NOT NULL,
+    definition JSON,                  -- a SQL rule's YAML as data (what its verdicts were made with)
+    source VARCHAR,                   -- the YAML file
+    changed_at TIMESTAMPTZ NOT NULL
+);
+
+-- Sentence embeddings of samples (question + answer), kept for nearest-neighbour traces.
+CREATE TABLE IF NOT EXISTS sample_embeddings (
+    sample_id VARCHAR NOT NULL,
+    model_id VARCHAR NOT NULL,
+    vector FLOAT[384] NOT NULL,
+    PRIMARY KEY (sample_id, model_id)
+);
+
+CREATE OR REPLACE VIEW current_labels AS
+SELECT * FROM candidate_labels
+QUALIFY row_number() OVER (PARTITION BY coalesce(case_id, ''), sample_id, labeller ORDER BY created_at DESC) = 1;
+
 
 CREATE OR REPLACE VIEW latest_question_verdicts AS
 SELECT * FROM question_verdicts
@@ -316,6 +376,7 @@ GROUP BY q.question_id, q.domain, q.source;
 -- to the newest version, then the newest row.
 CREATE OR REPLACE VIEW latest_verdicts AS
 SELECT v.* FROM verdicts v LEFT JOIN rule_configs c ON c.rule = v.rule
+WHERE v.rule NOT IN (SELECT rule FROM rule_states WHERE NOT enabled)
 QUALIFY row_number() OVER (PARTITION BY v.sample_id, v.rule
                            ORDER BY coalesce(v.config_hash = c.config_hash, false) DESC,
                                     v.rule_version DESC, v.created_at DESC) = 1;
@@ -379,7 +440,7 @@ WHERE (s.sample_id IN (SELECT sample_id FROM latest_verdicts)
 
 
 # Tables without a primary key (append-only logs).
-_KEYLESS = {"quarantine"}
+_KEYLESS = {"quarantine", "candidate_labels"}
 
 
 class StoreLockedError(RuntimeError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import polars as pl
 
 _TIME = pl.Datetime("us", "UTC")
-JSON_COLUMNS = {"messages", "sampling_params", "perturbation", "details", "params"}  # strings here, JSON in DuckDB
+JSON_COLUMNS = {"messages", "sampling_params", "perturbation", "details", "params", "definition"}  # strings here, JSON in DuckDB
 
 SAMPLE = {  # samples: one synthesized answer
     "sample_id": pl.String, "question_id": pl.String, "run_id": pl.String, "sample_index": pl.Int32,
@@ -44,6 +44,26 @@ QUESTION_DIFFICULTY = {  # question_difficulty: one difficulty signal of one que
 RULE_CONFIG = {  # rule_configs: the config hash each rule last ran with
     "rule": pl.String, "stage": pl.String, "rule_version": pl.Int32, "config_hash": pl.String,
     "params": pl.String, "run_id": pl.String, "updated_at": _TIME,
+}
+
+BAD_CASE = {  # bad_cases: one bad model behaviour
+    "case_id": pl.String, "prompt": pl.String, "bad_output": pl.String, "expected": pl.String,
+    "tags": pl.List(pl.String), "model": pl.String, "source": pl.String, "created_at": _TIME,
+}
+
+TRACE_CANDIDATE = {  # trace_candidates: a sample found behind a bad case by one method
+    "trace_id": pl.String, "case_id": pl.String, "sample_id": pl.String, "method": pl.String,
+    "score": pl.Float64, "rank": pl.Int32, "detail": pl.String, "created_at": _TIME,
+}
+
+CANDIDATE_LABEL = {  # candidate_labels: dirty or clean, by a user or a judge pre-label
+    "case_id": pl.String, "sample_id": pl.String, "label": pl.String, "labeller": pl.String,
+    "note": pl.String, "created_at": _TIME,
+}
+
+RULE_STATE = {  # rule_states: a rule switched on or off
+    "rule": pl.String, "kind": pl.String, "enabled": pl.Boolean, "definition": pl.String,
+    "source": pl.String, "changed_at": _TIME,
 }
 
 # What a rule may read: these columns of the sample, then its question's (name -> question column).
