@@ -351,6 +351,17 @@ CREATE TABLE IF NOT EXISTS sample_embeddings (
     PRIMARY KEY (sample_id, model_id)
 );
 
+-- What a SQL rule's `where:` reads (schemas/sql_rule.py): one row per sample, its own columns
+-- and its question's. The verdict-derived features are a second view, joined only when a
+-- clause names one of them (they aggregate every verdict).
+CREATE OR REPLACE VIEW sample_features AS
+SELECT s.sample_id, s.question_id, s.run_id, s.model, s.requested_format, s.realized_format,
+       s.finish_reason, s.think_closed_by, s.prompt_tokens, s.completion_tokens,
+       length(s.reasoning) AS reasoning_chars, length(s.answer) AS answer_chars,
+       s.reasoning, s.answer, s.raw_text,
+       q.domain, q.source, q.level, q.answer_type, q.text AS question_text, q.reference_answer
+FROM samples s JOIN questions q USING (question_id);
+
 CREATE OR REPLACE VIEW current_labels AS
 SELECT * FROM candidate_labels
 QUALIFY row_number() OVER (PARTITION BY coalesce(case_id, ''), sample_id, labeller ORDER BY created_at DESC) = 1;
@@ -424,6 +435,19 @@ FROM samples s
 JOIN questions q USING (question_id)
 LEFT JOIN v USING (sample_id)
 GROUP BY s.sample_id, s.question_id, q.domain;
+
+CREATE OR REPLACE VIEW sample_verdict_features AS
+SELECT s.sample_id,
+       coalesce(list(v.rule ORDER BY v.rule) FILTER (WHERE NOT v.passed), []) AS failed_rules,
+       map_from_entries(coalesce(list({'k': v.rule, 'v': v.score}) FILTER (WHERE v.stage = 'judge'), [])) AS judge_scores,
+       count(v.rule) > 0 AND coalesce(bool_and(v.passed), false) AS kept,
+       any_value(d.score) AS difficulty
+FROM samples s
+LEFT JOIN latest_verdicts v USING (sample_id)
+LEFT JOIN (SELECT question_id, score FROM question_difficulty WHERE method = 'combined'
+           QUALIFY row_number() OVER (PARTITION BY question_id ORDER BY version DESC, created_at DESC) = 1) d
+       ON d.question_id = s.question_id
+GROUP BY s.sample_id;
 
 -- The kept samples alone (what rebalance and the style metrics read): sample_status.kept as
 -- semi/anti joins, without its list aggregation over every verdict, so DuckDB runs it within a
