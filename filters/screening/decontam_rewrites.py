@@ -15,7 +15,7 @@ query by the item, must reach `min_coverage`: one-sided coverage would let a sho
 Numbers: in a word problem (GSM8K) new numbers leave the same story and the same solution
 path, so they are ignored. In a formula question (MATH, AIME: LaTeX math) a changed number is
 another problem (MATH train holds many such siblings of MATH-500 items), so there every number
-of the item must occur in the query, as in the n-gram rule. So must they in a word problem
+of the item must occur in the query, as in the n-gram rule, and the query may add few others. So must they in a word problem
 under MIN_STORY_TOKENS tokens ("What power of 4 is equal to 8?"), which has little else.
 """
 
@@ -75,8 +75,11 @@ def _numbers(text: str) -> Counter:
     return Counter(t for t in tokenize(text) if t[0].isdigit())
 
 
-def _within(part: Counter, whole: Counter) -> bool:
-    return all(whole[k] >= v for k, v in part.items())
+def _numbers_agree(item: Counter, query: Counter) -> bool:
+    """Every number of the item in the query, and few besides (multiset Jaccard >= 0.75: a
+    preamble may add "Problem 7.", a longer problem around the item's numbers may not)."""
+    union = sum((item | query).values())
+    return all(query[k] >= v for k, v in item.items()) and (not union or sum((item & query).values()) / union >= 0.75)
 
 
 # A word problem this long is told apart by its story; shorter, its numbers are its identity
@@ -134,7 +137,7 @@ class OrderFreeIndex:
         for idx in np.flatnonzero(score >= self.min_coverage)[np.argsort(-score[score >= self.min_coverage], kind="stable")]:
             if not self._numbers_free[idx]:
                 qnums = _numbers(text) if qnums is None else qnums
-                if not _within(self._numbers[idx], qnums):
+                if not _numbers_agree(self._numbers[idx], qnums):
                     continue
             return OrderFreeHit(self.items[idx], round(float(shared[idx] / self._item_weight[idx]), 4),
                                 round(float(shared[idx] / query_weight), 4), self._numbers_free[idx])
