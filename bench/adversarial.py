@@ -185,6 +185,21 @@ def bad_pool_files(tmp: Path) -> tuple[int, list[str]]:
             open_holes.append(f"{why}: {type(exc).__name__}")
     return len(rows) + len(files), open_holes
 
+def rewritten_contamination(tmp: Path) -> tuple[int, list[str]]:
+    """Leaked-style rewrites of GSM8K test and MATH-500 questions (100 each, every kind): a
+    hole is a rewrite the decontamination index lets through. Full figures: bench/contamination_rewrites.py."""
+    from bench.contamination_rewrites import benchmark_questions
+    from pipeline.benchmarks import build_index
+    from tests.adversarial.contamination_rewrites import rewrites
+
+    index, tried, open_holes = build_index(), 0, []
+    for kind, item, text in rewrites(benchmark_questions(part="report", per_benchmark=100), seed=1):
+        tried += 1
+        m = index.match(text)
+        if m is None or (m.benchmark, m.item_id) != (item.benchmark, item.item_id):
+            open_holes.append(f"{kind} {item.benchmark} {item.item_id}: {text[:70]!r}")
+    return tried, open_holes
+
 
 def references() -> tuple[int, list[str]]:
     """Not an attack: what the defences must not break. Every reference solution passes."""
@@ -216,7 +231,8 @@ def main() -> None:
                     ("bad config files (file:line)", lambda: config_files(tmp)),
                     ("bad pool files (row quarantined, file named)", lambda: bad_pool_files(tmp)),
                     ("reward-hacking programs (code_tests)", reward_hacks),
-                    ("answers that match anything (answer_match)", any_answers)]
+                    ("answers that match anything (answer_match)", any_answers),
+                    ("rewritten benchmark questions (decontam)", lambda: rewritten_contamination(tmp))]
         if args.references:
             families.append(("reference solutions still pass", references))
         print(f"{'attack family':48} {'tried':>6} {'held':>6}  seconds")

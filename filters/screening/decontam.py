@@ -216,12 +216,18 @@ class DecisionRule:
     # from: a correct answer to any question may contain them.
     min_question_tokens: int = 3
     min_solution_tokens: int = 20
+    # Rewritten questions (filters/screening/decontam_rewrites.py): where no n-gram decision
+    # matches, IDF-weighted order-free features (numbers masked) covering the item and the
+    # query both this much; 0 turns the check off. Questions only, never answers.
+    order_free_min_coverage: float = 0.5
 
     def describe(self) -> str:
         nums = " and the numbers agree" if self.numbers_must_agree else ""
+        free = (f"; or order-free words (numbers masked) covering item and text >= {self.order_free_min_coverage}"
+                if self.order_free_min_coverage else "")
         return (f"{self.n}-gram overlap: item coverage >= {self.min_item_coverage}, or query coverage >= "
                 f"{self.min_query_coverage} with >= {self.min_shared_for_query_coverage} shared n-grams{nums}; "
-                f"or a shared run of >= {self.min_span} tokens")
+                f"or a shared run of >= {self.min_span} tokens{free}")
 
 
 @dataclass(frozen=True)
@@ -295,6 +301,12 @@ class NgramIndex:
         # benchmark set or rule is visible (and re-checkable) in the database.
         self.fingerprint = digest.hexdigest()[:16]
         self.stats.ngrams = len(self._postings)
+        self._order_free = None
+        if decision.order_free_min_coverage:
+            from filters.screening.decontam_rewrites import OrderFreeIndex  # it builds on this module
+
+            self._order_free = OrderFreeIndex([i for i in self.items if i.kind == "question"],
+                                              decision.order_free_min_coverage)
 
     # -- building
 
@@ -441,8 +453,27 @@ class NgramIndex:
     def match(self, text: str, kinds: tuple[str, ...] = ("question",)) -> Match | None:
         """The benchmark item a question overlaps, or None. Only benchmark questions are
         matched by default (solutions are for answers: see match_answer). Of several
-        matching items, the one with the highest score is reported."""
-        return self._first_match(self.candidates(text, kinds))
+        matching items, the one with the highest score is reported. Where no n-gram decision
+        matches, a rewritten question (other numbers, names, words, order) is looked for
+        order-free (DecisionRule.order_free_min_coverage)."""
+        found = self._first_match(self.candidates(text, kinds))
+        if found is None and self._order_free is not None and "question" in kinds:
+            found = self._rewritten(text)
+        return found
+
+    def _rewritten(self, text: str) -> Match | None:
+        hit = self._order_free.best(text)
+        if hit is None:
+            return None
+        item = hit.item
+        nums = "numbers masked (a word problem)" if hit.numbers_free else "the numbers agree"
+        return Match(
+            benchmark=item.benchmark, item_id=item.item_id, kind=item.kind,
+            score=max(hit.item_coverage, hit.query_coverage), item_coverage=hit.item_coverage,
+            query_coverage=hit.query_coverage, longest_span=0, shared_ngrams=0, numbers_agree=not hit.numbers_free,
+            reason=(f"{item.benchmark} {item.kind} {item.item_id}: rewritten: order-free words cover "
+                    f"{hit.item_coverage:.0%} of the item and {hit.query_coverage:.0%} of the text, {nums}"),
+        )
 
     def match_many(self, texts: Iterable[str], kinds: tuple[str, ...] = ("question",)) -> list[Match | None]:
         return [self.match(t, kinds) for t in texts]

@@ -346,9 +346,14 @@ def test_short_items_match_whole_and_template_siblings_do_not():
     # MATH train sibling of MATH-500 test/number_theory/466.json: only the divisor differs
     assert idx.match("What is the remainder when $1 + 2 + 3 + 4 + \\dots + 9 + 10$ is divided by 8?") is None
     assert idx.match("What is the remainder when $1 + 2 + 3 + 4 + \\dots + 9 + 10$ is divided by 9?") is not None
-    # GSM8K train sibling of GSM8K test item 603: same wording, other numbers
-    assert idx.match("A train travels 270 miles in 3 hours. At the same rate, how many additional hours "
-                     "would it take to travel an additional 180 miles?") is None
+    # GSM8K train sibling of GSM8K test item 603: same wording, other numbers. The n-grams let it
+    # pass; the order-free check calls it a rewrite of 603 (a number-changed copy of a word
+    # problem is contamination: tests/adversarial/test_contamination_rewrites.py)
+    sibling = ("A train travels 270 miles in 3 hours. At the same rate, how many additional hours "
+               "would it take to travel an additional 180 miles?")
+    assert build_index(decision=DecisionRule(order_free_min_coverage=0.0)).match(sibling) is None
+    m = idx.match(sibling)
+    assert m is not None and m.item_id == "603" and "rewritten" in m.reason
 
 
 def test_match_many_and_speed():
@@ -391,10 +396,16 @@ def test_train_pools_false_positives():
         for q, m in sorted(group, key=lambda x: (-x[1].score, x[1].item_id)):
             print(f"  [{label}] {q.source} {q.question_id} -> {m.reason} | {q.text[:90]!r}")
     assert len(flagged) / len(questions) <= 0.01
-    assert len(other) / len(questions) <= 0.002  # spurious share, well under the 1% budget
+    # The n-grams' spurious share stays well under the 1% budget. The order-free check for
+    # rewrites adds about 0.6% (measured: 126 of 21.7k, mostly GSM8K train word problems worded
+    # like a test item, e.g. age puzzles; some are true siblings: the same story, other numbers).
+    rewritten = [(q, m) for q, m in other if "rewritten" in m.reason]
+    assert (len(other) - len(rewritten)) / len(questions) <= 0.002
+    assert len(rewritten) / len(questions) <= 0.007
     assert {m.item_id for _q, m in real} == REAL_OVERLAPS
-    assert not [q for q, _m in flagged if q.source == "gsm8k"]  # GSM8K train/test siblings differ in numbers
-    assert elapsed < 15, elapsed
+    # GSM8K train/test siblings differ in numbers: only the rewrite check flags them
+    assert all("rewritten" in m.reason for q, m in flagged if q.source == "gsm8k")
+    assert elapsed < 30, elapsed  # ~0.15 ms a question for the n-grams, ~0.7 ms with the order-free check
 
 
 # --- generated answers ---------------------------------------------------------------------------
@@ -493,7 +504,8 @@ def test_model_solutions_to_gsm8k_test_flag_only_their_own_item():
 
 def test_decision_rule_knobs():
     items = [BenchmarkItem("b", "1", "the quick brown fox jumps over the lazy dog near the river bank today")]
-    strict = NgramIndex(items, DecisionRule(min_item_coverage=1.0, min_span=1000, min_query_coverage=2.0))
+    strict = NgramIndex(items, DecisionRule(min_item_coverage=1.0, min_span=1000, min_query_coverage=2.0,
+                                            order_free_min_coverage=0.0))
     loose = NgramIndex(items)
     text = "the quick brown fox jumps over the lazy dog near the river bank"  # 13 of 14 tokens
     assert strict.match(text) is None
