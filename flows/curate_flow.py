@@ -54,9 +54,11 @@ def verify_flow(params: StageParams = StageParams()) -> dict:
 
 @flow(name="judge", **_flow)
 def judge_flow(params: StageParams = StageParams()) -> dict:
-    """The configured judge rules, in order, over the samples each has not judged yet."""
+    """The configured judge rules, in order, over the samples each has not judged yet; then the
+    enabled SQL rules (`curate rules enable`) over the samples without their verdict."""
     with stage_run("judge", params, _config_of(params)) as run:
         run_stage(run, "judge")
+        run_stage(run, "sql-rules")  # enabled SQL rules may read judge scores
     return run.counts
 
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.stage import StageContext, StageReport
-from pipeline.stages import (difficulty, domains, export, filter, ingest, judge, screen, style_metrics,
-                             synthesize, verify)
+from pipeline.stages import (difficulty, domains, export, filter, ingest, judge, screen, sql_rules,
+                             style_metrics, synthesize, verify)
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("rule-filters", "filters", filter.run),
     Stage("verify", "verify", verify.run),
     Stage("judge", "judges", judge.run, uses_engine=True),
+    Stage("sql-rules", "sql_rules", sql_rules.run),
     Stage("style-metrics", "styles", style_metrics.run),
     Stage("difficulty", "difficulty", difficulty.run, uses_engine=True),
     Stage("rebalance-export", "export", export.run),

@@ -1,0 +1,131 @@
+"""SQL rules (schemas/sql_rule.py): loaded with file:line errors, the `where` clause checked to
+be one expression, and evaluated on a read-only connection with external access off, so a
+clause can read the store's samples and nothing else, and change nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from filters.base import config_fingerprint
+from pipeline.read_only_query import QueryRefused, connect
+from schemas.sql_rule import SqlRule
+from schemas.yaml_loading import ConfigError, load_yaml_model
+
+STAGE = "sql"  # the verdicts' stage
+BUILT_IN_DIR = Path(__file__).resolve().parents[2] / "filters" / "sql"
+VERDICT_FEATURES = ("failed_rules", "judge_scores", "kept", "difficulty")
+
+
+def load_sql_rule(path: str | Path) -> SqlRule:
+    """The rule in `path`, its clause checked; ConfigError (file:line: field) otherwise."""
+    return load_yaml_model(path, SqlRule, checks=lambda rule: [(("where",), m) for m in clause_errors(rule.where)])
+
+
+def find_sql_rule(ref: str, folders: list[Path] | None = None) -> tuple[SqlRule, Path] | None:
+    """A SQL rule by YAML path, or by name in the folders (default: filters/sql)."""
+    path = Path(ref)
+    candidates = [path] if path.suffix in (".yaml", ".yml") else \
+        [folder / f"{ref}{ext}" for folder in [*(folders or []), BUILT_IN_DIR] for ext in (".yaml", ".yml")]
+    for candidate in candidates:
+        if candidate.is_file() and _has_where(candidate):
+            return load_sql_rule(candidate), candidate
+    return None
+
+
+def _has_where(path: Path) -> bool:
+    """A YAML with a top-level `where:` is a SQL rule (a judge rule has a prompt instead)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return True  # let the loader say what is wrong, with file and line
+    return isinstance(data, dict) and "where" in data
+
+
+def config_hash(rule: SqlRule) -> str:
+    return config_fingerprint(rule.name, rule.version, {"where": " ".join(rule.where.split())})
+
+
+def query(rule_where: str) -> str:
+    """The SELECT of the samples a clause matches (with the verdict features only if named)."""
+    joins = " LEFT JOIN sample_verdict_features USING (sample_id)" if uses_verdict_features(rule_where) else ""
+    return f"SELECT sample_id FROM sample_features{joins} WHERE ({rule_where})"
+
+
+def uses_verdict_features(where: str) -> bool:
+    return any(re.search(rf"\b{name}\b", where) for name in VERDICT_FEATURES)
+
+
+def clause_errors(where: str) -> list[str]:
+    """Why a clause is not one expression (a UNION, a second statement, a closing parenthesis
+    escaping the WHERE), or [] when it is. Column names are checked when it runs."""
+    try:
+        statements = duckdb.extract_statements(query(where))
+    except duckdb.Error as exc:
+        return [f"not a SQL expression: {str(exc).splitlines()[0]}"]
+    if len(statements) != 1 or statements[0].type.name != "SELECT":
+        return ["must be one expression (no ';', no other statement)"]
+    try:
+        tree = json.loads(duckdb.sql("SELECT json_serialize_sql(?)", params=[query(where)]).fetchall()[0][0])
+        node = tree["statements"][0]["node"]
+    except (duckdb.Error, KeyError, IndexError, json.JSONDecodeError) as exc:
+        return [f"cannot be parsed as an expression: {exc}"]
+    if node.get("type") != "SELECT_NODE" or node.get("from_table", {}).get("type") not in ("BASE_TABLE", "JOIN"):
+        return ["must be an expression inside WHERE (a ')' closing it early, a UNION or a set operation is not)"]
+    # Only the store's own tables: no table functions (read_text, read_csv, glob, ...), so the
+    # clause can run on the pipeline's own connection too (the sql-rules stage of a run).
+    errors = []
+    for kind, name in _table_refs(tree):
+        if kind == "TABLE_FUNCTION":
+            errors.append(f"reads {name}(): a rule may read only the store's tables, not files or functions")
+        elif kind == "BASE_TABLE" and any(c in str(name) for c in "./:\\"):  # another catalog, or a file path
+            errors.append(f"reads {name}: a rule may read only this store's tables")
+    return errors
+
+
+def _table_refs(node) -> list[tuple[str, str]]:
+    out = []
+    if isinstance(node, dict):
+        if node.get("type") == "TABLE_FUNCTION":
+            out.append(("TABLE_FUNCTION", node.get("function", {}).get("function_name", "?")))
+        elif node.get("type") == "BASE_TABLE":
+            qualified = ".".join(p for p in (node.get("catalog_name"), node.get("schema_name")) if p)
+            out.append(("BASE_TABLE", f"{qualified}.{node.get('table_name')}" if qualified else node.get("table_name")))
+        for value in node.values():
+            out += _table_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            out += _table_refs(value)
+    return out
+
+
+def matching_ids(db: str | Path, rule: SqlRule, timeout_s: float = 300) -> set[str]:
+    """The sample ids the clause matches, read on a locked-down read-only connection."""
+    import threading
+
+    con = connect(db)
+    timer = threading.Timer(timeout_s, con.interrupt)
+    timer.start()
+    try:
+        return set(con.sql(query(rule.where)).pl()["sample_id"].to_list())
+    except duckdb.InterruptException:
+        raise QueryRefused(f"rule {rule.name}: the clause ran longer than {timeout_s:g} s") from None
+    except duckdb.Error as exc:
+        raise ConfigError(f"rule {rule.name}: the where clause fails on this store: {str(exc).splitlines()[0]}") from None
+    finally:
+        timer.cancel()
+        con.close()
+
+
+def results_for(sample_ids: list[str], hits: set[str], rule: SqlRule) -> pl.DataFrame:
+    """passed/score/reason per sample: a match fails."""
+    hit = [s in hits for s in sample_ids]
+    return pl.DataFrame({"passed": [not h for h in hit], "score": [float(h) for h in hit],
+                         "reason": [f"matches: {rule.where[:200]}" if h else None for h in hit]},
+                        schema={"passed": pl.Boolean, "score": pl.Float64, "reason": pl.String})
