@@ -303,10 +303,11 @@ class NgramIndex:
         self.stats.ngrams = len(self._postings)
         self._order_free = None
         if decision.order_free_min_coverage:
-            from filters.screening.decontam_rewrites import OrderFreeIndex  # it builds on this module
+            from filters.screening.decontam_rewrites import FormulaIndex, OrderFreeIndex  # they build on this module
 
-            self._order_free = OrderFreeIndex([i for i in self.items if i.kind == "question"],
-                                              decision.order_free_min_coverage)
+            questions = [i for i in self.items if i.kind == "question"]
+            self._order_free = OrderFreeIndex(questions, decision.order_free_min_coverage)
+            self._formulas = FormulaIndex(questions)
 
     # -- building
 
@@ -464,7 +465,7 @@ class NgramIndex:
     def _rewritten(self, text: str) -> Match | None:
         hit = self._order_free.best(text)
         if hit is None:
-            return None
+            return self._same_formula(text)
         item = hit.item
         nums = "numbers masked (a word problem)" if hit.numbers_free else "the numbers agree"
         return Match(
@@ -474,6 +475,15 @@ class NgramIndex:
             reason=(f"{item.benchmark} {item.kind} {item.item_id}: rewritten: order-free words cover "
                     f"{hit.item_coverage:.0%} of the item and {hit.query_coverage:.0%} of the text, {nums}"),
         )
+
+    def _same_formula(self, text: str) -> Match | None:
+        item = self._formulas.best(text)
+        if item is None:
+            return None
+        return Match(benchmark=item.benchmark, item_id=item.item_id, kind=item.kind, score=1.0, item_coverage=1.0,
+                     query_coverage=1.0, longest_span=0, shared_ngrams=0, numbers_agree=True,
+                     reason=f"{item.benchmark} {item.kind} {item.item_id}: rewritten: the text holds the item's "
+                            "formulas (canonical form) and little other math")
 
     def match_many(self, texts: Iterable[str], kinds: tuple[str, ...] = ("question",)) -> list[Match | None]:
         return [self.match(t, kinds) for t in texts]

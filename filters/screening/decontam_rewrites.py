@@ -142,3 +142,86 @@ class OrderFreeIndex:
             return OrderFreeHit(self.items[idx], round(float(shared[idx] / self._item_weight[idx]), 4),
                                 round(float(shared[idx] / query_weight), 4), self._numbers_free[idx])
         return None
+
+
+# --- the same formula, other words ---------------------------------------------------------------
+# A short formula question ("Simplify $\sqrt{242}$.", "Evaluate $(1+2i)6-3i$.") is too short for
+# the order-free check, and a rewrite changes its few words ("Work out", "Write in simplest
+# form"). Its identity is the formula: if the text contains every formula of the item, in a
+# canonical form (fractions as a/b, Unicode as LaTeX, no delimiters, spaces, braces or
+# parentheses), and little other math, it is the item.
+
+_MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<!\\)\$(.+?)(?<!\\)\$", re.S)
+_FROM_UNICODE = str.maketrans({"√": r"\sqrt ", "π": r"\pi ", "×": "*", "·": "*", "≤": r"\le ", "≥": r"\ge ",
+                               "≠": r"\ne ", "∞": r"\infty ", "θ": r"\theta ", "α": r"\alpha ", "−": "-"})
+_COMMAND_ALIASES = ((r"\cdot", "*"), (r"\times", "*"), (r"\leq", r"\le"), (r"\geq", r"\ge"), (r"\neq", r"\ne"),
+                    (r"\dfrac", r"\frac"), (r"\tfrac", r"\frac"))
+_MATHY = frozenset("0123456789\\^_=+-*/<>|")
+MIN_FORMULA_CHARS = 8  # "\sqrt242" (Simplify $\sqrt{242}$) and longer
+
+
+def _braced(text: str, start: int) -> tuple[str, int] | None:
+    """The content of the brace group opening at text[start], and the index after it."""
+    if start >= len(text) or text[start] != "{":
+        return None
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start + 1:i], i + 1
+    return None
+
+
+def _fractions_as_slash(text: str) -> str:
+    """\\frac{a}{b} -> (a)/(b), nested ones too."""
+    out, i = [], 0
+    while (j := text.find(r"\frac", i)) >= 0:
+        num = _braced(text, j + 5)
+        den = _braced(text, num[1]) if num else None
+        if not den:
+            out.append(text[i:j + 5])
+            i = j + 5
+            continue
+        out.append(f"{text[i:j]}({_fractions_as_slash(num[0])})/({_fractions_as_slash(den[0])})")
+        i = den[1]
+    return "".join(out) + text[i:]
+
+
+def canonical_math(text: str) -> str:
+    t = text.translate(_FROM_UNICODE)
+    for command, alias in _COMMAND_ALIASES:
+        t = t.replace(command, alias)
+    t = _fractions_as_slash(t)
+    t = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", t)  # 1,000 -> 1000
+    t = re.sub(r"\\[,;:! ]|\\(?:left|right|displaystyle)(?![a-zA-Z])|[\s${}()]", "", t)
+    return t.casefold().rstrip(".,;:")
+
+
+def _mathiness(canonical: str) -> int:
+    return sum(c in _MATHY for c in canonical)
+
+
+class FormulaIndex:
+    """Formula questions by their canonical formulas; `best(text)` is the item whose formulas the
+    text contains (longest first), when the text holds not much more math than the item."""
+
+    def __init__(self, questions: Sequence[BenchmarkItem], max_extra: float = 0.5):
+        self.max_extra = max_extra
+        self.items = []
+        for q in questions:
+            parts = [canonical_math(next(g for g in m.groups() if g is not None)) for m in _MATH_SEGMENT.finditer(q.text)]
+            parts = sorted({p for p in parts if len(p) >= 3}, key=len, reverse=True)  # not "$A$", "$x$"
+            if is_formula(q.text) and sum(map(len, parts)) >= MIN_FORMULA_CHARS and _mathiness("".join(parts)) >= 4:
+                self.items.append((q, parts, _mathiness("".join(parts)), _numbers(q.text)))
+        self.items.sort(key=lambda x: -sum(map(len, x[1])))
+
+    def best(self, text: str) -> BenchmarkItem | None:
+        """...and the numbers outside the formulas agree too ("divided by 8" is not "by 9")."""
+        query = canonical_math(text)
+        mathy, numbers = _mathiness(query), None
+        for item, parts, item_mathy, item_numbers in self.items:
+            if mathy <= item_mathy * (1 + self.max_extra) + 2 and all(p in query for p in parts):
+                numbers = _numbers(text) if numbers is None else numbers
+                if _numbers_agree(item_numbers, numbers):
+                    return item
+        return None
