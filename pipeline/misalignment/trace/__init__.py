@@ -1,0 +1,79 @@
+"""Trace a bad case to the stored samples behind it.
+
+    trace_case(store, case_id, methods=TRACE_METHODS, top=50) -> frame
+
+Three methods rank candidates independently, and reciprocal rank fusion combines them:
+  signature  the cheap rules the bad output fails (signature.py); samples failing the same ones
+  lexical    BM25 of prompt + bad output over question, reasoning and answer (lexical.py)
+  embedding  MiniLM cosine nearest neighbours (neighbours.py)
+  fused      reciprocal rank fusion of the above (fuse.py)
+Every method's top candidates and the fused ranking go to `trace_candidates` under one new
+trace_id (rank 1 = best; detail says why). The result is the fused top with each method's rank,
+whether the sample is kept now and the exports that shipped it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import polars as pl
+
+from pipeline.misalignment.trace.fuse import fuse
+from pipeline.misalignment.trace.lexical import lexical_candidates
+from pipeline.misalignment.trace.neighbours import embedding_candidates
+from pipeline.misalignment.trace.signature import case_signature, signature_candidates
+from pipeline.progress import Progress
+from pipeline.store import Store, now
+from schemas.bad_case import TRACE_METHODS, BadCase
+from schemas.rows import TRACE_CANDIDATE
+
+SEARCH_METHODS = tuple(m for m in TRACE_METHODS if m != "fused")
+
+
+def load_case(store: Store, case_id: str) -> BadCase:
+    found = store.frame("SELECT prompt, bad_output, expected, tags, model FROM bad_cases WHERE case_id = ?", [case_id])
+    if found.is_empty():
+        raise KeyError(f"no bad case {case_id!r} in {store.path} (add it with `curate badcases add`)")
+    return BadCase(**found.row(0, named=True))
+
+
+def candidates(store: Store, case: BadCase, method: str, top: int, config=None,
+               progress: Progress | None = None) -> pl.DataFrame:
+    """One method's ranked candidates: sample_id, score, rank, detail."""
+    query = f"{case.prompt}\n{case.bad_output}"
+    if method == "signature":
+        return signature_candidates(store, case_signature(case, config), top)
+    if method == "lexical":
+        return lexical_candidates(store, query, top, progress)
+    if method == "embedding":
+        return embedding_candidates(store, query, top, progress=progress)
+    raise ValueError(f"no trace method {method!r}; methods: {TRACE_METHODS}")
+
+
+def trace_case(store: Store, case_id: str, *, methods=TRACE_METHODS, top: int = 50, config=None,
+               progress: Progress | None = None) -> pl.DataFrame:
+    unknown = sorted(set(methods) - set(TRACE_METHODS))
+    if unknown:
+        raise ValueError(f"no trace method(s) {unknown}; methods: {TRACE_METHODS}")
+    case = load_case(store, case_id)
+    trace_id = now().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    ranked = {m: candidates(store, case, m, top, config, progress) for m in SEARCH_METHODS if m in methods}
+    fused = fuse(ranked, top)
+    written = dict(ranked) | ({"fused": fused} if "fused" in methods else {})
+    rows = [f.select("sample_id", "score", "rank", "detail").with_columns(method=pl.lit(m))
+            for m, f in written.items() if not f.is_empty()]
+    if rows:
+        store.insert("trace_candidates", pl.concat(rows).with_columns(
+            trace_id=pl.lit(trace_id), case_id=pl.lit(case_id), created_at=pl.lit(now())).select(
+            [pl.col(c).cast(t) for c, t in TRACE_CANDIDATE.items()]))
+    shipped = store.frame("""
+        SELECT f.sample_id, coalesce(any_value(st.kept), false) AS kept,
+               list(DISTINCT sel.export_id ORDER BY sel.export_id) FILTER (WHERE sel.export_id IS NOT NULL) AS exports
+        FROM fused f LEFT JOIN selections sel USING (sample_id)
+        LEFT JOIN (SELECT sample_id, kept FROM sample_status WHERE sample_id IN (SELECT sample_id FROM fused)) st
+            USING (sample_id)
+        GROUP BY f.sample_id""", fused=fused.select("sample_id"))
+    return (fused.join(shipped, on="sample_id", how="left")
+            .with_columns(trace_id=pl.lit(trace_id), case_id=pl.lit(case_id),
+                          exports=pl.col("exports").fill_null(pl.lit([], dtype=pl.List(pl.String))))
+            .sort("rank"))
