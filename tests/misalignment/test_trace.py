@@ -31,7 +31,7 @@ PARAPHRASE = BadCase(
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     """The store, its canaries and each canary case's trace (fused top 50 with method ranks)."""
-    store, canaries = build_store(tmp_path_factory.mktemp("trace") / "curate.duckdb", n_math=150, n_code=40,
+    store, canaries = build_store(tmp_path_factory.mktemp("trace") / "curate.duckdb", n_math=100, n_code=20,
                                   per_kind=2)
     store.insert("bad_cases", pl.DataFrame([{
         "case_id": PARAPHRASE.case_id, "prompt": PARAPHRASE.prompt, "bad_output": PARAPHRASE.bad_output,
@@ -133,3 +133,20 @@ def test_reciprocal_rank_fusion_rewards_agreement():
     fused = fuse({"signature": a, "lexical": b}, top=3)
     assert fused["sample_id"].to_list() == ["z", "x", "w"]  # z: 1/63 + 1/61 beats x's 1/61
     assert fused.row(0, named=True)["detail"] == "signature #3, lexical #1"
+
+
+def test_the_trace_flow_traces_every_stored_case(planted, tmp_path: Path, prefect_server):
+    from flows.trace_flow import trace_cases
+
+    store, canaries, _ = planted
+    store.con.execute("CHECKPOINT")
+    shutil.copy(store.path, tmp_path / "flow.duckdb")
+    wanted = [c.case.case_id for c in canaries[:2]]
+    result = trace_cases(db=str(tmp_path / "flow.duckdb"), case_ids=wanted, methods=["signature", "lexical", "fused"],
+                         top=20)
+    assert list(result) == wanted and all(r["candidates"] > 0 for r in result.values())
+    assert canaries[0].sample_id in result[wanted[0]]["top"]
+    with Store(tmp_path / "flow.duckdb", read_only=True) as copy:
+        methods = copy.frame("SELECT DISTINCT method FROM trace_candidates WHERE trace_id = ?",
+                             [result[wanted[0]]["trace_id"]])["method"]
+    assert set(methods) == {"signature", "lexical", "fused"}

@@ -20,9 +20,10 @@ import polars as pl
 
 from pipeline.misalignment.trace.fuse import fuse
 from pipeline.misalignment.trace.lexical import lexical_candidates
-from pipeline.misalignment.trace.neighbours import embedding_candidates
+from pipeline.misalignment.trace.neighbours import embedding_candidates, sample_text
 from pipeline.misalignment.trace.signature import case_signature, signature_candidates
 from pipeline.progress import Progress
+from pipeline.stages.synthesize import split_think
 from pipeline.store import Store, now
 from schemas.bad_case import TRACE_METHODS, BadCase
 from schemas.rows import TRACE_CANDIDATE
@@ -46,7 +47,8 @@ def candidates(store: Store, case: BadCase, method: str, top: int, config=None,
     if method == "lexical":
         return lexical_candidates(store, query, top, progress)
     if method == "embedding":
-        return embedding_candidates(store, query, top, progress=progress)
+        reasoning, answer, _ = split_think(case.bad_output)
+        return embedding_candidates(store, sample_text(case.prompt, reasoning, answer), top, progress=progress)
     raise ValueError(f"no trace method {method!r}; methods: {TRACE_METHODS}")
 
 

@@ -1,8 +1,9 @@
 """Embedding candidates: the stored samples nearest to the case's prompt + bad output by cosine
 of MiniLM sentence embeddings (pipeline/domain_classifier/embed.py).
 
-A sample's embedding (its question, reasoning and answer; the model reads the first 256 tokens)
-is computed once and stored in `sample_embeddings` under the model's id: a trace embeds only
+A sample's embedding (its question, answer and the start of its reasoning: the first 600
+characters, about 150 tokens; MiniLM costs grow with length and it reads at most 256 tokens) is
+computed once and stored in `sample_embeddings` under the model's id: a trace embeds only
 the samples that lack one, in batches written as they finish (a killed trace keeps them). The
 search is a matrix product in numpy over every stored vector, kept in memory for the process
 while no sample is added.
@@ -18,7 +19,7 @@ import polars as pl
 from pipeline.progress import NoProgress, Progress
 from pipeline.store import Store
 
-TEXT_CHARS = 2000  # enough for 256 tokens; longer texts only cost tokenizer time
+TEXT_CHARS = 600  # about 150 tokens: 1.6x the speed of 2,000 characters (bench/trace_speed.py)
 BATCH = 1024  # samples embedded per stored batch
 _matrices: dict[tuple[str, str], tuple[int, np.ndarray, np.ndarray]] = {}  # (db, model) -> (n, ids, vectors)
 
@@ -31,7 +32,8 @@ def embedder():
 
 
 def sample_text(question: str | None, reasoning: str | None, answer: str | None) -> str:
-    text = "\n".join(t for t in (question, reasoning, answer) if t)[:TEXT_CHARS]
+    """What is embedded, for a sample and for a case alike (prompt, and the bad output split)."""
+    text = "\n".join(t for t in (question, answer, reasoning) if t)[:TEXT_CHARS]
     return text if text.strip() else "(empty)"
 
 
@@ -79,7 +81,8 @@ def stored_vectors(store: Store, model_id: str) -> tuple[np.ndarray, np.ndarray]
 
 def embedding_candidates(store: Store, query: str, top: int = 50, model=None,
                          progress: Progress | None = None) -> pl.DataFrame:
-    """sample_id, score (cosine), rank, detail, over every sample (missing embeddings made first)."""
+    """sample_id, score (cosine), rank, detail, over every sample (missing embeddings made first).
+    query: the text to embed (sample_text of the case's prompt and output)."""
     model = model or embedder()
     embed_missing(store, model, progress)
     ids, vectors = stored_vectors(store, model.model_id)
