@@ -41,6 +41,8 @@ def embed_missing(store: Store, model=None, progress: Progress | None = None) ->
     """Embed and store every sample without a vector from this model; returns how many."""
     model = model or embedder()
     model_id = model.model_id
+    if store.count("samples") == store.scalar("SELECT count(*) FROM sample_embeddings WHERE model_id = ?", [model_id]):
+        return 0  # samples are never deleted: as many vectors as samples means every sample has one
     missing = store.frame("""
         SELECT s.sample_id, q.text AS question, s.reasoning, s.answer
         FROM samples s JOIN questions q USING (question_id)
