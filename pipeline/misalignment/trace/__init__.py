@@ -8,8 +8,8 @@ Three methods rank candidates independently, and reciprocal rank fusion combines
   embedding  MiniLM cosine nearest neighbours (neighbours.py)
   fused      reciprocal rank fusion of the above (fuse.py)
 Every method's top candidates and the fused ranking go to `trace_candidates` under one new
-trace_id (rank 1 = best; detail says why). The result is the fused top with each method's rank,
-whether the sample is kept now and the exports that shipped it.
+trace_id (rank 1 = best; detail says why). The result is the fused top with each method's rank
+and the exports that shipped it.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def candidates(store: Store, case: BadCase, method: str, top: int, config=None,
 
 def trace_case(store: Store, case_id: str, *, methods=TRACE_METHODS, top: int = 50, config=None,
                progress: Progress | None = None) -> pl.DataFrame:
+    """Trace one stored case (see the module docstring); returns the fused top, best first, with
+    trace_id, case_id, <method>_rank per method run and exports."""
     unknown = sorted(set(methods) - set(TRACE_METHODS))
     if unknown:
         raise ValueError(f"no trace method(s) {unknown}; methods: {TRACE_METHODS}")
@@ -68,17 +70,20 @@ def trace_case(store: Store, case_id: str, *, methods=TRACE_METHODS, top: int = 
         store.insert("trace_candidates", pl.concat(rows).with_columns(
             trace_id=pl.lit(trace_id), case_id=pl.lit(case_id), created_at=pl.lit(now())).select(
             [pl.col(c).cast(t) for c, t in TRACE_CANDIDATE.items()]))
-    ids = fused["sample_id"].to_list()
-    # `IN ?` with a list is pushed below the views' windows: the status of these samples alone
-    shipped = store.frame("""
-        SELECT f.sample_id, coalesce(any_value(st.kept), false) AS kept,
-               list(DISTINCT sel.export_id ORDER BY sel.export_id) FILTER (WHERE sel.export_id IS NOT NULL) AS exports
-        FROM (SELECT unnest(?::VARCHAR[]) AS sample_id) f LEFT JOIN selections sel USING (sample_id)
-        LEFT JOIN (SELECT sample_id, kept FROM sample_status WHERE sample_id IN ?) st USING (sample_id)
-        GROUP BY f.sample_id""", [ids, ids]) if ids else None
-    if shipped is None:
-        shipped = pl.DataFrame(schema={"sample_id": pl.String, "kept": pl.Boolean, "exports": pl.List(pl.String)})
-    return (fused.join(shipped, on="sample_id", how="left")
+    return (fused.join(shipped(store, fused["sample_id"].to_list()), on="sample_id", how="left")
             .with_columns(trace_id=pl.lit(trace_id), case_id=pl.lit(case_id),
                           exports=pl.col("exports").fill_null(pl.lit([], dtype=pl.List(pl.String))))
             .sort("rank"))
+
+
+def shipped(store: Store, ids: list[str]) -> pl.DataFrame:
+    """sample_id, exports: the export ids that selected each sample (empty: never shipped). Whether
+    a sample is kept now is sample_status's to say; it is left out here because at 10^6 samples that
+    view costs seconds even for a few ids (the filter is not pushed through its aggregation)."""
+    if not ids:
+        return pl.DataFrame(schema={"sample_id": pl.String, "exports": pl.List(pl.String)})
+    return store.frame("""
+        SELECT f.sample_id,
+               list(DISTINCT sel.export_id ORDER BY sel.export_id) FILTER (WHERE sel.export_id IS NOT NULL) AS exports
+        FROM (SELECT unnest(?::VARCHAR[]) AS sample_id) f LEFT JOIN selections sel USING (sample_id)
+        GROUP BY f.sample_id""", [ids])
