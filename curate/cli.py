@@ -24,11 +24,12 @@ from curate.models_cli import app as models_app  # noqa: E402
 app.add_typer(judges_app, name="judges")
 app.add_typer(models_app, name="models")
 
-from curate.loop_cli import badcases_app, guard, label, rules_app  # noqa: E402
+from curate.loop_cli import badcases_app, guard, label, rules_app, trace  # noqa: E402
 
 app.add_typer(badcases_app, name="badcases")
 app.add_typer(rules_app, name="rules")
 app.command("label")(guard(label))
+app.command("trace")(guard(trace))
 
 
 

@@ -118,6 +118,51 @@ def badcases_list(db: Path = DbOpt, as_json: bool = JsonOpt) -> None:
     print(json.dumps(rows, default=str, indent=1)) if as_json else _table(rows, "bad cases")
 
 
+@badcases_app.command("check")
+@guard
+def badcases_check(config: Optional[Path] = ConfigOpt, db: Path = DbOpt, as_json: bool = JsonOpt) -> None:
+    """Per case: shipped samples labelled dirty, or failing the case's signature rules, in the newest export."""
+    from pipeline.config_loading import load_run_config
+    from pipeline.misalignment.check import check_cases
+    from pipeline.store import Store
+
+    with Store(_existing(db)) as store:
+        export_id, rows = check_cases(store, load_run_config(config))
+    if as_json:
+        print(json.dumps({"export_id": export_id, "cases": rows}, indent=1))
+    else:
+        _table([{**r, "dirty_shipped": len(r["dirty_shipped"]), "signature_shipped": len(r["signature_shipped"]),
+                 "signature": ", ".join(r["signature"])} for r in rows], f"bad cases against export {export_id}")
+    if any(r["status"] == "open" for r in rows):
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------ trace
+
+def trace(case: str = typer.Argument(..., metavar="CASE", help="A bad case id (or a unique prefix)."),
+          top: int = typer.Option(20, "--top", "-k", help="Candidates to show (50 are stored per method)."),
+          config: Optional[Path] = ConfigOpt, db: Path = DbOpt, as_json: bool = JsonOpt) -> None:
+    """The stored samples behind a bad case: defect signature, BM25, embeddings, fused (trace_candidates)."""
+    from curate.progress import RichProgress
+    from pipeline.config_loading import load_run_config
+    from pipeline.misalignment.cases import load_case
+    from pipeline.misalignment.trace import trace_case
+    from pipeline.store import Store
+
+    with Store(_existing(db)) as store, RichProgress(console) as progress:
+        case_id = load_case(store, case).case_id
+        found = trace_case(store, case_id, config=load_run_config(config), progress=progress)
+    rows = found.head(top).to_dicts()
+    if as_json:
+        print(json.dumps(rows, default=str, indent=1))
+        return
+    ranks = [c for c in found.columns if c.endswith("_rank")]
+    _table([{"rank": r["rank"], "sample_id": r["sample_id"], **{c.removesuffix("_rank"): r[c] for c in ranks},
+             "exports": len(r.get("exports") or []), "why": r["detail"]} for r in rows],
+           f"trace {rows[0]['trace_id'] if rows else ''}: candidates behind case {case_id} "
+           f"(label them: curate label SAMPLE --dirty --case {case_id[:8]})")
+
+
 # ------------------------------------------------------------------------------ labels
 
 def label(sample_ids: list[str] = typer.Argument(..., metavar="SAMPLE...", help="Sample ids (or unique prefixes)."),
@@ -163,10 +208,10 @@ def rules_preview(rule: str = typer.Argument(..., metavar="RULE", help="A SQL ru
     if as_json:
         print(json.dumps(report.to_dict(), default=str, indent=1))
         return
-    _print_preview(report)
+    _print_preview(report, rule)
 
 
-def _print_preview(r) -> None:
+def _print_preview(r, ref: str) -> None:
     out.print(f"[bold]{r.rule}[/bold] ({r.kind} rule v{r.version}, config {r.config_hash}): "
               f"{r.hits} of {r.evaluated} samples hit ({r.hit_rate:.1%})")
     for column, groups in r.by.items():
@@ -183,7 +228,7 @@ def _print_preview(r) -> None:
     shift = r.export_shift
     out.print(f"next export now:       {shift['now']}")
     out.print(f"next export with rule: {shift['with_rule']}")
-    out.print(f"enable it with: curate rules enable {r.rule}")
+    out.print(f"enable it with: curate rules enable {ref}")
 
 
 @rules_app.command("enable")

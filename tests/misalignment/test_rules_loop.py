@@ -159,3 +159,27 @@ def test_an_enabled_sql_rule_reaches_later_samples(db: Path, tmp_path: Path):
         report = sql_rules_stage.run(StageContext(store, RunState("run-2", config)))
         assert report.counts["long_completions"]["checked"] == 1
         assert store.scalar("SELECT passed FROM verdicts WHERE sample_id = 's900' AND rule = 'long_completions'") is False
+
+
+# ---------------------------------------------------------------- closing the loop
+
+def _export(store: Store, export_id: str, sample_ids: list[str]) -> None:
+    store.con.execute("INSERT INTO exports VALUES (?, 'run-x', now(), 'out', 'h', '{}')", [export_id])
+    for sid in sample_ids:
+        store.con.execute("INSERT INTO selections VALUES (?, ?, 'math', NULL, 'test')", [export_id, sid])
+
+
+def test_badcases_check_is_open_until_the_export_drops_the_dirty_samples(db: Path, tmp_path: Path):
+    cli("badcases", "add", "--prompt", "Natalia sold clips in April and May. How many?",
+        "--output", "Natalia sold 48 clips.\n" * 12, "--tag", "loop", "--db", str(db))
+    with Store(db) as store:
+        case_id = store.scalar("SELECT case_id FROM bad_cases")
+        _export(store, "export-1", ["s000", "s001", "s002"])
+    cli("label", "s001", "--dirty", "--case", case_id[:8], "--db", str(db))
+    code, output = cli("badcases", "check", "--db", str(db), "--json")
+    assert code == 1 and json.loads(output)["cases"][0]["dirty_shipped"] == ["s001"]
+    assert "repetition" in json.loads(output)["cases"][0]["signature"]  # the loop's own defect
+    with Store(db) as store:
+        _export(store, "export-2", ["s000", "s002"])  # the next export, after a rule removed s001
+    code, output = cli("badcases", "check", "--db", str(db), "--json")
+    assert code == 0 and json.loads(output)["cases"][0]["status"] == "closed"
