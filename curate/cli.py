@@ -158,6 +158,8 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
         if j["skipped_budget"]:
             line += f", {j['skipped_budget']} left by the token budget (judge_pending)"
         console.print(line)
+    for rule, c in counts.get("sql_rules", {}).items():  # SQL rules enabled with `curate rules enable`
+        console.print(f"  sql rule {rule}: checked {c['checked']}, matching (failing) {c['matching']}")
     seconds = counts.get("seconds")
     if seconds:
         console.print("  seconds: " + ", ".join(f"{stage} {s:.0f}" for stage, s in seconds.items()))
