@@ -18,6 +18,7 @@ import uuid
 
 import polars as pl
 
+from pipeline.misalignment.cases import load_case
 from pipeline.misalignment.trace.fuse import fuse
 from pipeline.misalignment.trace.lexical import lexical_candidates
 from pipeline.misalignment.trace.neighbours import embedding_candidates, sample_text
@@ -29,13 +30,6 @@ from schemas.bad_case import TRACE_METHODS, BadCase
 from schemas.rows import TRACE_CANDIDATE
 
 SEARCH_METHODS = tuple(m for m in TRACE_METHODS if m != "fused")
-
-
-def load_case(store: Store, case_id: str) -> BadCase:
-    found = store.frame("SELECT prompt, bad_output, expected, tags, model FROM bad_cases WHERE case_id = ?", [case_id])
-    if found.is_empty():
-        raise KeyError(f"no bad case {case_id!r} in {store.path} (add it with `curate badcases add`)")
-    return BadCase(**found.row(0, named=True))
 
 
 def candidates(store: Store, case: BadCase, method: str, top: int, config=None,
