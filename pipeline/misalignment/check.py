@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.misalignment.labels import LABEL_PER_SAMPLE
+from pipeline.misalignment.labels import label_per_sample
 from pipeline.misalignment.trace.signature import case_signature
 from pipeline.store import Store
 from schemas.bad_case import BadCase
@@ -34,8 +34,7 @@ def check_cases(store: Store, config=None) -> tuple[str, list[dict]]:
     for case in cases.iter_rows(named=True):
         case_id = case.pop("case_id")
         signature = case_signature(BadCase.model_validate(case), config)
-        dirty = store.frame(f"""WITH l AS ({LABEL_PER_SAMPLE.replace('FROM current_labels',
-                                          'FROM current_labels WHERE case_id = ? OR case_id IS NULL')})
+        dirty = store.frame(f"""WITH l AS ({label_per_sample('case_id = ? OR case_id IS NULL')})
                                 SELECT sample_id FROM l JOIN _shipped USING (sample_id) WHERE label = 'dirty'
                                 ORDER BY sample_id""", [case_id])["sample_id"].to_list()
         failing = store.frame("""SELECT DISTINCT v.sample_id FROM latest_verdicts v JOIN _shipped USING (sample_id)

@@ -33,11 +33,16 @@ def _sample_id(store: Store, prefix: str) -> str:
     return found["sample_id"][0]
 
 
-# The label that counts per sample: a user's over a judge's, then the newest.
-LABEL_PER_SAMPLE = """
-SELECT sample_id, label FROM current_labels
+def label_per_sample(where: str = "TRUE") -> str:
+    """SQL: the label that counts per sample (a user's over a judge's, then the newest), among
+    the current labels matching `where`."""
+    return f"""
+SELECT sample_id, label FROM current_labels WHERE {where}
 QUALIFY row_number() OVER (PARTITION BY sample_id ORDER BY (labeller = 'user') DESC, created_at DESC) = 1
 """
+
+
+LABEL_PER_SAMPLE = label_per_sample()
 
 
 def labelled(store: Store) -> pl.DataFrame:
