@@ -2,7 +2,8 @@
 
 Its verdicts go to `preview_verdicts` (the verdicts' shape, read by nothing else), so
 sample_status, kept_samples and exports are untouched until `curate rules enable`. A second
-preview of the same rule version and parameters reuses the stored preview verdicts.
+preview of a Python or judge rule with the same version and parameters reuses its stored preview
+verdicts; a SQL rule is one query, re-read each time, and stores only its matches.
 
 The report: hits and hit rate by domain, source, model and requested style; precision and
 recall against the labelled candidates; how many bad cases it catches; 20 hits and 20 near
@@ -13,8 +14,7 @@ the kept samples; the chat-template checks of a real export are not rerun).
 
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -23,7 +23,8 @@ from pipeline.misalignment import sql_rules
 from pipeline.misalignment.labels import LABEL_PER_SAMPLE
 from pipeline.misalignment.loop_rules import LoopRule
 from pipeline.progress import NoProgress, Progress
-from pipeline.store import Store
+from pipeline.stages.export import KEPT_FOR_EXPORT
+from pipeline.store import Store, failing_now_sql, now
 from pipeline.verdicts import SAMPLE_VIEW, verdict_frame
 
 PREVIEW_RUN = "preview"
@@ -53,57 +54,95 @@ class PreviewReport:
 
 
 def preview(db: str | Path, rule: LoopRule, config, *, limit: int | None = None,
-            progress: Progress | None = None) -> PreviewReport:
-    """Compute the preview verdicts still missing, then the report."""
+            sample_ids: list[str] | None = None, engine=None, progress: Progress | None = None) -> PreviewReport:
+    """Compute the preview verdicts still missing, then the report. A judge rule needs `engine`
+    and judges `sample_ids` or the first `limit` samples it applies to (judge_preview.py)."""
+    if sample_ids and rule.kind != "judge":
+        raise ValueError(f"{rule.name} is a {rule.kind} rule: it previews over the store (or --limit), not named samples")
     if rule.kind == "judge":
-        raise NotImplementedError(
-            f"{rule.name} is a judge rule: try it on samples with `curate judges test {rule.name} SAMPLE_ID`; "
-            "previews here cover SQL and Python rules")
-    hits = sql_rules.matching_ids(db, rule.sql) if rule.kind == "sql" else None  # before the store opens
-    near = _near_miss_ids(db, rule.sql) if rule.kind == "sql" else {}
+        from pipeline.misalignment import judge_preview
+
+        if engine is None:
+            raise ValueError(f"{rule.name} is a judge rule: its preview needs an engine")
+        rule = replace(rule, config_hash=judge_preview.preview_hash(rule.judge, engine))
+    hits, near = sql_rules.matches(db, rule.sql, near_misses=_SHOWN) if rule.kind == "sql" else (None, {})
     with Store(db) as store:
-        _evaluate(store, rule, hits, limit, progress or NoProgress())
+        if rule.kind == "judge":
+            judge_preview.judge_into_preview(store, rule.judge, engine, sample_ids=sample_ids, limit=limit,
+                                             batch_size=config.judges.batch_size,
+                                             max_retries=config.judges.max_parse_retries, progress=progress)
+        else:
+            _evaluate(store, rule, hits, limit, progress or NoProgress())
         return _report(store, rule, config, near)
 
 
 def _evaluate(store: Store, rule: LoopRule, hits: set[str] | None, limit: int | None, progress: Progress) -> None:
-    due = store.frame(f"""SELECT sample_id FROM samples s WHERE NOT EXISTS (
-                              SELECT 1 FROM preview_verdicts p WHERE p.sample_id = s.sample_id
-                              AND p.rule = ? AND p.config_hash = ?)
-                          ORDER BY sample_id""" + (f" LIMIT {int(limit)}" if limit else ""),
-                      [rule.name, rule.config_hash])["sample_id"]
-    progress.start(f"preview {rule.name}", len(due))
+    # The first `limit` samples (id order), those of them not previewed yet under this hash.
+    first = "SELECT sample_id FROM samples ORDER BY sample_id" + (f" LIMIT {int(limit)}" if limit else "")
+    due = f"""SELECT sample_id FROM ({first}) s WHERE NOT EXISTS (
+                  SELECT 1 FROM preview_verdicts p WHERE p.sample_id = s.sample_id
+                  AND p.rule = $rule AND p.config_hash = $hash)
+              ORDER BY sample_id"""
+    if rule.kind == "sql":
+        _evaluate_sql(store, rule, hits)
+        return
+    due_ids = store.frame(due, {"rule": rule.name, "hash": rule.config_hash})["sample_id"]
+    progress.start(f"preview {rule.name}", len(due_ids))
     try:
-        for start in range(0, len(due), _CHUNK):
-            ids = due[start:start + _CHUNK]
-            if rule.kind == "sql":
-                results = sql_rules.results_for(ids.to_list(), hits, rule.sql)
-                sample_ids = ids.to_list()
-            else:
-                batch = store.frame(f"SELECT x.* FROM ({SAMPLE_VIEW}) x JOIN _ids USING (sample_id) ORDER BY sample_id",
-                                    _ids=ids.to_frame())
-                results = rule.cheap.check_batch(batch)
-                sample_ids = batch["sample_id"].to_list()
+        for start in range(0, len(due_ids), _CHUNK):
+            ids = due_ids[start:start + _CHUNK]
+            batch = store.frame(f"SELECT x.* FROM ({SAMPLE_VIEW}) x JOIN _ids USING (sample_id) ORDER BY sample_id",
+                                _ids=ids.to_frame())
             store.replace("preview_verdicts", verdict_frame(
-                sample_ids, results, stage=rule.stage, rule=rule.name, version=rule.version,
-                run_id=PREVIEW_RUN, config_hash=rule.config_hash))
+                batch["sample_id"].to_list(), rule.cheap.check_batch(batch), stage=rule.stage, rule=rule.name,
+                version=rule.version, run_id=PREVIEW_RUN, config_hash=rule.config_hash))
             progress.advance(len(ids))
     finally:
         progress.done()
 
 
-# The preview verdicts of this rule and hash, joined to what the report groups by.
-_PREVIEWED = """
+def _evaluate_sql(store: Store, rule: LoopRule, hits: set[str]) -> None:
+    """A SQL rule is one query over every sample, re-read each preview (the store may have grown),
+    so its preview keeps only its matches (every other sample passed): at 10^6 samples, one
+    INSERT of the hits instead of 10^6 rows through Python."""
+    store.con.register("_hits", pl.DataFrame({"sample_id": sorted(hits)}, schema={"sample_id": pl.String}).to_arrow())
+    try:
+        store.con.execute("DELETE FROM preview_verdicts WHERE rule = ? AND config_hash = ?",
+                          [rule.name, rule.config_hash])
+        store.con.execute("""
+            INSERT INTO preview_verdicts
+                (sample_id, stage, rule, rule_version, passed, score, reason, details, run_id, created_at,
+                 prompt_tokens, completion_tokens, config_hash)
+            SELECT sample_id, $stage, $rule, $version, false, 1.0, $reason, NULL, $run, $at, NULL, NULL, $hash
+            FROM _hits SEMI JOIN samples USING (sample_id)""",
+            {"stage": rule.stage, "rule": rule.name, "version": rule.version, "hash": rule.config_hash,
+             "reason": sql_rules.hit_reason(rule.sql), "run": PREVIEW_RUN, "at": now()})
+    finally:
+        store.con.unregister("_hits")
+
+
+# The previewed samples with their hit flag, joined to what the report groups by: a Python or
+# judge rule's preview verdicts (the samples evaluated so far), or every sample for a SQL rule
+# (whose preview stores its matches alone).
+_COLUMNS = """f.domain, f.source, f.model, f.requested_format, f.completion_tokens, f.question_id,
+              left(f.answer, 160) AS answer_start"""
+_PREVIEWED = f"""
 CREATE OR REPLACE TEMP TABLE _previewed AS
-SELECT p.sample_id, NOT p.passed AS hit, p.reason, f.domain, f.source, f.model, f.requested_format,
-       f.completion_tokens, f.question_id, left(f.answer, 160) AS answer_start
+SELECT p.sample_id, NOT p.passed AS hit, p.reason, {_COLUMNS}
 FROM preview_verdicts p JOIN sample_features f USING (sample_id)
-WHERE p.rule = ? AND p.config_hash = ?
+WHERE p.rule = $rule AND p.config_hash = $hash
+"""
+_PREVIEWED_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _previewed AS
+SELECT f.sample_id, p.sample_id IS NOT NULL AS hit, p.reason, {_COLUMNS}
+FROM sample_features f
+LEFT JOIN (SELECT sample_id, reason FROM preview_verdicts WHERE rule = $rule AND config_hash = $hash) p USING (sample_id)
 """
 
 
 def _report(store: Store, rule: LoopRule, config, near: dict[str, str]) -> PreviewReport:
-    store.con.execute(_PREVIEWED, [rule.name, rule.config_hash])
+    store.con.execute(_PREVIEWED_SQL if rule.kind == "sql" else _PREVIEWED,
+                      {"rule": rule.name, "hash": rule.config_hash})
     n, hits = store.frame("SELECT count(*) AS n, count(*) FILTER (WHERE hit) AS hits FROM _previewed").row(0)
     report = PreviewReport(rule.name, rule.kind, rule.version, rule.config_hash, n, hits, hits / n if n else 0.0)
     for column in ("domain", "source", "model", "requested_format"):
@@ -116,9 +155,11 @@ def _report(store: Store, rule: LoopRule, config, near: dict[str, str]) -> Previ
     report.examples = store.frame(f"""SELECT sample_id, domain, requested_format, reason, answer_start
                                       FROM _previewed WHERE hit ORDER BY sample_id LIMIT {_SHOWN}""").to_dicts()
     report.near_misses = _near_misses(store, near)
+    store.con.execute(KEPT_FOR_EXPORT)  # -> _kept, read by the overlap and the export shift
     report.overlap = _overlap(store, rule)
     report.export_shift = _export_shift(store, config)
-    store.con.execute("DROP TABLE IF EXISTS _previewed")
+    for table in ("_previewed", "_kept"):
+        store.con.execute(f"DROP TABLE IF EXISTS {table}")
     return report
 
 
@@ -158,87 +199,44 @@ def _against_cases(store: Store, rule: LoopRule) -> dict:
 
 
 def _overlap(store: Store, rule: LoopRule) -> dict:
-    """Of the hits: which rules that count now already drop them, and what only this rule removes."""
-    store.con.execute("""CREATE OR REPLACE TEMP TABLE _hit_status AS
-        SELECT p.sample_id, p.completion_tokens, st.kept, st.failed_rules
-        FROM _previewed p JOIN sample_status st USING (sample_id) WHERE p.hit""")
-    already = store.frame("""SELECT r AS rule, count(*) AS hits_already_failing
-                             FROM (SELECT unnest(failed_rules) AS r FROM _hit_status) WHERE r <> ?
-                             GROUP BY r ORDER BY 2 DESC, 1 LIMIT 10""", [rule.name]).to_dicts()
+    """Of the hits: which rules that count now already drop them (their own verdicts, their
+    question's, judging still owed: sample_status's reasons, for the hits alone), and what only
+    this rule removes (the hits kept now). Needs `_kept` (_export_shift's first step)."""
+    store.con.execute("""CREATE OR REPLACE TEMP TABLE _hit_ids AS
+                         SELECT sample_id, question_id, completion_tokens FROM _previewed WHERE hit""")
+    already = store.frame(f"""
+        WITH failing AS (
+            SELECT sample_id, rule AS r FROM ({failing_now_sql('_hit_ids')})
+            UNION ALL
+            SELECT h.sample_id, q.rule FROM _hit_ids h JOIN latest_question_verdicts q USING (question_id)
+            WHERE NOT q.passed
+            UNION ALL
+            SELECT DISTINCT j.sample_id, j.rule || ' (pending)' FROM judge_pending j SEMI JOIN _hit_ids USING (sample_id))
+        SELECT r AS rule, count(DISTINCT sample_id) AS hits_already_failing FROM failing WHERE r <> ?
+        GROUP BY r ORDER BY 2 DESC, 1 LIMIT 10""", [rule.name]).to_dicts()
     unique, tokens = store.frame("""SELECT count(*), coalesce(sum(completion_tokens), 0)
-                                    FROM _hit_status WHERE kept""").row(0)
-    store.con.execute("DROP TABLE _hit_status")
+                                    FROM _hit_ids SEMI JOIN _kept USING (sample_id)""").row(0)
+    store.con.execute("DROP TABLE _hit_ids")
     return {"already_dropped_by": already, "only_this_rule_removes": unique, "tokens_removed": int(tokens)}
 
 
 def _export_shift(store: Store, config) -> dict:
-    """The next export's mix and mean difficulty, as it stands and without this rule's hits."""
+    """The next export's mix and mean difficulty, as it stands and without this rule's hits
+    (`_kept`: the export stage's kept samples, made by _report)."""
     from pipeline.export.rebalance import rebalance_store
-    from pipeline.stages.export import _KEPT
 
-    store.con.execute(_KEPT)
+    store.con.execute("""CREATE OR REPLACE TEMP TABLE _kept_with_rule AS
+                         SELECT * FROM _kept ANTI JOIN (SELECT sample_id FROM _previewed WHERE hit) USING (sample_id)""")
     out = {}
-    for when in ("now", "with_rule"):
-        if when == "with_rule":
-            store.con.execute("DELETE FROM _kept WHERE sample_id IN (SELECT sample_id FROM _previewed WHERE hit)")
-        rebalance_store(store, "_kept", config.rebalance)
-        out[when] = {"kept": store.scalar("SELECT count(*) FROM _kept"),
+    for when, table in (("now", "_kept"), ("with_rule", "_kept_with_rule")):
+        rebalance_store(store, table, config.rebalance)
+        out[when] = {"kept": store.scalar(f"SELECT count(*) FROM {table}"),
                      "selected_by_domain": dict(store.frame(
                          "SELECT domain, count(*) FROM _chosen GROUP BY domain ORDER BY domain").rows()),
                      "mean_difficulty": store.scalar("SELECT round(avg(difficulty), 4) FROM _chosen")}
-    store.con.execute("DROP TABLE IF EXISTS _chosen")
-    store.con.execute("DROP TABLE IF EXISTS _kept")
+    for table in ("_chosen", "_kept_with_rule"):
+        store.con.execute(f"DROP TABLE IF EXISTS {table}")
     return out
-
-
-# --- near misses of a SQL rule: samples that meet every condition of the clause but one -----------
-
-def conjuncts(where: str) -> list[str]:
-    """The top-level AND parts of a clause (parentheses, quotes and BETWEEN x AND y respected)."""
-    pieces, depth, quote, start = [], 0, None, 0
-    for i, ch in enumerate(where):
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "()":
-            depth += 1 if ch == "(" else -1
-        elif depth == 0 and re.match(r"(?i)\sAND\s", where[i:i + 5]) and i >= start:
-            pieces.append(where[start:i])
-            start = i + 5
-    pieces.append(where[start:])
-    parts: list[str] = []
-    for piece in pieces:
-        if parts and re.search(r"(?i)\bBETWEEN\b", _outside_parens(parts[-1])) \
-                and not re.search(r"(?i)\bBETWEEN\b.*\bAND\b", _outside_parens(parts[-1])):
-            parts[-1] = f"{parts[-1]} AND {piece}"  # the AND of `x BETWEEN a AND b`
-        else:
-            parts.append(piece)
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _outside_parens(text: str) -> str:
-    return re.sub(r"\([^()]*\)", "()", text)
-
-
-def _near_miss_ids(db: str | Path, rule) -> dict[str, str]:
-    """sample_id -> the one condition it fails, for up to 20 samples (read-only connection)."""
-    from pipeline.read_only_query import connect
-
-    parts = conjuncts(rule.where)
-    if len(parts) < 2:
-        return {}
-    met = " + ".join(f"coalesce(({p}), false)::INT" for p in parts)
-    failed = " ".join(f"WHEN NOT coalesce(({p}), false) THEN {i}" for i, p in enumerate(parts))
-    source = "sample_features" + (" LEFT JOIN sample_verdict_features USING (sample_id)"
-                                  if sql_rules.uses_verdict_features(rule.where) else "")
-    con = connect(db)
-    try:
-        rows = con.sql(f"""SELECT sample_id, CASE {failed} END AS missed FROM {source}
-                           WHERE {met} = {len(parts) - 1} ORDER BY sample_id LIMIT {_SHOWN}""").fetchall()
-    finally:
-        con.close()
-    return {sample_id: parts[missed] for sample_id, missed in rows}
 
 
 def _near_misses(store: Store, near: dict[str, str]) -> list[dict]:

@@ -52,10 +52,15 @@ def config_hash(rule: SqlRule) -> str:
     return config_fingerprint(rule.name, rule.version, {"where": " ".join(rule.where.split())})
 
 
-def query(rule_where: str) -> str:
-    """The SELECT of the samples a clause matches (with the verdict features only if named)."""
+def source(rule_where: str) -> str:
+    """What a clause reads: the sample features, and the verdict features only if it names one."""
     joins = " LEFT JOIN sample_verdict_features USING (sample_id)" if uses_verdict_features(rule_where) else ""
-    return f"SELECT sample_id FROM sample_features{joins} WHERE ({rule_where})"
+    return f"sample_features{joins}"
+
+
+def query(rule_where: str) -> str:
+    """The SELECT of the samples a clause matches."""
+    return f"SELECT sample_id FROM {source(rule_where)} WHERE ({rule_where})"
 
 
 def uses_verdict_features(where: str) -> bool:
@@ -107,13 +112,31 @@ def _table_refs(node) -> list[tuple[str, str]]:
 
 def matching_ids(db: str | Path, rule: SqlRule, timeout_s: float = 300) -> set[str]:
     """The sample ids the clause matches, read on a locked-down read-only connection."""
+    return matches(db, rule, timeout_s=timeout_s)[0]
+
+
+def matches(db: str | Path, rule: SqlRule, *, near_misses: int = 0,
+            timeout_s: float = 300) -> tuple[set[str], dict[str, str]]:
+    """The sample ids the clause matches and, for a clause of several AND-ed conditions, up to
+    `near_misses` samples meeting all but one (sample_id -> the condition it fails), in one scan
+    on a locked-down read-only connection."""
     import threading
 
+    parts = conjuncts(rule.where) if near_misses else []
+    if len(parts) < 2:
+        sql = query(rule.where).replace("SELECT sample_id FROM", "SELECT sample_id, true AS hit, NULL AS missed FROM", 1)
+    else:
+        met = " + ".join(f"coalesce(({p}), false)::INT" for p in parts)
+        failed = " ".join(f"WHEN NOT coalesce(({p}), false) THEN {i}" for i, p in enumerate(parts))
+        hit = f"coalesce(({rule.where}), false)"
+        sql = f"""SELECT sample_id, {hit} AS hit, CASE WHEN NOT {hit} THEN CASE {failed} END END AS missed
+                  FROM {source(rule.where)} WHERE {hit} OR {met} = {len(parts) - 1}
+                  QUALIFY {hit} OR row_number() OVER (PARTITION BY {hit} ORDER BY sample_id) <= {int(near_misses)}"""
     con = connect(db)
     timer = threading.Timer(timeout_s, con.interrupt)
     timer.start()
     try:
-        return set(con.sql(query(rule.where)).pl()["sample_id"].to_list())
+        rows = con.sql(sql).fetchall()
     except duckdb.InterruptException:
         raise QueryRefused(f"rule {rule.name}: the clause ran longer than {timeout_s:g} s") from None
     except duckdb.Error as exc:
@@ -121,11 +144,46 @@ def matching_ids(db: str | Path, rule: SqlRule, timeout_s: float = 300) -> set[s
     finally:
         timer.cancel()
         con.close()
+    return {sid for sid, hit, _ in rows if hit}, {sid: parts[missed] for sid, hit, missed in rows if not hit}
+
+
+def hit_reason(rule: SqlRule) -> str:
+    return f"matches: {rule.where[:200]}"
 
 
 def results_for(sample_ids: list[str], hits: set[str], rule: SqlRule) -> pl.DataFrame:
     """passed/score/reason per sample: a match fails."""
     hit = [s in hits for s in sample_ids]
     return pl.DataFrame({"passed": [not h for h in hit], "score": [float(h) for h in hit],
-                         "reason": [f"matches: {rule.where[:200]}" if h else None for h in hit]},
+                         "reason": [hit_reason(rule) if h else None for h in hit]},
                         schema={"passed": pl.Boolean, "score": pl.Float64, "reason": pl.String})
+
+
+# --- the top-level AND parts of a clause (near misses meet all but one) ---------------------------
+
+def conjuncts(where: str) -> list[str]:
+    """The top-level AND parts of a clause (parentheses, quotes and BETWEEN x AND y respected)."""
+    pieces, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(where):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "()":
+            depth += 1 if ch == "(" else -1
+        elif depth == 0 and re.match(r"(?i)\sAND\s", where[i:i + 5]) and i >= start:
+            pieces.append(where[start:i])
+            start = i + 5
+    pieces.append(where[start:])
+    parts: list[str] = []
+    for piece in pieces:
+        if parts and re.search(r"(?i)\bBETWEEN\b", _outside_parens(parts[-1])) \
+                and not re.search(r"(?i)\bBETWEEN\b.*\bAND\b", _outside_parens(parts[-1])):
+            parts[-1] = f"{parts[-1]} AND {piece}"  # the AND of `x BETWEEN a AND b`
+        else:
+            parts.append(piece)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _outside_parens(text: str) -> str:
+    return re.sub(r"\([^()]*\)", "()", text)

@@ -25,7 +25,7 @@ from schemas.shard import ShardManifest
 # Kept samples with their best difficulty signal: combined, else pass_rate, else any; and the
 # pass-rate difficulty itself (1 - pass rate) for rebalance.prefer: pass_rate_band. A temp table
 # (DuckDB spills it) that rejected records are deleted from between rebalance rounds.
-_KEPT = """
+KEPT_FOR_EXPORT = """
 CREATE OR REPLACE TEMP TABLE _kept AS
 WITH d AS (
     SELECT question_id,
@@ -71,7 +71,7 @@ def _checked_selection(store: Store, config: CurateConfig, tried: dict,
     choice stays in DuckDB (`_chosen`); records are checked a batch at a time, so memory does not
     grow with the store or the export."""
     rejects: dict[str, tuple[str, int | None]] = {}
-    store.con.execute(_KEPT)
+    store.con.execute(KEPT_FOR_EXPORT)
     store.con.execute("CREATE OR REPLACE TEMP TABLE _passed (sample_id VARCHAR)")
     for _ in range(_MAX_ROUNDS):
         selection = rebalance_store(store, "_kept", config.rebalance, tried)

@@ -17,7 +17,8 @@ from curate.cli import app
 from pipeline.config_loading import load_run_config
 from pipeline.misalignment.enable import disable, enable
 from pipeline.misalignment.loop_rules import resolve
-from pipeline.misalignment.preview import conjuncts, preview
+from pipeline.misalignment.preview import preview
+from pipeline.misalignment.sql_rules import conjuncts
 from pipeline.stage import RunState, StageContext
 from pipeline.stages import sql_rules as sql_rules_stage
 from pipeline.store import Store
@@ -97,7 +98,7 @@ def test_sql_rule_preview(db: Path, tmp_path: Path):
     before = _counts(db)
     report = preview(db, rule, load_run_config(None))
     after = _counts(db)
-    assert after[:2] == before[:2] and after[2] == before[2] + 40  # only preview_verdicts grew
+    assert after[:2] == before[:2] and after[2] == before[2] + 3  # only preview_verdicts grew: the matches
     assert report.evaluated == 40 and report.hits == 3  # s000, s003, s015 (truncated)
     assert report.labels == {"dirty": 3, "clean": 1, "true_positives": 2, "false_positives": 1,
                              "false_negatives": 1, "precision": round(2 / 3, 4), "recall": round(2 / 3, 4)}
@@ -105,7 +106,7 @@ def test_sql_rule_preview(db: Path, tmp_path: Path):
     assert {r["rule"] for r in report.overlap["already_dropped_by"]} >= {"repetition", "truncation"}
     assert report.export_shift["now"]["kept"] == 34 and report.export_shift["with_rule"]["kept"] == 33
     assert {e["sample_id"] for e in report.examples} == {"s000", "s003", "s015"}
-    again = preview(db, rule, load_run_config(None))  # stored preview verdicts are reused
+    again = preview(db, rule, load_run_config(None))  # re-read: the matches replace the stored ones
     assert _counts(db)[2] == after[2] and again.hits == report.hits
 
 
