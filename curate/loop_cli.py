@@ -165,22 +165,54 @@ def trace(case: str = typer.Argument(..., metavar="CASE", help="A bad case id (o
 
 # ------------------------------------------------------------------------------ labels
 
-def label(sample_ids: list[str] = typer.Argument(..., metavar="SAMPLE...", help="Sample ids (or unique prefixes)."),
+def label(sample_ids: list[str] = typer.Argument(None, metavar="SAMPLE...", help="Sample ids (or unique prefixes)."),
           dirty: bool = typer.Option(False, "--dirty", help="The samples taught the bad behaviour."),
           clean: bool = typer.Option(False, "--clean", help="The samples are fine."),
           case: Optional[str] = typer.Option(None, "--case", help="The bad case they were traced from."),
-          note: Optional[str] = typer.Option(None, "--note"), db: Path = DbOpt) -> None:
-    """Label traced candidates dirty or clean (a row per label; the newest counts)."""
+          prelabel: Optional[str] = typer.Option(None, "--prelabel", metavar="JUDGE_RULE",
+                                                 help="Pre-label the case's top traced candidates with this judge rule "
+                                                      "(failing: dirty, passing: clean; your own labels outrank it)."),
+          top: int = typer.Option(20, "--top", help="With --prelabel: how many candidates (fused rank)."),
+          note: Optional[str] = typer.Option(None, "--note"), config: Optional[Path] = ConfigOpt,
+          db: Path = DbOpt) -> None:
+    """Label traced candidates dirty or clean (a row per label; the newest counts), or pre-label a
+    case's candidates with a judge rule (--prelabel RULE --case CASE)."""
     from pipeline.misalignment.cases import load_case
     from pipeline.misalignment.labels import add_labels
     from pipeline.store import Store
 
+    if prelabel:
+        return _prelabel(prelabel, case, top, config, db)
     if dirty == clean:
         raise ValueError("give exactly one of --dirty or --clean")
+    if not sample_ids:
+        raise ValueError("name the samples to label (or use --prelabel RULE --case CASE)")
     with Store(_existing(db)) as store:
         case_id = load_case(store, case).case_id if case else None
         n = add_labels(store, sample_ids, "dirty" if dirty else "clean", case_id=case_id, note=note)
     console.print(f"{n} sample(s) labelled {'dirty' if dirty else 'clean'}" + (f" for case {case_id}" if case_id else ""))
+
+
+def _prelabel(rule_ref: str, case: Optional[str], top: int, config: Optional[Path], db: Path) -> None:
+    from curate.progress import RichProgress
+    from pipeline.config_loading import load_run_config
+    from pipeline.misalignment.cases import load_case
+    from pipeline.misalignment.judge_preview import prelabel
+    from pipeline.store import Store
+
+    if not case:
+        raise ValueError("--prelabel needs --case CASE (it labels that case's traced candidates)")
+    cfg = load_run_config(config)
+    from judges.loader import load_rule
+
+    rule = load_rule(rule_ref, cfg.judges.rules_dir)
+    engine = _judge_engine(rule, cfg)
+    with Store(_existing(db)) as store, RichProgress(console) as progress:
+        case_id = load_case(store, case).case_id
+        found = prelabel(store, rule, engine, case_id, top=top, batch_size=cfg.judges.batch_size,
+                         max_retries=cfg.judges.max_parse_retries, progress=progress)
+    _table(found.with_columns(found["reason"].str.slice(0, 80)).to_dicts(),
+           f"pre-labels by judge:{rule.name}@{rule.version} for case {case_id} (override: curate label SAMPLE --clean)")
 
 
 # ------------------------------------------------------------------------------ rules
@@ -195,20 +227,40 @@ def _resolve(rule: str, config: Optional[Path]):
 
 @rules_app.command("preview")
 @guard
-def rules_preview(rule: str = typer.Argument(..., metavar="RULE", help="A SQL rule YAML (path or name in filters/sql/) or a Python rule's name."),
-                  limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Preview on the first N samples only."),
+def rules_preview(rule: str = typer.Argument(..., metavar="RULE", help="A SQL rule YAML (path or name in filters/sql/), a Python rule's name, or a judge rule."),
+                  limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Preview on the first N samples only (a judge rule: default 20)."),
+                  samples: list[str] = typer.Option([], "--sample", "-s", help="A judge rule: judge this sample (repeatable)."),
                   config: Optional[Path] = ConfigOpt, db: Path = DbOpt, as_json: bool = JsonOpt) -> None:
     """What RULE would remove, before it counts (nothing it writes enters sample_status or exports)."""
     from curate.progress import RichProgress
     from pipeline.misalignment.preview import preview
 
     loop_rule, cfg = _resolve(rule, config)
+    engine = _judge_engine(loop_rule.judge, cfg) if loop_rule.kind == "judge" else None
     with RichProgress(console) as progress:
-        report = preview(_existing(db), loop_rule, cfg, limit=limit, progress=progress)
+        report = preview(_existing(db), loop_rule, cfg, limit=limit, sample_ids=_full_ids(db, samples) or None,
+                         engine=engine, progress=progress)
     if as_json:
         print(json.dumps(report.to_dict(), default=str, indent=1))
         return
     _print_preview(report, rule)
+
+
+def _judge_engine(rule, cfg):
+    """The engine a judge rule runs on in a run: its own, else the run's."""
+    from pipeline.engines.factory import make_engine
+
+    return make_engine(rule.engine or cfg.engine, announce=lambda m: console.print(m, markup=False))
+
+
+def _full_ids(db: Path, prefixes: list[str]) -> list[str]:
+    from pipeline.misalignment.labels import sample_ids_of
+    from pipeline.store import Store
+
+    if not prefixes:
+        return []
+    with Store(_existing(db), read_only=True) as store:
+        return sample_ids_of(store, prefixes)
 
 
 def _print_preview(r, ref: str) -> None:

@@ -18,12 +18,17 @@ def add_labels(store: Store, sample_ids: list[str], label: str, *, case_id: str 
     """Label samples (by id or unique prefix); KeyError naming an unknown sample."""
     if label not in LABELS:
         raise ValueError(f"label must be one of {', '.join(LABELS)}, not {label!r}")
-    full = [_sample_id(store, s) for s in sample_ids]
+    full = sample_ids_of(store, sample_ids)
     store.insert("candidate_labels", pl.DataFrame(
         {"case_id": [case_id] * len(full), "sample_id": full, "label": [label] * len(full),
          "labeller": [labeller] * len(full), "note": [note] * len(full), "created_at": [now()] * len(full)},
         schema=rows.CANDIDATE_LABEL))
     return len(full)
+
+
+def sample_ids_of(store: Store, prefixes: list[str]) -> list[str]:
+    """Full sample ids from ids or unique prefixes; KeyError naming the first unknown one."""
+    return [_sample_id(store, p) for p in prefixes]
 
 
 def _sample_id(store: Store, prefix: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from filters.base import SampleFilter
 from filters.registry import registered
 from pipeline.misalignment import sql_rules
+from schemas.judge_rule import JudgeRule
 from schemas.sql_rule import SqlRule
 
 
@@ -22,6 +23,7 @@ class LoopRule:
     stage: str                # the stage its verdicts are stored under
     sql: SqlRule | None = None
     cheap: SampleFilter | None = None
+    judge: JudgeRule | None = None
     source: str | None = None
     definition: dict = field(default_factory=dict)
 
@@ -41,8 +43,9 @@ def resolve(ref: str, config, sql_folders: list[Path] | None = None) -> LoopRule
     try:
         from judges.loader import load_rule
 
-        judge = load_rule(ref)
-        return LoopRule("judge", judge.name, judge.version, "", "judge", source=ref)
+        judge = load_rule(ref, config.judges.rules_dir)
+        # Its config hash depends on the judge model: set when an engine is known (judge_preview).
+        return LoopRule("judge", judge.name, judge.version, "", "judge", judge=judge, source=ref)
     except (FileNotFoundError, KeyError, ValueError):
         pass
     raise KeyError(f"no rule {ref!r}: not a SQL rule YAML (a path, or a name in filters/sql/), "
