@@ -158,7 +158,8 @@ def trace(case: str = typer.Argument(..., metavar="CASE", help="A bad case id (o
         return
     ranks = [c for c in found.columns if c.endswith("_rank")]
     _table([{"rank": r["rank"], "sample_id": r["sample_id"], **{c.removesuffix("_rank"): r[c] for c in ranks},
-             "exports": len(r.get("exports") or []), "why": r["detail"]} for r in rows],
+             "kept": "yes" if r.get("kept") else "no", "exports": len(r.get("exports") or []),
+             "why": r["detail"]} for r in rows],
            f"trace {rows[0]['trace_id'] if rows else ''}: candidates behind case {case_id} "
            f"(label them: curate label SAMPLE --dirty --case {case_id[:8]})")
 

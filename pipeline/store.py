@@ -77,6 +77,20 @@ def failing_now_sql(ids: str | None = None) -> str:
     WHERE NOT passed"""
 
 
+def kept_samples_sql(ids: str | None = None) -> str:
+    """The kept_samples view's query, for the samples in the table `ids` (a sample_id column) or
+    all: has a verdict that counts (its own or its question's), none failing, no judge owed."""
+    among = f" SEMI JOIN {ids} i ON i.sample_id = s.sample_id" if ids else ""
+    counted = f"SELECT v.sample_id FROM verdicts v{among.replace('s.sample_id', 'v.sample_id')}"
+    return f"""SELECT s.sample_id, s.question_id, q.domain
+FROM samples s{among} JOIN questions q USING (question_id)
+WHERE (s.sample_id IN ({counted} WHERE v.rule NOT IN (SELECT rule FROM rule_states WHERE NOT enabled))
+       OR s.question_id IN (SELECT question_id FROM latest_question_verdicts))
+  AND s.sample_id NOT IN (SELECT sample_id FROM ({failing_now_sql(ids)}))
+  AND s.question_id NOT IN (SELECT question_id FROM latest_question_verdicts WHERE NOT passed)
+  AND s.sample_id NOT IN (SELECT sample_id FROM judge_pending)"""
+
+
 _VERDICT_COLUMNS = ("sample_id, stage, rule, rule_version, passed, score, reason, details, run_id, created_at, "
                     "prompt_tokens, completion_tokens")
 
@@ -491,13 +505,7 @@ LEFT JOIN (SELECT question_id, score FROM question_difficulty WHERE method = 'co
 -- few percent of the rows): 10^6 samples x 10 rules, 30 s -> a few s (bench/preview_speed.py).
 -- tests/stages/test_kept_samples.py checks it agrees with sample_status.
 CREATE OR REPLACE VIEW kept_samples AS
-SELECT s.sample_id, s.question_id, q.domain
-FROM samples s JOIN questions q USING (question_id)
-WHERE (s.sample_id IN (SELECT sample_id FROM verdicts WHERE rule NOT IN (SELECT rule FROM rule_states WHERE NOT enabled))
-       OR s.question_id IN (SELECT question_id FROM latest_question_verdicts))
-  AND s.sample_id NOT IN (SELECT sample_id FROM (""" + failing_now_sql() + """))
-  AND s.question_id NOT IN (SELECT question_id FROM latest_question_verdicts WHERE NOT passed)
-  AND s.sample_id NOT IN (SELECT sample_id FROM judge_pending);
+""" + kept_samples_sql() + """;
 """
 
 

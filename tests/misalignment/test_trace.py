@@ -69,6 +69,17 @@ def test_every_method_and_the_fusion_are_stored_under_one_trace(planted):
     assert row["exports"] == ["exp-1"]
 
 
+def test_candidates_say_whether_they_are_kept_and_what_fails(planted):
+    store, canaries, traces = planted
+    everything = pl.concat([t.select("sample_id", "kept", "failed_rules") for t in traces.values()]).unique("sample_id")
+    status = store.frame("SELECT sample_id, kept, failed_rules FROM sample_status")
+    expected = everything.select("sample_id").join(status, on="sample_id")
+    mine = everything.sort("sample_id")
+    assert mine["kept"].to_list() == expected.sort("sample_id")["kept"].to_list()
+    assert mine["failed_rules"].to_list() == expected.sort("sample_id")["failed_rules"].to_list()
+    assert mine["kept"].any() and not mine["kept"].all()  # both kinds among the candidates
+
+
 def test_signature_finds_loops_and_self_identity(planted):
     store, canaries, traces = planted
     for c in canaries:

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipeline.store import Store, now
+from pipeline.store import Store, kept_samples_sql, now
 from tests.stages.test_store import question_frame, sample_frame, verdicts
 
 RULES = ["length", "structure", "repetition"]
@@ -59,6 +59,10 @@ def test_kept_samples_equals_sample_status_kept(tmp_path: Path, seed: int):
         everything = store.frame("SELECT kept FROM sample_status")["kept"]
     assert lean.equals(full)
     assert 0 < everything.sum() < everything.len()  # the case mix has both kept and dropped samples
+    some = pl.DataFrame({"sample_id": [f"s{j:02d}" for j in range(0, 40, 3)]})
+    with Store(tmp_path / "curate.duckdb") as store:  # the same query for a few samples (trace candidates)
+        subset = store.frame(f"{kept_samples_sql('_some')} ORDER BY sample_id", _some=some)
+    assert subset.equals(full.filter(pl.col("sample_id").is_in(some["sample_id"].to_list())))
 
 
 # The plain definition over latest_verdicts: what the fast view must equal.

@@ -25,7 +25,7 @@ from pipeline.misalignment.trace.neighbours import embedding_candidates, sample_
 from pipeline.misalignment.trace.signature import case_signature, signature_candidates
 from pipeline.progress import Progress
 from pipeline.stages.synthesize import split_think
-from pipeline.store import Store, now
+from pipeline.store import Store, failing_now_sql, kept_samples_sql, now
 from schemas.bad_case import TRACE_METHODS, BadCase
 from schemas.rows import TRACE_CANDIDATE
 
@@ -64,20 +64,29 @@ def trace_case(store: Store, case_id: str, *, methods=TRACE_METHODS, top: int = 
         store.insert("trace_candidates", pl.concat(rows).with_columns(
             trace_id=pl.lit(trace_id), case_id=pl.lit(case_id), created_at=pl.lit(now())).select(
             [pl.col(c).cast(t) for c, t in TRACE_CANDIDATE.items()]))
-    return (fused.join(shipped(store, fused["sample_id"].to_list()), on="sample_id", how="left")
+    return (fused.join(candidate_status(store, fused["sample_id"].to_list()), on="sample_id", how="left")
             .with_columns(trace_id=pl.lit(trace_id), case_id=pl.lit(case_id),
-                          exports=pl.col("exports").fill_null(pl.lit([], dtype=pl.List(pl.String))))
+                          exports=pl.col("exports").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+                          failed_rules=pl.col("failed_rules").fill_null(pl.lit([], dtype=pl.List(pl.String))))
             .sort("rank"))
 
 
-def shipped(store: Store, ids: list[str]) -> pl.DataFrame:
-    """sample_id, exports: the export ids that selected each sample (empty: never shipped). Whether
-    a sample is kept now is sample_status's to say; it is left out here because at 10^6 samples that
-    view costs seconds even for a few ids (the filter is not pushed through its aggregation)."""
+def candidate_status(store: Store, ids: list[str]) -> pl.DataFrame:
+    """sample_id, exports (the export ids that selected each sample; empty: never shipped), kept
+    (would the next export consider it: kept_samples) and failed_rules (its own verdicts that
+    fail now), for these samples alone (the views' queries restricted to them: milliseconds at
+    10^6 samples, where the views themselves take seconds)."""
     if not ids:
-        return pl.DataFrame(schema={"sample_id": pl.String, "exports": pl.List(pl.String)})
-    return store.frame("""
-        SELECT f.sample_id,
-               list(DISTINCT sel.export_id ORDER BY sel.export_id) FILTER (WHERE sel.export_id IS NOT NULL) AS exports
-        FROM (SELECT unnest(?::VARCHAR[]) AS sample_id) f LEFT JOIN selections sel USING (sample_id)
-        GROUP BY f.sample_id""", [ids])
+        return pl.DataFrame(schema={"sample_id": pl.String, "exports": pl.List(pl.String), "kept": pl.Boolean,
+                                    "failed_rules": pl.List(pl.String)})
+    return store.frame(f"""
+        WITH failing AS (SELECT sample_id, list(rule ORDER BY rule) AS rules FROM ({failing_now_sql('_ids')})
+                         GROUP BY sample_id),
+             kept AS ({kept_samples_sql('_ids')})
+        SELECT i.sample_id,
+               coalesce(list(DISTINCT sel.export_id ORDER BY sel.export_id) FILTER (WHERE sel.export_id IS NOT NULL),
+                        []) AS exports,
+               i.sample_id IN (SELECT sample_id FROM kept) AS kept,
+               coalesce(any_value(f.rules), []) AS failed_rules
+        FROM _ids i LEFT JOIN selections sel USING (sample_id) LEFT JOIN failing f USING (sample_id)
+        GROUP BY i.sample_id""", _ids=pl.DataFrame({"sample_id": ids}, schema={"sample_id": pl.String}))
