@@ -108,3 +108,19 @@ def test_the_command_refuses_a_missing_database(tmp_path):
                             cwd=ROOT, capture_output=True, text=True,
                             env=dict(os.environ, CURATE_HOME=str(ROOT / ".curate")))
     assert result.returncode == 2 and "no such database" in result.stderr
+
+
+def test_the_list_status_agrees_with_sample_status(db):
+    """queries.status_of restates sample_status for a page of ids; on the real store they agree."""
+    from pipeline.read_only_query import connect
+    from pipeline.viewer.queries import status_of
+
+    con = connect(db)
+    try:
+        everyone, questions = zip(*con.sql("SELECT sample_id, question_id FROM samples").fetchall())
+        mine = sorted(tuple(r.values()) for r in status_of(con, list(everyone), sorted(set(questions))))
+        view = sorted(con.sql("SELECT sample_id, kept, failed_rules, n_verdicts FROM sample_status").fetchall())
+    finally:
+        con.close()
+    assert len(mine) == 72 and mine == view
+    assert {kept for _, kept, _, _ in mine} == {True, False}
