@@ -79,12 +79,18 @@ def build(db: Path, n: int) -> float:
 
 
 def run_size(n: int) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="curate-viewer-"))
+    try:
+        return timed_pages(tmp / "curate.duckdb", n)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def timed_pages(db: Path, n: int) -> dict:
     from fastapi.testclient import TestClient
 
     from pipeline.viewer.app import make_app
 
-    tmp = Path(tempfile.mkdtemp(prefix="curate-viewer-"))
-    db = tmp / "curate.duckdb"
     figures = {"samples": n, "build_s": build(db, n), "db_mb": db.stat().st_size / 2**20}
     client = TestClient(make_app(db, "t"), base_url="http://127.0.0.1")
     some = "s000000010"
@@ -106,12 +112,18 @@ def run_size(n: int) -> dict:
         response = client.get(url)
         assert response.status_code == 200, (url, response.text[-500:])
         figures[name] = time.perf_counter() - t
-    t = time.perf_counter()
-    response = client.post("/sql", data={"sql": "SELECT domain, kept, count(*) FROM sample_status GROUP BY ALL"})
-    assert response.status_code == 200, response.text[-500:]
-    figures["SQL box: sample_status by domain"] = time.perf_counter() - t
+    for name, sql in {"SQL box: samples by domain": "SELECT domain, count(*) FROM samples JOIN questions "
+                                                      "USING (question_id) GROUP BY ALL",
+                      "SQL box: sample_status by domain": "SELECT domain, kept, count(*) FROM sample_status "
+                                                            "GROUP BY ALL"}.items():
+        t = time.perf_counter()
+        response = client.post("/sql", data={"sql": sql})
+        figures[name] = time.perf_counter() - t
+        if "longer than" in response.text:  # the box's time limit stopped it: say so, it is the limit at work
+            figures[name + " (stopped by the 10 s limit)"] = figures.pop(name)
+        else:
+            assert response.status_code == 200, response.text[-500:]
     figures["peak_rss_mb"] = peak_rss_mb()
-    shutil.rmtree(tmp, ignore_errors=True)
     return figures
 
 

@@ -104,7 +104,7 @@ def make_app(db: Path, token: str, max_rows: int = 1000, timeout_s: float = 10) 
                 ids = search(con, db, f.q) if f.q else None
                 rows, total = queries.list_samples(con, f, ids)
                 options = queries.choices(con)
-        except (QueryRefused, queries.BadFilter, duckdb.Error) as exc:
+        except (QueryRefused, queries.BadFilter, duckdb.Error, OSError) as exc:  # OSError: the search index folder
             return failure(exc)
         pages = max(1, -(-total // queries.PAGE_SIZE))
 

@@ -11,6 +11,7 @@ DuckDB 1.4.4 (an extension loads only into the DuckDB version it was built for),
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import duckdb
@@ -19,9 +20,11 @@ from pipeline.misalignment.trace.lexical import lexical_candidates
 from pipeline.viewer.db import ReadOnlyStore
 
 MAX_HITS = 500
+_building = threading.Lock()  # requests run in threads: one builds a missing index, the others wait for it
 
 
 def search(con: duckdb.DuckDBPyConnection, db: Path, text: str, top: int = MAX_HITS) -> list[str]:
     """Sample ids matching `text`, best first (words of two letters or more; stop words ignored)."""
-    hits = lexical_candidates(ReadOnlyStore(Path(db), con), text, top=top)
+    with _building:
+        hits = lexical_candidates(ReadOnlyStore(Path(db), con), text, top=top)
     return hits["sample_id"].to_list()
