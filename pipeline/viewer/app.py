@@ -102,8 +102,8 @@ def make_app(db: Path, token: str, max_rows: int = 1000, timeout_s: float = 10) 
             f = queries.Filters.from_query(request.query_params)
             with reading(db) as con:
                 ids = search(con, db, f.q) if f.q else None
-                rows, total = queries.list_samples(con, f, ids)
                 options = queries.choices(con)
+                rows, total = queries.list_samples(con, f, ids, judges=options["judge"])
         except (QueryRefused, queries.BadFilter, duckdb.Error, OSError) as exc:  # OSError: the search index folder
             return failure(exc)
         pages = max(1, -(-total // queries.PAGE_SIZE))

@@ -110,9 +110,11 @@ def _where(f: Filters, ids: list[str] | None, judge_rules: list[str]) -> tuple[s
     return " ".join(joins), (" AND ".join(clauses) or "true"), params
 
 
-def list_samples(con: duckdb.DuckDBPyConnection, f: Filters, ids: list[str] | None = None) -> tuple[list[dict], int]:
-    """(the page's samples, how many match). `ids`: search hits, best first (they set the order)."""
-    joins, where, params = _where(f, ids, judge_rules(con))
+def list_samples(con: duckdb.DuckDBPyConnection, f: Filters, ids: list[str] | None = None,
+                 judges: list[str] | None = None) -> tuple[list[dict], int]:
+    """(the page's samples, how many match). `ids`: search hits, best first (they set the order);
+    `judges`: the store's judge rules when the caller has them (choices()), else read here."""
+    joins, where, params = _where(f, ids, judge_rules(con) if judges is None else judges)
     order = "list_position(CAST(? AS VARCHAR[]), s.sample_id)" if ids is not None else "s.created_at DESC, s.sample_id"
     # One pass for the page and the count (count(*) OVER () runs before the LIMIT).
     found = con.sql(f"""SELECT s.sample_id, count(*) OVER () FROM samples s {joins} WHERE {where}
