@@ -31,6 +31,10 @@ app.add_typer(rules_app, name="rules")
 app.command("label")(guard(label))
 app.command("trace")(guard(trace))
 
+from curate.report_cli import report  # noqa: E402
+
+app.command("report")(report)
+
 
 
 @app.command()
