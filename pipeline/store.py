@@ -466,19 +466,36 @@ WHERE (s.sample_id IN (SELECT sample_id FROM latest_verdicts)
 -- data out of DuckDB. Rows carry run_id (the run that read the question, made the sample or
 -- verdict) and export_id where they belong to an export, so the report filters by either.
 
+-- One row per sample: the run that made it, its domain, whether it passed every cheap rule,
+-- also its answer checks (verified), whether it is kept (as kept_samples: a verdict of its own
+-- or its question's, none failing, no judge pending), and its lengths. One pass over
+-- latest_verdicts; the report builds it once and reads it three times (pipeline/report/build.py).
+CREATE OR REPLACE VIEW report_samples AS
+WITH v AS (
+    SELECT sample_id,
+           count(*) FILTER (WHERE stage IN ('filter', 'decontam')) > 0
+               AND coalesce(bool_and(passed) FILTER (WHERE stage IN ('filter', 'decontam')), true) AS cheap_ok,
+           coalesce(bool_and(passed) FILTER (WHERE stage = 'verify'), true) AS verify_ok,
+           bool_and(passed) AS all_passed
+    FROM latest_verdicts GROUP BY sample_id
+), qv AS (
+    SELECT question_id, bool_and(passed) AS all_passed FROM latest_question_verdicts GROUP BY question_id
+), pending AS (SELECT DISTINCT sample_id FROM judge_pending)
+SELECT s.sample_id, s.run_id, q.domain,
+       coalesce(v.cheap_ok, false) AS cheap_ok,
+       coalesce(v.cheap_ok AND v.verify_ok, false) AS verified,
+       (v.sample_id IS NOT NULL OR qv.question_id IS NOT NULL) AND coalesce(v.all_passed, true)
+           AND coalesce(qv.all_passed, true) AND p.sample_id IS NULL AS kept,
+       length(coalesce(s.reasoning, '')) AS reasoning_chars, length(coalesce(s.answer, '')) AS answer_chars
+FROM samples s JOIN questions q USING (question_id)
+LEFT JOIN v USING (sample_id) LEFT JOIN qv ON qv.question_id = s.question_id
+LEFT JOIN pending p ON p.sample_id = s.sample_id;
+
 -- The funnel per domain: questions read and screened (unit question), samples synthesized, each
 -- cheap rule passed (latest verdicts), all cheap rules passed, verified (no failing answer or
--- code check), kept (kept_samples: every rule passed, nothing pending), then per export
--- selected and exported (selected minus the chat-template rejects).
+-- code check), kept (every rule passed, nothing pending), then per export selected and exported
+-- (selected minus the chat-template rejects).
 CREATE OR REPLACE VIEW report_funnel AS
-WITH flags AS (
-    SELECT s.sample_id, s.run_id, q.domain,
-           count(v.rule) FILTER (WHERE v.stage IN ('filter', 'decontam')) > 0
-               AND coalesce(bool_and(v.passed) FILTER (WHERE v.stage IN ('filter', 'decontam')), true) AS cheap_ok,
-           coalesce(bool_and(v.passed) FILTER (WHERE v.stage = 'verify'), true) AS verify_ok
-    FROM samples s JOIN questions q USING (question_id) LEFT JOIN latest_verdicts v USING (sample_id)
-    GROUP BY s.sample_id, s.run_id, q.domain
-)
 SELECT domain, first_run_id AS run_id, NULL::VARCHAR AS export_id, 1 AS step_no, 'questions read' AS step,
        'question' AS unit, count(*) AS n
 FROM questions GROUP BY ALL
@@ -486,18 +503,18 @@ UNION ALL
 SELECT domain, q.first_run_id, NULL, 2, 'screened (usable)', 'question', count(*)
 FROM question_status JOIN questions q USING (question_id, domain) WHERE usable GROUP BY ALL
 UNION ALL
-SELECT domain, run_id, NULL, 3, 'synthesized', 'sample', count(*) FROM flags GROUP BY ALL
+SELECT domain, run_id, NULL, 3, 'synthesized', 'sample', count(*) FROM report_samples GROUP BY ALL
 UNION ALL
 SELECT q.domain, s.run_id, NULL, 4, 'passed ' || v.rule, 'sample', count(*)
 FROM latest_verdicts v JOIN samples s USING (sample_id) JOIN questions q USING (question_id)
 WHERE v.stage IN ('filter', 'decontam') AND v.passed GROUP BY ALL
 UNION ALL
-SELECT domain, run_id, NULL, 5, 'passed all cheap rules', 'sample', count(*) FROM flags WHERE cheap_ok GROUP BY ALL
+SELECT domain, run_id, NULL, 5, 'passed all cheap rules', 'sample', count(*) FROM report_samples WHERE cheap_ok GROUP BY ALL
 UNION ALL
-SELECT domain, run_id, NULL, 6, 'verified', 'sample', count(*) FROM flags WHERE cheap_ok AND verify_ok GROUP BY ALL
+SELECT domain, run_id, NULL, 6, 'verified', 'sample', count(*) FROM report_samples WHERE verified GROUP BY ALL
 UNION ALL
-SELECT k.domain, s.run_id, NULL, 7, 'kept (judged, all rules passed)', 'sample', count(*)
-FROM kept_samples k JOIN samples s USING (sample_id) GROUP BY ALL
+SELECT domain, run_id, NULL, 7, 'kept (judged, all rules passed)', 'sample', count(*)
+FROM report_samples WHERE kept GROUP BY ALL
 UNION ALL
 SELECT domain, NULL, export_id, 8, 'selected', 'sample', count(*) FROM selections GROUP BY ALL
 UNION ALL
@@ -532,9 +549,9 @@ QUALIFY row_number() OVER (PARTITION BY d.question_id, d.method ORDER BY d.versi
 CREATE OR REPLACE VIEW report_domain_mix AS
 SELECT domain, first_run_id AS run_id, NULL::VARCHAR AS export_id, 'pool' AS stage, count(*) AS n FROM questions GROUP BY ALL
 UNION ALL
-SELECT q.domain, s.run_id, NULL, 'synthesized', count(*) FROM samples s JOIN questions q USING (question_id) GROUP BY ALL
+SELECT domain, run_id, NULL, 'synthesized', count(*) FROM report_samples GROUP BY ALL
 UNION ALL
-SELECT k.domain, s.run_id, NULL, 'kept', count(*) FROM kept_samples k JOIN samples s USING (sample_id) GROUP BY ALL
+SELECT domain, run_id, NULL, 'kept', count(*) FROM report_samples WHERE kept GROUP BY ALL
 UNION ALL
 SELECT domain, NULL, export_id, 'exported', count(*)
 FROM selections e WHERE NOT EXISTS (SELECT 1 FROM export_rejects r WHERE r.export_id = e.export_id
@@ -566,13 +583,9 @@ FROM v FULL JOIN k USING (run_id, rule);
 -- Reasoning and answer lengths (characters) of kept and dropped samples, in powers of two:
 -- bin b holds lengths 2^b - 1 .. 2^(b+1) - 2 (bin 0: empty).
 CREATE OR REPLACE VIEW report_lengths AS
-WITH s AS (
-    SELECT s.run_id, q.domain, k.sample_id IS NOT NULL AS kept,
-           length(coalesce(s.reasoning, '')) AS reasoning, length(coalesce(s.answer, '')) AS answer
-    FROM samples s JOIN questions q USING (question_id) LEFT JOIN kept_samples k USING (sample_id)
-)
 SELECT run_id, domain, kept, field, CAST(floor(log2(1 + chars)) AS INTEGER) AS bin, count(*) AS n
-FROM (UNPIVOT s ON reasoning, answer INTO NAME field VALUE chars)
+FROM (UNPIVOT (SELECT run_id, domain, kept, reasoning_chars AS reasoning, answer_chars AS answer FROM report_samples)
+      ON reasoning, answer INTO NAME field VALUE chars)
 GROUP BY ALL;
 """
 

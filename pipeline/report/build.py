@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +34,18 @@ SECTIONS = [  # (title, figure keys, note)
 ]
 
 
+@contextmanager
+def _samples_once(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """report_samples (one pass over every latest verdict) feeds three views; computed once into
+    a temporary table of the same name, which DuckDB resolves before the view (temp objects come
+    first in its search path) for this connection, until dropped. The rows are the view's."""
+    con.execute("CREATE OR REPLACE TEMP TABLE report_samples AS SELECT * FROM report_samples")
+    try:
+        yield
+    finally:
+        con.execute("DROP TABLE IF EXISTS temp.report_samples")
+
+
 @dataclass
 class ReportResult:
     path: Path
@@ -48,10 +62,11 @@ def build_report(con: duckdb.DuckDBPyConnection, out: Path, db_name: str = "",
     started = time.perf_counter()
     scope = resolve(con, run_id, export_id)
     figures: dict[str, Figure] = {}
-    for query in QUERIES:
-        sql, frame = fetch(con, query, scope)
-        spec = charts.spec(query.key, frame) if frame.height else None
-        figures[query.key] = Figure(query.key, query.title, query.view, sql, frame.height, spec)
+    with _samples_once(con):
+        for query in QUERIES:
+            sql, frame = fetch(con, query, scope)
+            spec = charts.spec(query.key, frame) if frame.height else None
+            figures[query.key] = Figure(query.key, query.title, query.view, sql, frame.height, spec)
     sections = [Section(title, [figures[k] for k in keys], note) for title, keys, note in SECTIONS]
     totals = con.sql("SELECT (SELECT count(*) FROM questions), (SELECT count(*) FROM samples), "
                      "(SELECT count(*) FROM runs)").fetchall()[0]
