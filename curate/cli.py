@@ -187,6 +187,8 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
         more = short["questions_to_synthesize"]
         console.print(f"  shortfall {short['domain']}: {short['missing']} more kept sample(s) needed"
                       + (f" (about {more} more questions)" if more else " (none kept yet)"))
+    if counts.get("report"):
+        console.print(f"  quality report: {counts['report']['path']}", markup=False, highlight=False, soft_wrap=True)
     console.print(f'  why in or out: curate query --db {db} "SELECT * FROM sample_status LIMIT 10"')
 
 
@@ -273,15 +275,10 @@ def _print_frame(frame, fmt: str) -> None:
         sys.stdout.write(frame.write_csv())
     elif fmt == "json":
         sys.stdout.write(json.dumps(frame.to_dicts(), default=str, ensure_ascii=False, indent=1) + "\n")
-    else:
-        from rich.table import Table
+    else:  # fitted to the terminal: a table, or one block per row when the columns cannot fit
+        from curate.table_output import print_frame
 
-        table = Table(show_lines=False)
-        for col in frame.columns:
-            table.add_column(col, overflow="fold")
-        for row in frame.iter_rows():
-            table.add_row(*["" if v is None else str(v)[:200] for v in row])
-        Console().print(table)
+        print_frame(frame, Console())
         console.print(f"{frame.height} rows")
 
 
