@@ -31,9 +31,11 @@ app.add_typer(rules_app, name="rules")
 app.command("label")(guard(label))
 app.command("trace")(guard(trace))
 
+from curate.export_cli import export  # noqa: E402
 from curate.report_cli import report  # noqa: E402
 
 app.command("report")(report)
+app.command("export")(export)
 
 
 
