@@ -3,6 +3,7 @@ report builds in <= 60 s and stays <= 5 MB.
 
     .venv/bin/python bench/report_speed.py                    # 10^5 and 10^6
     .venv/bin/python bench/report_speed.py --sizes 100000
+    .venv/bin/python bench/report_speed.py --keep /tmp/stores   # build each store once, reuse it next time
 
 Each size runs in its own process on a fresh DuckDB file holding the rows of bench/trace_speed.py
 (as bench/preview_speed.py: real GSM8K/MBPP text with shifted numbers, ten rules of synthetic
@@ -41,37 +42,45 @@ EXTRA = [  # what a run would add that bench/trace_speed.py's rows lack
 ]
 
 
-def run_size(n: int) -> dict:
+def build_store(db: Path, n: int) -> None:
     import random
 
     import polars as pl
 
-    from bench.trace_speed import base_items, batch, peak_rss_mb
+    from bench.trace_speed import base_items, batch
     from pipeline.config_loading import load_run_config
+    from pipeline.store import Store, now
+
+    with Store(db) as store:
+        items, rng = base_items(), random.Random(0)
+        for start in range(0, n, 50_000):
+            questions, samples, verdicts = batch(items, start, min(50_000, n - start), rng)
+            store.insert_many({"questions": questions, "samples": samples, "verdicts": verdicts})
+        config = load_run_config(None)
+        store.insert("runs", pl.DataFrame([{
+            "run_id": "bench", "started_at": now(), "finished_at": now(), "status": "finished",
+            "config_hash": "h", "config": json.dumps(config.model_dump(mode="json")), "counts": "{}",
+            "error": None}]))
+        for statement in EXTRA:
+            store.con.execute(statement)
+
+
+def run_size(n: int, keep: Path | None) -> dict:
+    from bench.trace_speed import peak_rss_mb
     from pipeline.report.build import build_report
     from pipeline.report.html import vega_bundle
-    from pipeline.store import Store, now
+    from pipeline.store import Store
 
     figures = {"samples": n}
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "report.duckdb"
-        t = time.perf_counter()
-        with Store(db) as store:
-            items, rng = base_items(), random.Random(0)
-            for start in range(0, n, 50_000):
-                questions, samples, verdicts = batch(items, start, min(50_000, n - start), rng)
-                store.insert_many({"questions": questions, "samples": samples, "verdicts": verdicts})
-            config = load_run_config(None)
-            store.insert("runs", pl.DataFrame([{
-                "run_id": "bench", "started_at": now(), "finished_at": now(), "status": "finished",
-                "config_hash": "h", "config": json.dumps(config.model_dump(mode="json")), "counts": "{}",
-                "error": None}]))
-            for statement in EXTRA:
-                store.con.execute(statement)
-            figures["verdicts"] = store.count("verdicts")
-        figures["store build s"] = round(time.perf_counter() - t, 1)
+        db = (keep or Path(tmp)) / f"report-{n}.duckdb"
+        if not db.exists():
+            t = time.perf_counter()
+            build_store(db, n)
+            figures["store build s"] = round(time.perf_counter() - t, 1)
         vega_bundle()  # from the cache, or built once (not part of the report's time)
         with Store(db) as store:
+            figures["verdicts"] = store.count("verdicts")
             result = build_report(store.con, Path(tmp) / "report.html", db_name=db.name)
         figures["report s"] = result.seconds
         figures["report MB"] = round(result.bytes / 2**20, 2)
@@ -84,13 +93,17 @@ def run_size(n: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--keep", type=Path, help="folder to keep the built stores in (and reuse them from)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # run one size in this process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_size(args.one)))
+        print(json.dumps(run_size(args.one, args.keep)))
         return
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     for n in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True)
+        keep = ["--keep", str(args.keep)] if args.keep else []
+        out = subprocess.run([sys.executable, __file__, "--one", str(n), *keep], capture_output=True, text=True)
         if out.returncode:
             print(f"{n}: failed\n{out.stderr[-2000:]}")
             continue

@@ -466,22 +466,41 @@ WHERE (s.sample_id IN (SELECT sample_id FROM latest_verdicts)
 -- data out of DuckDB. Rows carry run_id (the run that read the question, made the sample or
 -- verdict) and export_id where they belong to an export, so the report filters by either.
 
--- One row per sample: the run that made it, its domain, whether it passed every cheap rule,
--- also its answer checks (verified), whether it is kept (as kept_samples: a verdict of its own
--- or its question's, none failing, no judge pending), and its lengths. One pass over
--- latest_verdicts; the report builds it once and reads it three times (pipeline/report/build.py).
+-- latest_verdicts, the columns the report needs, computed the cheap way: a rule whose verdicts
+-- were all made under one (version, config hash) has one verdict per sample, which is the latest;
+-- only the other rules' rows go through the window (DuckDB does not push a rule filter through
+-- latest_verdicts' window, so this is 20x cheaper at 10^7 verdicts). The ORDER BY must stay
+-- latest_verdicts'; tests/report/test_report.py checks the two views agree.
+CREATE OR REPLACE VIEW report_latest_verdicts AS
+WITH multi AS (SELECT rule FROM verdicts GROUP BY rule HAVING count(DISTINCT (rule_version, config_hash)) > 1),
+enabled AS (SELECT * FROM verdicts WHERE rule NOT IN (SELECT rule FROM rule_states WHERE NOT enabled))
+SELECT sample_id, stage, rule, passed FROM enabled WHERE rule NOT IN (SELECT rule FROM multi)
+UNION ALL
+SELECT v.sample_id, v.stage, v.rule, v.passed
+FROM enabled v LEFT JOIN rule_configs c ON c.rule = v.rule
+WHERE v.rule IN (SELECT rule FROM multi)
+QUALIFY row_number() OVER (PARTITION BY v.sample_id, v.rule
+                           ORDER BY coalesce(v.config_hash = c.config_hash, false) DESC,
+                                    v.rule_version DESC, v.created_at DESC) = 1;
+
+-- One row per sample: the run that made it, its domain, the cheap rules it passed, whether it
+-- passed every cheap rule, also its answer checks (verified), whether it is kept (as
+-- kept_samples: a verdict of its own or its question's, none failing, no judge pending), and its
+-- lengths. One pass over the latest verdicts; the report builds it once and reads it for the funnel,
+-- the domain mix and the lengths (pipeline/report/build.py).
 CREATE OR REPLACE VIEW report_samples AS
 WITH v AS (
     SELECT sample_id,
+           list(rule ORDER BY rule) FILTER (WHERE stage IN ('filter', 'decontam') AND passed) AS passed_cheap_rules,
            count(*) FILTER (WHERE stage IN ('filter', 'decontam')) > 0
                AND coalesce(bool_and(passed) FILTER (WHERE stage IN ('filter', 'decontam')), true) AS cheap_ok,
            coalesce(bool_and(passed) FILTER (WHERE stage = 'verify'), true) AS verify_ok,
            bool_and(passed) AS all_passed
-    FROM latest_verdicts GROUP BY sample_id
+    FROM report_latest_verdicts GROUP BY sample_id
 ), qv AS (
     SELECT question_id, bool_and(passed) AS all_passed FROM latest_question_verdicts GROUP BY question_id
 ), pending AS (SELECT DISTINCT sample_id FROM judge_pending)
-SELECT s.sample_id, s.run_id, q.domain,
+SELECT s.sample_id, s.run_id, q.domain, coalesce(v.passed_cheap_rules, []) AS passed_cheap_rules,
        coalesce(v.cheap_ok, false) AS cheap_ok,
        coalesce(v.cheap_ok AND v.verify_ok, false) AS verified,
        (v.sample_id IS NOT NULL OR qv.question_id IS NOT NULL) AND coalesce(v.all_passed, true)
@@ -505,9 +524,10 @@ FROM question_status JOIN questions q USING (question_id, domain) WHERE usable G
 UNION ALL
 SELECT domain, run_id, NULL, 3, 'synthesized', 'sample', count(*) FROM report_samples GROUP BY ALL
 UNION ALL
-SELECT q.domain, s.run_id, NULL, 4, 'passed ' || v.rule, 'sample', count(*)
-FROM latest_verdicts v JOIN samples s USING (sample_id) JOIN questions q USING (question_id)
-WHERE v.stage IN ('filter', 'decontam') AND v.passed GROUP BY ALL
+SELECT domain, run_id, NULL, 4, 'passed ' || rule, 'sample', sum(n)
+FROM (SELECT domain, run_id, unnest(passed_cheap_rules) AS rule, n  -- few distinct lists: group, then unnest
+      FROM (SELECT domain, run_id, passed_cheap_rules, count(*) AS n FROM report_samples GROUP BY ALL))
+GROUP BY ALL
 UNION ALL
 SELECT domain, run_id, NULL, 5, 'passed all cheap rules', 'sample', count(*) FROM report_samples WHERE cheap_ok GROUP BY ALL
 UNION ALL

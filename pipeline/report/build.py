@@ -34,16 +34,23 @@ SECTIONS = [  # (title, figure keys, note)
 ]
 
 
+# Views several figures read, each computed once per build (report_samples is one pass over every
+# latest verdict; report_difficulty a window over every difficulty row).
+SHARED = ("report_samples", "report_difficulty")
+
+
 @contextmanager
-def _samples_once(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """report_samples (one pass over every latest verdict) feeds three views; computed once into
-    a temporary table of the same name, which DuckDB resolves before the view (temp objects come
-    first in its search path) for this connection, until dropped. The rows are the view's."""
-    con.execute("CREATE OR REPLACE TEMP TABLE report_samples AS SELECT * FROM report_samples")
+def _shared_once(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Each SHARED view computed once into a temporary table of the same name, which DuckDB
+    resolves before the view (temp objects come first in its search path) for this connection,
+    until dropped. The rows are the view's, taken at the start of the build."""
     try:
+        for view in SHARED:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT * FROM {view}")
         yield
     finally:
-        con.execute("DROP TABLE IF EXISTS temp.report_samples")
+        for view in SHARED:
+            con.execute(f"DROP TABLE IF EXISTS temp.{view}")
 
 
 @dataclass
@@ -62,7 +69,7 @@ def build_report(con: duckdb.DuckDBPyConnection, out: Path, db_name: str = "",
     started = time.perf_counter()
     scope = resolve(con, run_id, export_id)
     figures: dict[str, Figure] = {}
-    with _samples_once(con):
+    with _shared_once(con):
         for query in QUERIES:
             sql, frame = fetch(con, query, scope)
             spec = charts.spec(query.key, frame) if frame.height else None

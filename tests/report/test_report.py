@@ -183,3 +183,36 @@ def test_one_run_and_errors(report, tmp_path):
     assert bad.exit_code == 2 and "--export nope: no such export" in bad.output
     missing = runner.invoke(app, ["report", "--db", str(tmp_path / "none.duckdb"), "--out", str(out)])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_the_reports_latest_verdicts_are_latest_verdicts(report, tmp_path):
+    """report_latest_verdicts (a shortcut for rules with one version and config) and report_samples'
+    kept agree with latest_verdicts and kept_samples when rules have several versions and config
+    hashes, one preferred by rule_configs, and a rule is disabled."""
+    import shutil
+
+    from pipeline.store import Store, now
+
+    db = tmp_path / "store.duckdb"
+    shutil.copy(report[0], db)
+    with Store(db) as store:
+        con = store.con
+        # a newer repetition version on half the samples, its verdicts flipped; length under a second config hash,
+        # flipped, which rule_configs prefers on the samples that have it
+        con.execute("INSERT INTO verdicts SELECT sample_id, stage, rule, rule_version + 1, NOT passed, score, reason, details, run_id, "
+                    "created_at, prompt_tokens, completion_tokens, config_hash FROM verdicts "
+                    "WHERE rule = 'repetition' AND right(sample_id, 1) IN ('0', '2', '4', '6', '8')")
+        con.execute("INSERT INTO verdicts SELECT sample_id, stage, rule, rule_version, NOT passed, score, reason, details, "
+                    "run_id, created_at, prompt_tokens, completion_tokens, 'other' FROM verdicts "
+                    "WHERE rule = 'length' AND right(sample_id, 1) IN ('1', '3')")
+        con.execute("UPDATE rule_configs SET config_hash = 'other' WHERE rule = 'length'")
+        assert con.sql("SELECT count(*) FROM rule_configs WHERE rule = 'length'").fetchall() == [(1,)]
+        con.execute("INSERT INTO rule_states VALUES ('self_identity', 'cheap', false, NULL, NULL, ?)", [now()])
+        latest = "SELECT sample_id, stage, rule, passed FROM {} ORDER BY ALL"
+        assert con.sql(latest.format("report_latest_verdicts")).fetchall() == con.sql(latest.format("latest_verdicts")).fetchall()
+        assert con.sql("SELECT count(*) FROM latest_verdicts WHERE rule = 'self_identity'").fetchall() == [(0,)]
+        kept = con.sql("SELECT sample_id FROM report_samples WHERE kept ORDER BY 1").fetchall()
+        assert kept == con.sql("SELECT sample_id FROM kept_samples ORDER BY 1").fetchall()
+        versions = con.sql("SELECT count(DISTINCT rule_version) FROM latest_verdicts WHERE rule = 'repetition'").fetchall()
+        hashes = con.sql("SELECT count(DISTINCT config_hash) FROM latest_verdicts WHERE rule = 'length'").fetchall()
+        assert versions == hashes == [(2,)]  # both paths of the shortcut are taken
