@@ -245,7 +245,7 @@ def query(
 ) -> None:
     """Run one read-only SELECT against the store (tables: runs, questions, quarantine, samples,
     verdicts, question_verdicts, judge_skips, judge_evals, question_difficulty, exports,
-    selections, shards; views: sample_status, latest_verdicts, judge_pending). Other files,
+    selections, shards; views: sample_status, latest_verdicts, judge_pending, report_*). Other files,
     ATTACH, COPY, SET, PRAGMA and writes are refused (pipeline/read_only_query.py)."""
     import duckdb
 

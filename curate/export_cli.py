@@ -21,9 +21,10 @@ def export(
     push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Push the DatasetDict to this Hub dataset repo (USER/NAME) with datasets' push_to_hub, then the card."),
     private: bool = typer.Option(False, "--private", help="With --push-to-hub: create the repo private."),
 ) -> None:
-    """Write an exported shard set (made by `curate run`) as a Hugging Face DatasetDict: a folder
-    for datasets.load_from_disk, and/or a Hub dataset repo. The shards are checked against their
-    manifest first."""
+    """An exported shard set as a Hugging Face DatasetDict: a folder, or a Hub dataset repo.
+
+    The folder (--hf-dataset) opens with datasets.load_from_disk and holds the dataset card;
+    --push-to-hub uses datasets' own push. The shards are checked against their manifest first."""
     from pipeline.export.hf_dataset import find_export, push_dataset_dict, save_dataset_dict
     from pipeline.store import Store
 

@@ -20,8 +20,10 @@ def report(
     run: Optional[str] = typer.Option(None, "--run", help="Only this run's questions, samples and verdicts (and its newest export)."),
     export: Optional[str] = typer.Option(None, "--export", help="Show this export's selection (default: the newest export)."),
 ) -> None:
-    """Write the quality report (funnel, rule failures, answer styles, difficulty, domain mix, judges,
-    lengths) as one HTML file that needs no network to view. Each plot names the SQL view it reads."""
+    """The store's quality report as one HTML file that opens offline.
+
+    Funnel, rule failures, answer styles, difficulty, domain mix, judges and lengths; each plot
+    names the SQL view it reads and the query behind it."""
     from pipeline.report.build import build_report
     from pipeline.store import Store
 
