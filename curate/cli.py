@@ -31,6 +31,12 @@ app.add_typer(rules_app, name="rules")
 app.command("label")(guard(label))
 app.command("trace")(guard(trace))
 
+from curate.export_cli import export  # noqa: E402
+from curate.report_cli import report  # noqa: E402
+
+app.command("report")(report)
+app.command("export")(export)
+
 
 
 @app.command()
@@ -183,6 +189,8 @@ def _summary(counts: dict, db: Path, out: Path, elapsed: float) -> None:
         more = short["questions_to_synthesize"]
         console.print(f"  shortfall {short['domain']}: {short['missing']} more kept sample(s) needed"
                       + (f" (about {more} more questions)" if more else " (none kept yet)"))
+    if counts.get("report"):
+        console.print(f"  quality report: {counts['report']['path']}", markup=False, highlight=False, soft_wrap=True)
     console.print(f'  why in or out: curate query --db {db} "SELECT * FROM sample_status LIMIT 10"')
 
 
@@ -237,7 +245,7 @@ def query(
 ) -> None:
     """Run one read-only SELECT against the store (tables: runs, questions, quarantine, samples,
     verdicts, question_verdicts, judge_skips, judge_evals, question_difficulty, exports,
-    selections, shards; views: sample_status, latest_verdicts, judge_pending). Other files,
+    selections, shards; views: sample_status, latest_verdicts, judge_pending, report_*). Other files,
     ATTACH, COPY, SET, PRAGMA and writes are refused (pipeline/read_only_query.py)."""
     import duckdb
 
@@ -269,15 +277,10 @@ def _print_frame(frame, fmt: str) -> None:
         sys.stdout.write(frame.write_csv())
     elif fmt == "json":
         sys.stdout.write(json.dumps(frame.to_dicts(), default=str, ensure_ascii=False, indent=1) + "\n")
-    else:
-        from rich.table import Table
+    else:  # fitted to the terminal: a table, or one block per row when the columns cannot fit
+        from curate.table_output import print_frame
 
-        table = Table(show_lines=False)
-        for col in frame.columns:
-            table.add_column(col, overflow="fold")
-        for row in frame.iter_rows():
-            table.add_row(*["" if v is None else str(v)[:200] for v in row])
-        Console().print(table)
+        print_frame(frame, Console())
         console.print(f"{frame.height} rows")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.params import CurateParams, ExportParams, ScoreParams, StageParams, SynthesizeParams
+from flows.report_artifact import publish_report
 from flows.run_context import run_name, say_var, stage_run  # noqa: F401 - say_var: the CLI sets it
 from flows.tasks import progress_var, run_stage  # noqa: F401 - progress_var: the CLI sets it
 from pipeline.config_loading import load_run_config
@@ -84,7 +85,8 @@ def export_flow(params: ExportParams = ExportParams()) -> dict:
 
 @flow(name="curate", **_flow)
 def curate(params: CurateParams = CurateParams()) -> dict:
-    """The whole pipeline, each stage group a subflow of this run: one lock, one `runs` row, one artifact."""
+    """The whole pipeline, each stage group a subflow of this run: one lock, one `runs` row, one counts
+    artifact, and the run's quality report (flows/report_artifact.py) linked as a second."""
     load = lambda: load_run_config(params.config_path, params.questions, params.limit, params.model)  # noqa: E731
     with stage_run("curate", params, load) as run:
         stage = params.model_dump(include=set(StageParams.model_fields))
@@ -94,4 +96,5 @@ def curate(params: CurateParams = CurateParams()) -> dict:
         judge_flow(StageParams(**stage))
         score_flow(ScoreParams(**stage))
         export_flow(ExportParams(**stage, out=params.out, skip_unchanged=params.skip_unchanged))
+        publish_report(run)
     return run.counts

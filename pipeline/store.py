@@ -506,6 +506,151 @@ LEFT JOIN (SELECT question_id, score FROM question_difficulty WHERE method = 'co
 -- tests/stages/test_kept_samples.py checks it agrees with sample_status.
 CREATE OR REPLACE VIEW kept_samples AS
 """ + kept_samples_sql() + """;
+
+-- The quality report (`curate report`, pipeline/report/) reads these views (and the style_*
+-- tables as they are). Each is a small aggregate, so a report of 10^6 samples moves little
+-- data out of DuckDB. Rows carry run_id (the run that read the question, made the sample or
+-- verdict) and export_id where they belong to an export, so the report filters by either.
+
+-- latest_verdicts, the columns the report needs, computed the cheap way: a rule whose verdicts
+-- were all made under one (version, config hash) has one verdict per sample, which is the latest;
+-- only the other rules' rows go through the window (DuckDB does not push a rule filter through
+-- latest_verdicts' window, so this is 20x cheaper at 10^7 verdicts). The ORDER BY must stay
+-- latest_verdicts'; tests/report/test_report.py checks the two views agree.
+CREATE OR REPLACE VIEW report_latest_verdicts AS
+WITH multi AS (SELECT rule FROM verdicts GROUP BY rule HAVING count(DISTINCT (rule_version, config_hash)) > 1),
+enabled AS (SELECT * FROM verdicts WHERE rule NOT IN (SELECT rule FROM rule_states WHERE NOT enabled))
+SELECT sample_id, stage, rule, passed FROM enabled WHERE rule NOT IN (SELECT rule FROM multi)
+UNION ALL
+SELECT v.sample_id, v.stage, v.rule, v.passed
+FROM enabled v LEFT JOIN rule_configs c ON c.rule = v.rule
+WHERE v.rule IN (SELECT rule FROM multi)
+QUALIFY row_number() OVER (PARTITION BY v.sample_id, v.rule ORDER BY """ + LATEST_ORDER + """) = 1;
+
+-- One row per sample: the run that made it, its domain, the cheap rules it passed, whether it
+-- passed every cheap rule, also its answer checks (verified), whether it is kept (as
+-- kept_samples: a verdict of its own or its question's, none failing, no judge pending), and its
+-- lengths. One pass over the latest verdicts; the report builds it once and reads it for the funnel,
+-- the domain mix and the lengths (pipeline/report/build.py).
+CREATE OR REPLACE VIEW report_samples AS
+WITH v AS (
+    SELECT sample_id,
+           list(rule ORDER BY rule) FILTER (WHERE stage IN ('filter', 'decontam') AND passed) AS passed_cheap_rules,
+           count(*) FILTER (WHERE stage IN ('filter', 'decontam')) > 0
+               AND coalesce(bool_and(passed) FILTER (WHERE stage IN ('filter', 'decontam')), true) AS cheap_ok,
+           coalesce(bool_and(passed) FILTER (WHERE stage = 'verify'), true) AS verify_ok,
+           bool_and(passed) AS all_passed
+    FROM report_latest_verdicts GROUP BY sample_id
+), qv AS (
+    SELECT question_id, bool_and(passed) AS all_passed FROM latest_question_verdicts GROUP BY question_id
+), pending AS (SELECT DISTINCT sample_id FROM judge_pending)
+SELECT s.sample_id, s.run_id, q.domain, coalesce(v.passed_cheap_rules, []) AS passed_cheap_rules,
+       coalesce(v.cheap_ok, false) AS cheap_ok,
+       coalesce(v.cheap_ok AND v.verify_ok, false) AS verified,
+       (v.sample_id IS NOT NULL OR qv.question_id IS NOT NULL) AND coalesce(v.all_passed, true)
+           AND coalesce(qv.all_passed, true) AND p.sample_id IS NULL AS kept,
+       length(coalesce(s.reasoning, '')) AS reasoning_chars, length(coalesce(s.answer, '')) AS answer_chars
+FROM samples s JOIN questions q USING (question_id)
+LEFT JOIN v USING (sample_id) LEFT JOIN qv ON qv.question_id = s.question_id
+LEFT JOIN pending p ON p.sample_id = s.sample_id;
+
+-- The funnel per domain: questions read and screened (unit question), samples synthesized, each
+-- cheap rule passed (latest verdicts), all cheap rules passed, verified (no failing answer or
+-- code check), kept (every rule passed, nothing pending), then per export selected and exported
+-- (selected minus the chat-template rejects).
+CREATE OR REPLACE VIEW report_funnel AS
+SELECT domain, first_run_id AS run_id, NULL::VARCHAR AS export_id, 1 AS step_no, 'questions read' AS step,
+       'question' AS unit, count(*) AS n
+FROM questions GROUP BY ALL
+UNION ALL
+SELECT domain, q.first_run_id, NULL, 2, 'screened (usable)', 'question', count(*)
+FROM question_status JOIN questions q USING (question_id, domain) WHERE usable GROUP BY ALL
+UNION ALL
+SELECT domain, run_id, NULL, 3, 'synthesized', 'sample', count(*) FROM report_samples GROUP BY ALL
+UNION ALL
+SELECT domain, run_id, NULL, 4, 'passed ' || rule, 'sample', sum(n)
+FROM (SELECT domain, run_id, unnest(passed_cheap_rules) AS rule, n  -- few distinct lists: group, then unnest
+      FROM (SELECT domain, run_id, passed_cheap_rules, count(*) AS n FROM report_samples GROUP BY ALL))
+GROUP BY ALL
+UNION ALL
+SELECT domain, run_id, NULL, 5, 'passed all cheap rules', 'sample', count(*) FROM report_samples WHERE cheap_ok GROUP BY ALL
+UNION ALL
+SELECT domain, run_id, NULL, 6, 'verified', 'sample', count(*) FROM report_samples WHERE verified GROUP BY ALL
+UNION ALL
+SELECT domain, run_id, NULL, 7, 'kept (judged, all rules passed)', 'sample', count(*)
+FROM report_samples WHERE kept GROUP BY ALL
+UNION ALL
+SELECT domain, NULL, export_id, 8, 'selected', 'sample', count(*) FROM selections GROUP BY ALL
+UNION ALL
+SELECT domain, NULL, export_id, 9, 'exported', 'sample', count(*)
+FROM selections e WHERE NOT EXISTS (SELECT 1 FROM export_rejects r WHERE r.export_id = e.export_id
+                                    AND r.sample_id = e.sample_id) GROUP BY ALL;
+
+-- Every verdict each run made, per rule (sample and question verdicts): the failure trend.
+CREATE OR REPLACE VIEW report_rule_failures AS
+SELECT run_id, stage, rule, count(*) AS checked, count(*) FILTER (WHERE NOT passed) AS failed
+FROM (SELECT run_id, stage, rule, passed FROM verdicts
+      UNION ALL SELECT run_id, stage, rule, passed FROM question_verdicts)
+GROUP BY ALL;
+
+-- Why rules failed: reasons with numbers masked (#), so alike reasons group.
+CREATE OR REPLACE VIEW report_rule_reasons AS
+SELECT run_id, rule, regexp_replace(left(coalesce(reason, '(no reason)'), 100), '[0-9]+([.][0-9]+)?', '#', 'g') AS reason,
+       count(*) AS n
+FROM (SELECT run_id, rule, passed, reason FROM verdicts
+      UNION ALL SELECT run_id, rule, passed, reason FROM question_verdicts)
+WHERE NOT passed GROUP BY ALL;
+
+-- Difficulty signals, the newest version per question and method, with the pool's level (0..1)
+-- when the source gave one.
+CREATE OR REPLACE VIEW report_difficulty AS
+SELECT d.question_id, q.domain, d.method, d.score, q.level, d.run_id
+FROM question_difficulty d JOIN questions q USING (question_id)
+QUALIFY row_number() OVER (PARTITION BY d.question_id, d.method ORDER BY d.version DESC, d.created_at DESC) = 1;
+
+-- Domain mix: pool (questions), synthesized, kept and exported samples per domain; report_domain_targets
+-- has each run's rebalance targets.
+CREATE OR REPLACE VIEW report_domain_mix AS
+SELECT domain, first_run_id AS run_id, NULL::VARCHAR AS export_id, 'pool' AS stage, count(*) AS n FROM questions GROUP BY ALL
+UNION ALL
+SELECT domain, run_id, NULL, 'synthesized', count(*) FROM report_samples GROUP BY ALL
+UNION ALL
+SELECT domain, run_id, NULL, 'kept', count(*) FROM report_samples WHERE kept GROUP BY ALL
+UNION ALL
+SELECT domain, NULL, export_id, 'exported', count(*)
+FROM selections e WHERE NOT EXISTS (SELECT 1 FROM export_rejects r WHERE r.export_id = e.export_id
+                                    AND r.sample_id = e.sample_id) GROUP BY ALL;
+
+CREATE OR REPLACE VIEW report_domain_targets AS
+SELECT run_id, domain, CAST(config -> '$.rebalance.targets' ->> domain AS DOUBLE) AS target
+FROM (SELECT run_id, config, unnest(json_keys(config -> '$.rebalance.targets')) AS domain FROM runs
+      WHERE json_type(config -> '$.rebalance.targets') = 'OBJECT');
+
+-- Judge scores per rule (how many verdicts got each score) and what judging cost per run.
+CREATE OR REPLACE VIEW report_judge_scores AS
+SELECT run_id, rule, rule_version, score, passed, count(*) AS n
+FROM verdicts WHERE stage = 'judge' GROUP BY ALL;
+
+CREATE OR REPLACE VIEW report_judge_costs AS
+WITH v AS (
+    SELECT run_id, rule, count(*) AS judged,
+           count(*) FILTER (WHERE details ->> '$.error' IS NOT NULL) AS errors,
+           CAST(coalesce(sum(prompt_tokens), 0) AS BIGINT) AS prompt_tokens,
+           CAST(coalesce(sum(completion_tokens), 0) AS BIGINT) AS completion_tokens
+    FROM verdicts WHERE stage = 'judge' GROUP BY ALL
+), k AS (SELECT run_id, rule, count(*) AS skipped_budget FROM judge_skips GROUP BY ALL)
+SELECT run_id, rule, coalesce(judged, 0) AS judged, coalesce(errors, 0) AS errors,
+       coalesce(prompt_tokens, 0) AS prompt_tokens, coalesce(completion_tokens, 0) AS completion_tokens,
+       coalesce(skipped_budget, 0) AS skipped_budget
+FROM v FULL JOIN k USING (run_id, rule);
+
+-- Reasoning and answer lengths (characters) of kept and dropped samples, in powers of two:
+-- bin b holds lengths 2^b - 1 .. 2^(b+1) - 2 (bin 0: empty).
+CREATE OR REPLACE VIEW report_lengths AS
+SELECT run_id, domain, kept, field, CAST(floor(log2(1 + chars)) AS INTEGER) AS bin, count(*) AS n
+FROM (UNPIVOT (SELECT run_id, domain, kept, reasoning_chars AS reasoning, answer_chars AS answer FROM report_samples)
+      ON reasoning, answer INTO NAME field VALUE chars)
+GROUP BY ALL;
 """
 
 

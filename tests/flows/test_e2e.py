@@ -323,3 +323,50 @@ def test_golden_run_is_unchanged(e2e_run):
     """Refactors must not change what a run writes (issue 14): verdicts, selection, shard bytes
     (tests/golden.py; compared right after the two runs, in the fixture)."""
     assert _golden_diffs == []
+
+
+def test_each_run_links_its_quality_report(e2e_run):
+    """The curate flow writes the run's report beside the database and links it (flows/report_artifact.py)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.report_artifact import report_path
+
+    db, *_ = e2e_run
+    runs = [r[0] for r in _q(db, "SELECT run_id FROM runs ORDER BY started_at")][:2]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["curate-run-report"])))
+    links = {a.data for a in artifacts}
+    for run_id in runs:
+        path = report_path(str(db), run_id)
+        assert path.exists() and path.stat().st_size < 5 * 2**20
+        assert any(path.as_uri() in link for link in links), (path, links)
+        counts = json.loads(_q(db, f"SELECT counts FROM runs WHERE run_id = '{run_id}'")[0][0])
+        assert counts["report"]["path"] == str(path)
+
+
+def test_report_numbers_equal_the_views_on_the_e2e_store(e2e_run, tmp_path):
+    """`curate report` on the real run's store: every drawn row equals its caption's SQL (through
+    `curate query`), and the judge figures equal the stored judge verdicts."""
+    from tests.report.report_html import drawn_rows, figures
+    from tests.report.test_report import EXPECTED, _same
+
+    db, *_ = e2e_run
+    out = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", "--db", str(db), "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    found = figures(out)
+    assert list(found) == EXPECTED
+    for key, fig in found.items():
+        queried = runner.invoke(app, ["query", "--db", str(db), "--format", "json", fig["sql"]])
+        assert queried.exit_code == 0, (key, queried.output)
+        expected, drawn = json.loads(queried.stdout), drawn_rows(fig["spec"]) if fig["spec"] else []
+        assert len(drawn) == len(expected) == fig["rows"], key
+        assert all(_same(got[c], want[c]) for got, want in zip(drawn, expected) for c in want), key
+    judged = _q(db, "SELECT count(*), sum(prompt_tokens) FROM verdicts WHERE stage = 'judge'")[0]
+    costs = drawn_rows(found["judge_costs"]["spec"])
+    assert (sum(r["judged"] for r in costs), sum(r["prompt_tokens"] for r in costs)) == judged and judged[0] > 0
+    assert sum(r["n"] for r in drawn_rows(found["judge_scores"]["spec"])) == judged[0]
+    funnel = {(r["domain"], r["step"]): r["n"] for r in drawn_rows(found["funnel"]["spec"])}
+    kept = dict(_q(db, "SELECT domain, count(*) FROM kept_samples GROUP BY domain"))
+    assert {d: funnel.get((d, "kept (judged, all rules passed)"), 0) for d in kept} == kept
