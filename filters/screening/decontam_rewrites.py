@@ -1,22 +1,40 @@
-"""Rewritten benchmark questions: an order-free check beside the n-gram index.
+"""Rewritten benchmark questions: a rewrite check beside the n-gram index.
 
-    check = OrderFreeIndex(questions, min_coverage=0.5)   # questions: BenchmarkItems of kind "question"
+    check = OrderFreeIndex(questions, RewriteRule())   # questions: BenchmarkItems of kind "question"
     check.best(text) -> OrderFreeHit | None
 
 A leaked copy rarely arrives verbatim. New numbers in a word problem, other names, synonyms,
-sentences in another order: each breaks every 8-gram it touches, and new numbers also fail the
-n-gram rule's numbers check. Here a text is a *set* of features, order-free: its word tokens
-(filters/screening/decontam.py `tokenize`) with every number and number word masked to "#",
-and the bigrams of those tokens. Each feature weighs its IDF over the benchmark questions (a
-rare word says more than "the"). Coverage both ways, of the item by the query and of the
-query by the item, must reach `min_coverage`: one-sided coverage would let a short item
-("Compute #") match any long text.
+sentences in another order, a prompt around it, a part cut off: each breaks every 8-gram it
+touches, and new numbers also fail the n-gram rule's numbers check. Here a text is compared on
+its word tokens (filters/screening/decontam.py `tokenize`) with numbers, number words and names
+masked ("#", "personname"). Candidates come from IDF-weighted feature sets (tokens and bigrams;
+one sparse product against all items); each candidate is then compared closely:
+
+* frame: leading and trailing sentences that share almost nothing with the item ("Solve:",
+  "Put your final answer in \\boxed{}.") are set aside; a sentence with a formula never is;
+* coverage both ways (IDF-weighted, order-free) and tiled share both ways (greedy string
+  tiling of the masked tokens: runs of >= 3 in the item's order, the runs themselves in any
+  order, so moved sentences still count but a bag of the same words does not);
+* "same words": both coverages >= min_coverage and the mean of the four >= min_score;
+  "a piece of the item" (a copy cut short): the text's words nearly all in the item, in its
+  order, and a good part of the item; "same template, other numbers": the tiled share both
+  ways high (a word problem with new numbers, even a short one);
+* things renamed: where the text swapped one word for another consistently (the things counted:
+  "books" -> "comics" five times), the same words are looked for with the item's word put
+  back, at a higher bar.
 
 Numbers: in a word problem (GSM8K) new numbers leave the same story and the same solution
 path, so they are ignored. In a formula question (MATH, AIME: LaTeX math) a changed number is
 another problem (MATH train holds many such siblings of MATH-500 items), so there every number
-of the item must occur in the query, as in the n-gram rule, and the query may add few others. So must they in a word problem
-under MIN_STORY_TOKENS tokens ("What power of 4 is equal to 8?"), which has little else.
+of the item must occur in the text (a piece of the item: every number of the text in the item),
+and its formulas must agree (canonical form: the text holds all of the item's, or only formulas
+of the item); so must the numbers of a word problem under MIN_STORY_TOKENS tokens ("What power
+of 4 is equal to 8?"), unless the whole wording is the item's (the template rule).
+
+Measured (bench/contamination_rewrites.py, thresholds chosen on the tune half): what remains
+flagged on questions that are not benchmark items is mostly the same template with other
+numbers or one other word (MATH: "4 balls in 3 boxes" against "5 balls in 2 boxes"; GSM8K:
+age puzzles worded alike), which a rewrite with new numbers cannot be told apart from.
 """
 
 from __future__ import annotations
@@ -27,6 +45,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -214,6 +233,14 @@ class OrderFreeIndex:
                 ids.append(j)
         return ids, unseen
 
+    def _shared_all(self, ids: list[int]) -> np.ndarray:
+        """The IDF weight each item shares with these features (the rows of the feature x item
+        matrix summed; gathered by hand: scipy's row indexing costs more than the sum here)."""
+        m = self._matrix
+        rows = [slice(m.indptr[j], m.indptr[j + 1]) for j in ids]
+        items = np.concatenate([m.indices[r] for r in rows])
+        return np.bincount(items, weights=np.concatenate([m.data[r] for r in rows]), minlength=len(self.items))
+
     def _weight(self, ids: list[int], unseen: int) -> float:
         return float(self._idf[ids].sum()) + unseen * self._unseen_idf
 
@@ -246,37 +273,42 @@ class OrderFreeIndex:
         ids, unseen = self._ids(text)
         if not ids:
             return None
-        shared = np.asarray(self._matrix[ids].sum(axis=0)).ravel()
+        shared = self._shared_all(ids)
         item_cov = shared / self._item_weight
-        both = np.minimum(item_cov, shared / self._weight(ids, unseen))
-        # candidates: the best both ways and the best-contained (a framed or cut copy)
-        order = list(np.argsort(-both, kind="stable")[:self.candidates])
-        order += [i for i in np.argsort(-item_cov, kind="stable")[:self.candidates] if i not in order]
-        order = [i for i in order if item_cov[i] >= self.rule.min_coverage]
-        if not order:
+        near = np.flatnonzero(item_cov >= self.rule.min_coverage)
+        if not len(near):
             return None
+        both = np.minimum(item_cov[near], shared[near] / self._weight(ids, unseen))
+        # candidates: the best both ways and the best-contained (a framed or cut copy)
+        order = [int(near[i]) for i in np.argsort(-both, kind="stable")[:self.candidates]]
+        order += [int(near[i]) for i in np.argsort(-item_cov[near], kind="stable")[:self.candidates]
+                  if near[i] not in order]
         segments = [m.span() for m in _SENTENCE.finditer(text)]
+        seen: dict[str, tuple] = {}  # core text -> (masked tokens, their feature ids, unseen count, numbers)
         for idx in order:
-            hit = self._compare(idx, segments, text)
+            hit = self._compare(idx, segments, text, seen)
             if hit is not None:
                 return hit
         return None
 
-    def _compare(self, idx: int, segments: list[tuple[int, int]], text: str) -> OrderFreeHit | None:
+    def _compare(self, idx: int, segments: list[tuple[int, int]], text: str, seen: dict) -> OrderFreeHit | None:
         core = self._core(text, segments, idx)
         framed = core != text[segments[0][0]:segments[-1][1]]
         if not self._formulas_agree(idx, core):
             return None
-        theirs = masked_tokens(core)
-        hit = self._decide(idx, theirs, _numbers(core), framed)
+        if core not in seen:
+            theirs = masked_tokens(core)
+            seen[core] = (theirs, *self._ids(theirs), _numbers(core))
+        theirs, ids, unseen, numbers = seen[core]
+        hit = self._decide(idx, theirs, numbers, framed, ids, unseen)
         if hit is None and (renaming := renamed(self._masked[idx], theirs)):
-            hit = self._decide(idx, [renaming.get(t, t) for t in theirs], _numbers(core), framed, renamed=True)
+            theirs = [renaming.get(t, t) for t in theirs]
+            hit = self._decide(idx, theirs, numbers, framed, *self._ids(theirs), renamed=True)
         return hit
 
-    def _decide(self, idx: int, theirs: list[str], numbers: Counter, framed: bool,
+    def _decide(self, idx: int, theirs: list[str], numbers: Counter, framed: bool, ids: list[int], unseen: int,
                 renamed: bool = False) -> OrderFreeHit | None:
         rule = self.rule
-        ids, unseen = self._ids(theirs)
         shared = self._shared(ids, idx)
         item_cov = shared / self._item_weight[idx]
         text_cov = shared / max(self._weight(ids, unseen), 1e-9)
@@ -344,6 +376,7 @@ def _fractions_as_slash(text: str) -> str:
     return "".join(out) + text[i:]
 
 
+@lru_cache(maxsize=256)  # a text's candidates each ask for it
 def canonical_math(text: str) -> str:
     t = text.translate(_FROM_UNICODE)
     for command, alias in _COMMAND_ALIASES:
@@ -354,11 +387,12 @@ def canonical_math(text: str) -> str:
     return t.casefold().rstrip(".,;:")
 
 
-def formula_parts(text: str) -> list[str]:
+@lru_cache(maxsize=256)
+def formula_parts(text: str) -> tuple[str, ...]:
     """The canonical formulas of a text ($...$, \\[...\\] and the like), longest first; not
     one- or two-character ones ("$A$", "$x$")."""
     parts = [canonical_math(next(g for g in m.groups() if g is not None)) for m in _MATH_SEGMENT.finditer(text)]
-    return sorted({p for p in parts if len(p) >= 3}, key=len, reverse=True)
+    return tuple(sorted({p for p in parts if len(p) >= 3}, key=len, reverse=True))
 
 
 def _mathiness(canonical: str) -> int:
@@ -377,12 +411,19 @@ class FormulaIndex:
             if is_formula(q.text) and sum(map(len, parts)) >= MIN_FORMULA_CHARS and _mathiness("".join(parts)) >= 4:
                 self.items.append((q, parts, _mathiness("".join(parts)), _numbers(q.text)))
         self.items.sort(key=lambda x: -sum(map(len, x[1])))
+        # by the first 3 characters of their longest formula: a text is compared with the items
+        # whose key it contains, not with all of them
+        self._by_key: dict[str, list[int]] = {}
+        for k, (_q, parts, _m, _n) in enumerate(self.items):
+            self._by_key.setdefault(parts[0][:3], []).append(k)
 
     def best(self, text: str) -> BenchmarkItem | None:
         """...and the numbers outside the formulas agree too ("divided by 8" is not "by 9")."""
         query = canonical_math(text)
+        keys = {query[i:i + 3] for i in range(len(query) - 2)}
+        near = sorted(k for key in keys.intersection(self._by_key) for k in self._by_key[key])
         mathy, numbers = _mathiness(query), None
-        for item, parts, item_mathy, item_numbers in self.items:
+        for item, parts, item_mathy, item_numbers in map(self.items.__getitem__, near):
             if mathy <= item_mathy * (1 + self.max_extra) + 2 and all(p in query for p in parts):
                 numbers = _numbers(text) if numbers is None else numbers
                 if _numbers_agree(item_numbers, numbers):
