@@ -1,7 +1,7 @@
 """Recall of the decontamination index on rewritten benchmark questions, per rewrite kind, and
 its false positives on questions that are not benchmark items.
 
-    .venv/bin/python bench/contamination_rewrites.py            # n-grams alone vs with the order-free check
+    .venv/bin/python bench/contamination_rewrites.py            # n-grams alone vs with the rewrite check
     .venv/bin/python bench/contamination_rewrites.py --sweep    # rewrite-check thresholds vs recall and false positives
     .venv/bin/python bench/contamination_rewrites.py --embedding 300   # MiniLM nearest neighbour, for comparison
 
@@ -106,7 +106,8 @@ def compare(args) -> None:
     seed = 0 if args.part == "tune" else 1
     sets = negatives()
     tables, fps = {}, {}
-    for label, decision in (("n-grams", DecisionRule(order_free_min_coverage=0.0)), ("with order-free", DecisionRule())):
+    for label, decision in (("n-grams", DecisionRule(order_free_min_coverage=0.0)),
+                            ("with the rewrite check", DecisionRule())):
         start = time.perf_counter()
         index = build_index(shipped=True, decision=decision)
         built = time.perf_counter() - start
@@ -125,11 +126,11 @@ def compare(args) -> None:
     for name in sets:
         print(f"  {name:28}" + "".join(f"  {label}: {fps[label][name][0]:4} / {fps[label][name][1]:5} "
                                        f"= {rate(fps[label][name][:2])}" for label in fps))
-    print("\nflagged by the order-free check only (first 12):")
+    print("\nflagged by the rewrite check only (first 12):")
     before = {t for name in sets for t, _m in fps["n-grams"][name][2]}
     shown = 0
     for name in sets:
-        for text, m in fps["with order-free"][name][2]:
+        for text, m in fps["with the rewrite check"][name][2]:
             if text not in before and shown < 12:
                 shown += 1
                 print(f"  [{name}] {text[:110]!r}\n      -> {m.reason}")
@@ -181,7 +182,8 @@ def main() -> None:
     parser.add_argument("--part", choices=["tune", "report"], default="report")
     parser.add_argument("--sweep", action="store_true", help="recall and false positives per threshold (tune half)")
     parser.add_argument("--coverages", type=float, nargs="+", default=[0.3, 0.4], help="order_free_min_coverage")
-    parser.add_argument("--scores", type=float, nargs="+", default=[0.575, 0.6, 0.625, 0.65], help="order_free_min_score")
+    parser.add_argument("--scores", type=float, nargs="+", default=[0.575, 0.6, 0.625, 0.65],
+                        help="order_free_min_score")
     parser.add_argument("--embedding", type=int, metavar="N", help="MiniLM comparison on N items per benchmark")
     args = parser.parse_args()
     if args.sweep:

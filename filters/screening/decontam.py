@@ -305,10 +305,12 @@ class NgramIndex:
         self.stats.ngrams = len(self._postings)
         self._order_free = None
         if decision.order_free_min_coverage:
-            from filters.screening.decontam_rewrites import FormulaIndex, OrderFreeIndex, RewriteRule  # they build on this module
+            # they build on this module
+            from filters.screening.decontam_rewrites import FormulaIndex, OrderFreeIndex, RewriteRule
 
             questions = [i for i in self.items if i.kind == "question"]
-            rewrites = RewriteRule(min_score=decision.order_free_min_score, min_coverage=decision.order_free_min_coverage)
+            rewrites = RewriteRule(min_score=decision.order_free_min_score,
+                                   min_coverage=decision.order_free_min_coverage)
             digest.update(f"\x00{rewrites}".encode())  # its other knobs are part of the rule too
             self._order_free = OrderFreeIndex(questions, rewrites)
             self._formulas = FormulaIndex(questions)
@@ -463,7 +465,7 @@ class NgramIndex:
         matched by default (solutions are for answers: see match_answer). Of several
         matching items, the one with the highest score is reported. Where no n-gram decision
         matches, a rewritten question (other numbers, names, words, order) is looked for
-        order-free (DecisionRule.order_free_min_coverage)."""
+        by the rewrite check (DecisionRule.order_free_min_coverage, filters/screening/decontam_rewrites.py)."""
         found = self._first_match(self.candidates(text, kinds))
         if found is None and self._order_free is not None and "question" in kinds:
             found = self._rewritten(text)

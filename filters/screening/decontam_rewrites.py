@@ -198,12 +198,14 @@ class OrderFreeIndex:
         ptr = np.cumsum([0] + [len(r) for r in rows])
         cols = np.array([j for r in rows for j in r], dtype=np.int64)
         # features x items, so a query's rows are summed: the weight each item shares with it
-        self._matrix = sparse.csr_matrix((self._idf[cols], cols, ptr), shape=(len(self.items), len(self._vocab))).T.tocsr()
+        shape = (len(self.items), len(self._vocab))
+        self._matrix = sparse.csr_matrix((self._idf[cols], cols, ptr), shape=shape).T.tocsr()
         self._item_weight = np.asarray(self._matrix.sum(axis=0)).ravel()
         self._item_features = [frozenset(r) for r in rows]
         self._masked = [masked_tokens(q.text) for q in self.items]
         self._formula = [is_formula(q.text) for q in self.items]
-        self._numbers_free = [not f and len(tokenize(q.text)) >= MIN_STORY_TOKENS for f, q in zip(self._formula, self.items)]
+        self._numbers_free = [not f and len(tokenize(q.text)) >= MIN_STORY_TOKENS
+                              for f, q in zip(self._formula, self.items)]
         self._numbers = [_numbers(q.text) for q in self.items]
         self._formulas = [(formula_parts(q.text), canonical_math(q.text)) if f else None
                           for f, q in zip(self._formula, self.items)]
@@ -316,9 +318,9 @@ class OrderFreeIndex:
         run = tiled(mine, theirs, rule.min_tile) if len(theirs) <= _MAX_TILED_TOKENS else 0
         item_tiled, text_tiled = run / len(mine), run / max(len(theirs), 1)
         free = self._numbers_free[idx]
-        how = None
+        how, bar = None, rule.renamed_min_score if renamed else rule.min_score
         if (free or _numbers_agree(self._numbers[idx], numbers)) and min(item_cov, text_cov) >= rule.min_coverage \
-                and (item_cov + text_cov + item_tiled + text_tiled) / 4 >= (rule.renamed_min_score if renamed else rule.min_score):
+                and (item_cov + text_cov + item_tiled + text_tiled) / 4 >= bar:
             how = "same words"
         elif renamed:  # only the same words, at a higher bar
             pass

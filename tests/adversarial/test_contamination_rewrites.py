@@ -48,8 +48,8 @@ def test_recall_per_rewrite_kind():
     before = recall(index(False), items, seed=1)
     print(f"\nrecall on {len(items)} items x {len(KINDS)} kinds in {time.perf_counter() - start:.1f} s")
     for kind in KINDS:
-        print(f"  {kind:11} n-grams {before[(kind, 'all')][0] / before[(kind, 'all')][1]:6.1%}  "
-              f"with the rewrite check {after[(kind, 'all')][0] / after[(kind, 'all')][1]:6.1%}  (of {after[(kind, 'all')][1]})")
+        (b, n), (a, _n) = before[(kind, "all")], after[(kind, "all")]
+        print(f"  {kind:11} n-grams {b / n:6.1%}  with the rewrite check {a / n:6.1%}  (of {n})")
     for kind in KINDS:
         caught, tried = after[(kind, "all")]
         assert tried >= 50, kind
@@ -92,8 +92,8 @@ def test_each_way_a_rewrite_is_recognized():
                                         "How many peaches does he collect?",
         "a prompt around it set aside": "Solve:\nOlumide has 30 stickers. He hands 1/5  of them to Tomasz and hands 10 "
                                         "to Priya. How many stickers are left for Olumide?\nA:",
-        "things renamed": "Dmitri has 6 more comics than Yuki. Greta has two times as many comics as Yuki. If Greta has "
-                          "20 comics, how many more comics does Greta have than Dmitri?",
+        "things renamed": "Dmitri has 6 more comics than Yuki. Greta has two times as many comics as Yuki. If Greta "
+                          "has 20 comics, how many more comics does Greta have than Dmitri?",
     }
     for (how, text), item in zip(cases.items(), ("191", "909", "739")):
         m = idx.match(text)
