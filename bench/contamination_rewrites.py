@@ -1,8 +1,8 @@
 """Recall of the decontamination index on rewritten benchmark questions, per rewrite kind, and
 its false positives on questions that are not benchmark items.
 
-    .venv/bin/python bench/contamination_rewrites.py            # n-grams alone vs with the order-free check
-    .venv/bin/python bench/contamination_rewrites.py --sweep    # order-free threshold vs recall and false positives
+    .venv/bin/python bench/contamination_rewrites.py            # n-grams alone vs with the rewrite check
+    .venv/bin/python bench/contamination_rewrites.py --sweep    # rewrite-check thresholds vs recall and false positives
     .venv/bin/python bench/contamination_rewrites.py --embedding 300   # MiniLM nearest neighbour, for comparison
 
 Rewrites: tests/adversarial/contamination_rewrites.py (numbers, names, reorder, synonyms,
@@ -11,9 +11,9 @@ items are split in two halves by a hash of their id: the threshold was chosen on
 half (rewrite seed 0); the "report" half (rewrite seed 1) is what the figures are. Both halves
 come from the same generator, so neither is held out from its kinds of rewrite.
 
-Negatives: MATH test questions outside MATH-500 (the 95 of data/labels/math_cot_responses_labelled.jsonl;
-the project ships no more of MATH test), GSM8K train and MATH train (data/seeds): template
-siblings of the benchmark items (the same wording with other numbers) live there.
+Negatives: the 4,500 MATH test questions outside MATH-500 (data/labels/math_test_outside_math500.jsonl),
+GSM8K train and MATH train (data/seeds): template siblings of the benchmark items (the same
+wording with other numbers or one other word) live there.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import random
 import sys
 import time
 from collections import defaultdict
@@ -50,15 +51,18 @@ def benchmark_questions(benchmarks=BENCHMARKS, part: str | None = None, per_benc
 
 
 def negatives(limit: int | None = None) -> dict[str, list[str]]:
-    """Questions that are not benchmark items, by set."""
+    """Questions that are not benchmark items, by set (a seeded sample of `limit` from each)."""
     math500 = {normalize(i.text) for i in load_shipped(["math500"]) if i.kind == "question"}
-    with (DATA / "labels" / "math_cot_responses_labelled.jsonl").open() as f:
-        math_test = [r["question"] for r in map(json.loads, f) if normalize(r["question"]) not in math500]
+    with (DATA / "labels" / "math_test_outside_math500.jsonl").open() as f:
+        math_test = [r["question"] for r in map(json.loads, f)]
+    assert not any(normalize(q) in math500 for q in math_test), "a MATH-500 question among the negatives"
     with (DATA / "seeds" / "gsm8k_train.jsonl").open() as f:
         gsm8k_train = [json.loads(line)["question"] for line in f]
     math_train = [r["problem"] for r in json.loads((DATA / "seeds" / "math_train.json").read_text())]
     sets = {"MATH test outside MATH-500": math_test, "GSM8K train": gsm8k_train, "MATH train": math_train}
-    return {k: v[:limit] for k, v in sets.items()}
+    if limit is None:
+        return sets
+    return {k: random.Random(f"negatives-{k}").sample(v, min(limit, len(v))) for k, v in sets.items()}
 
 
 def recall(index, items, seed: int) -> dict:
@@ -102,7 +106,8 @@ def compare(args) -> None:
     seed = 0 if args.part == "tune" else 1
     sets = negatives()
     tables, fps = {}, {}
-    for label, decision in (("n-grams", DecisionRule(order_free_min_coverage=0.0)), ("with order-free", DecisionRule())):
+    for label, decision in (("n-grams", DecisionRule(order_free_min_coverage=0.0)),
+                            ("with the rewrite check", DecisionRule())):
         start = time.perf_counter()
         index = build_index(shipped=True, decision=decision)
         built = time.perf_counter() - start
@@ -121,11 +126,11 @@ def compare(args) -> None:
     for name in sets:
         print(f"  {name:28}" + "".join(f"  {label}: {fps[label][name][0]:4} / {fps[label][name][1]:5} "
                                        f"= {rate(fps[label][name][:2])}" for label in fps))
-    print("\nflagged by the order-free check only (first 12):")
+    print("\nflagged by the rewrite check only (first 12):")
     before = {t for name in sets for t, _m in fps["n-grams"][name][2]}
     shown = 0
     for name in sets:
-        for text, m in fps["with order-free"][name][2]:
+        for text, m in fps["with the rewrite check"][name][2]:
             if text not in before and shown < 12:
                 shown += 1
                 print(f"  [{name}] {text[:110]!r}\n      -> {m.reason}")
@@ -134,14 +139,15 @@ def compare(args) -> None:
 def sweep(args) -> None:
     items = benchmark_questions(part="tune")
     sets = negatives()
-    print(f"{'min coverage':>12} " + " ".join(f"{k[:10]:>10}" for k in KINDS) + "  " +
+    print(f"{'coverage':>8} {'score':>5} " + " ".join(f"{k[:10]:>10}" for k in KINDS) + "  " +
           "  ".join(f"FP {n[:18]}" for n in sets))
-    for th in args.thresholds:
-        index = build_index(decision=DecisionRule(order_free_min_coverage=th))
-        table = recall(index, items, seed=0)
-        fps = false_positives(index, sets)
-        print(f"{th:12.2f} " + " ".join(f"{rate(table[(k, 'all')]):>10}" for k in KINDS) + "  " +
-              "  ".join(f"{rate(fps[n][:2]):>21}" for n in sets), flush=True)
+    for coverage in args.coverages:
+        for score in args.scores:
+            index = build_index(decision=DecisionRule(order_free_min_coverage=coverage, order_free_min_score=score))
+            table = recall(index, items, seed=0)
+            fps = false_positives(index, sets)
+            print(f"{coverage:8.2f} {score:5.3f} " + " ".join(f"{rate(table[(k, 'all')]):>10}" for k in KINDS) + "  " +
+                  "  ".join(f"{rate(fps[n][:2]):>21}" for n in sets), flush=True)
 
 
 def embedding(args) -> None:
@@ -175,7 +181,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["tune", "report"], default="report")
     parser.add_argument("--sweep", action="store_true", help="recall and false positives per threshold (tune half)")
-    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7])
+    parser.add_argument("--coverages", type=float, nargs="+", default=[0.3, 0.4], help="order_free_min_coverage")
+    parser.add_argument("--scores", type=float, nargs="+", default=[0.575, 0.6, 0.625, 0.65],
+                        help="order_free_min_score")
     parser.add_argument("--embedding", type=int, metavar="N", help="MiniLM comparison on N items per benchmark")
     args = parser.parse_args()
     if args.sweep:

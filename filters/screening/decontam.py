@@ -217,14 +217,19 @@ class DecisionRule:
     min_question_tokens: int = 3
     min_solution_tokens: int = 20
     # Rewritten questions (filters/screening/decontam_rewrites.py): where no n-gram decision
-    # matches, IDF-weighted order-free features (numbers masked) covering the item and the
-    # query both this much; 0 turns the check off. Questions only, never answers.
-    order_free_min_coverage: float = 0.5
+    # matches, a benchmark question whose words (numbers and names masked) the text shares:
+    # IDF-weighted coverage of item and text both >= order_free_min_coverage and the mean of
+    # the coverages and tiled shares (word order within runs) >= order_free_min_score; or the
+    # text is a piece of the item, or the item's wording with other numbers. 0 turns the check
+    # off. Questions only, never answers.
+    order_free_min_coverage: float = 0.3
+    order_free_min_score: float = 0.6
 
     def describe(self) -> str:
         nums = " and the numbers agree" if self.numbers_must_agree else ""
-        free = (f"; or order-free words (numbers masked) covering item and text >= {self.order_free_min_coverage}"
-                if self.order_free_min_coverage else "")
+        free = (f"; or a rewrite: words (numbers and names masked) covering item and text >= "
+                f"{self.order_free_min_coverage}, mean with their tiled shares >= {self.order_free_min_score}, or a "
+                "piece of the item, or its wording with other numbers" if self.order_free_min_coverage else "")
         return (f"{self.n}-gram overlap: item coverage >= {self.min_item_coverage}, or query coverage >= "
                 f"{self.min_query_coverage} with >= {self.min_shared_for_query_coverage} shared n-grams{nums}; "
                 f"or a shared run of >= {self.min_span} tokens{free}")
@@ -297,17 +302,21 @@ class NgramIndex:
                 raise ValueError(f"benchmark item {item.benchmark}/{item.item_id}: kind {item.kind!r} not in {KINDS}")
             digest.update(f"\x00{item.benchmark}\x00{item.item_id}\x00{item.kind}\x00{item.text}".encode())
             self._add(item)
-        # Identifies the benchmark set and the rule: store it with verdicts so a changed
-        # benchmark set or rule is visible (and re-checkable) in the database.
-        self.fingerprint = digest.hexdigest()[:16]
         self.stats.ngrams = len(self._postings)
         self._order_free = None
         if decision.order_free_min_coverage:
-            from filters.screening.decontam_rewrites import FormulaIndex, OrderFreeIndex  # they build on this module
+            # they build on this module
+            from filters.screening.decontam_rewrites import FormulaIndex, OrderFreeIndex, RewriteRule
 
             questions = [i for i in self.items if i.kind == "question"]
-            self._order_free = OrderFreeIndex(questions, decision.order_free_min_coverage)
+            rewrites = RewriteRule(min_score=decision.order_free_min_score,
+                                   min_coverage=decision.order_free_min_coverage)
+            digest.update(f"\x00{rewrites}".encode())  # its other knobs are part of the rule too
+            self._order_free = OrderFreeIndex(questions, rewrites)
             self._formulas = FormulaIndex(questions)
+        # Identifies the benchmark set and the rule: store it with verdicts so a changed
+        # benchmark set or rule is visible (and re-checkable) in the database.
+        self.fingerprint = digest.hexdigest()[:16]
 
     # -- building
 
@@ -456,7 +465,7 @@ class NgramIndex:
         matched by default (solutions are for answers: see match_answer). Of several
         matching items, the one with the highest score is reported. Where no n-gram decision
         matches, a rewritten question (other numbers, names, words, order) is looked for
-        order-free (DecisionRule.order_free_min_coverage)."""
+        by the rewrite check (DecisionRule.order_free_min_coverage, filters/screening/decontam_rewrites.py)."""
         found = self._first_match(self.candidates(text, kinds))
         if found is None and self._order_free is not None and "question" in kinds:
             found = self._rewritten(text)
@@ -467,13 +476,17 @@ class NgramIndex:
         if hit is None:
             return self._same_formula(text)
         item = hit.item
-        nums = "numbers masked (a word problem)" if hit.numbers_free else "the numbers agree"
+        nums = ("numbers masked (a word problem)" if hit.numbers_free else
+                "other numbers" if hit.how.startswith("same template") else "the numbers agree")
+        frame = ", a prompt around it set aside" if hit.framed else ""
         return Match(
             benchmark=item.benchmark, item_id=item.item_id, kind=item.kind,
             score=max(hit.item_coverage, hit.query_coverage), item_coverage=hit.item_coverage,
-            query_coverage=hit.query_coverage, longest_span=0, shared_ngrams=0, numbers_agree=not hit.numbers_free,
-            reason=(f"{item.benchmark} {item.kind} {item.item_id}: rewritten: order-free words cover "
-                    f"{hit.item_coverage:.0%} of the item and {hit.query_coverage:.0%} of the text, {nums}"),
+            query_coverage=hit.query_coverage, longest_span=0, shared_ngrams=0,
+            numbers_agree=not hit.numbers_free and not hit.how.startswith("same template"),
+            reason=(f"{item.benchmark} {item.kind} {item.item_id}: rewritten ({hit.how}): words cover "
+                    f"{hit.item_coverage:.0%} of the item and {hit.query_coverage:.0%} of the text, in order "
+                    f"{hit.item_tiled:.0%} / {hit.query_tiled:.0%}, {nums}{frame}"),
         )
 
     def _same_formula(self, text: str) -> Match | None:

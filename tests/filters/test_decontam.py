@@ -396,16 +396,18 @@ def test_train_pools_false_positives():
         for q, m in sorted(group, key=lambda x: (-x[1].score, x[1].item_id)):
             print(f"  [{label}] {q.source} {q.question_id} -> {m.reason} | {q.text[:90]!r}")
     assert len(flagged) / len(questions) <= 0.01
-    # The n-grams' spurious share stays well under the 1% budget. The order-free check for
-    # rewrites adds about 0.6% (measured: 126 of 21.7k, mostly GSM8K train word problems worded
-    # like a test item, e.g. age puzzles; some are true siblings: the same story, other numbers).
+    # The n-grams' spurious share stays well under the 1% budget. The rewrite check adds about
+    # 0.55% (measured: 124 of 21.7k flagged in all, mostly GSM8K train word problems worded like
+    # a test item, e.g. age puzzles; some are true siblings: the same story, other numbers).
     rewritten = [(q, m) for q, m in other if "rewritten" in m.reason]
     assert (len(other) - len(rewritten)) / len(questions) <= 0.002
     assert len(rewritten) / len(questions) <= 0.007
     assert {m.item_id for _q, m in real} == REAL_OVERLAPS
     # GSM8K train/test siblings differ in numbers: only the rewrite check flags them
     assert all("rewritten" in m.reason for q, m in flagged if q.source == "gsm8k")
-    assert elapsed < 30, elapsed  # ~0.15 ms a question for the n-grams, ~0.7 ms with the order-free check
+    # a bound against a pathological slowdown, not a speed figure (bench/contamination_rewrites.py):
+    # ~0.15 ms a question for the n-grams, ~1.5 ms of CPU with the rewrite check; the machine is shared
+    assert elapsed < 90, elapsed
 
 
 # --- generated answers ---------------------------------------------------------------------------
