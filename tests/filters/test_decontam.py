@@ -405,9 +405,7 @@ def test_train_pools_false_positives():
     assert {m.item_id for _q, m in real} == REAL_OVERLAPS
     # GSM8K train/test siblings differ in numbers: only the rewrite check flags them
     assert all("rewritten" in m.reason for q, m in flagged if q.source == "gsm8k")
-    # a bound against a pathological slowdown, not a speed figure (bench/contamination_rewrites.py):
-    # ~0.15 ms a question for the n-grams, ~1.5 ms of CPU with the rewrite check; the machine is shared
-    assert elapsed < 90, elapsed
+    # Speed is bench/contamination_rewrites.py's to measure (about 1.8 ms of CPU a question), not a test's.
 
 
 # --- generated answers ---------------------------------------------------------------------------
