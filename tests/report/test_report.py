@@ -186,9 +186,10 @@ def test_one_run_and_errors(report, tmp_path):
 
 
 def test_the_reports_latest_verdicts_are_latest_verdicts(report, tmp_path):
-    """report_latest_verdicts (a shortcut for rules with one version and config) and report_samples'
-    kept agree with latest_verdicts and kept_samples when rules have several versions and config
-    hashes, one preferred by rule_configs, and a rule is disabled."""
+    """latest_verdicts (which ranks only rules with several versions or configs), the report's
+    copy of it and report_samples' kept agree with the plain definition (every verdict ranked) and
+    kept_samples when rules have several versions and config hashes, one preferred by
+    rule_configs, and a rule is disabled."""
     import shutil
 
     from pipeline.store import Store, now
@@ -209,7 +210,13 @@ def test_the_reports_latest_verdicts_are_latest_verdicts(report, tmp_path):
         assert con.sql("SELECT count(*) FROM rule_configs WHERE rule = 'length'").fetchall() == [(1,)]
         con.execute("INSERT INTO rule_states VALUES ('self_identity', 'cheap', false, NULL, NULL, ?)", [now()])
         latest = "SELECT sample_id, stage, rule, passed FROM {} ORDER BY ALL"
-        assert con.sql(latest.format("report_latest_verdicts")).fetchall() == con.sql(latest.format("latest_verdicts")).fetchall()
+        plain = """(SELECT v.* FROM verdicts v LEFT JOIN rule_configs c ON c.rule = v.rule
+                    WHERE v.rule NOT IN (SELECT rule FROM rule_states WHERE NOT enabled)
+                    QUALIFY row_number() OVER (PARTITION BY v.sample_id, v.rule ORDER BY
+                        coalesce(v.config_hash = c.config_hash, false) DESC, v.rule_version DESC, v.created_at DESC) = 1)"""
+        expected = con.sql(latest.format(plain)).fetchall()
+        assert con.sql(latest.format("latest_verdicts")).fetchall() == expected
+        assert con.sql(latest.format("report_latest_verdicts")).fetchall() == expected
         assert con.sql("SELECT count(*) FROM latest_verdicts WHERE rule = 'self_identity'").fetchall() == [(0,)]
         kept = con.sql("SELECT sample_id FROM report_samples WHERE kept ORDER BY 1").fetchall()
         assert kept == con.sql("SELECT sample_id FROM kept_samples ORDER BY 1").fetchall()
