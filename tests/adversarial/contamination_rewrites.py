@@ -200,8 +200,9 @@ def formatting(text: str, rng: random.Random) -> str:
     """How a scraped page renders it: fractions as a/b (or \\dfrac), math delimiters gone or
     doubled, LaTeX symbols as Unicode, \\cdot as *, lines re-broken, thousands separators."""
     if rng.random() < 0.7:
+        # A mixed number keeps a space ("33\\frac{1}{3}" -> "33 1/3", not the other number 331/3).
         text = _FRAC.sub(lambda m: f"({m.group(1)})/({m.group(2)})" if len(m.group(1) + m.group(2)) > 2
-                         else f"{m.group(1)}/{m.group(2)}", text)
+                         else f"{m.group(1)}/{m.group(2)}", re.sub(r"(?<=\d)(?=\\[dt]?frac)", " ", text))
     else:
         text = re.sub(r"\\frac(?![a-z])", r"\\dfrac", text)
     style = rng.random()
@@ -213,7 +214,9 @@ def formatting(text: str, rng: random.Random) -> str:
         text = _COMMAND.sub(lambda m: _UNICODE.get("\\" + m.group(1), m.group(0)), text)
     else:
         text = text.replace(r"\cdot", "*").replace(r"\times", "*")
-    text = re.sub(r"\b(\d{4,})\b", lambda m: f"{int(m.group(1)):,}", text) if rng.random() < 0.5 else text
+    # Thousands separators in whole numbers only (not the decimals of 8.2635).
+    text = re.sub(r"(?<![\d.,])(\d{4,})(?![\d]|[.,]\d)", lambda m: f"{int(m.group(1)):,}", text) \
+        if rng.random() < 0.5 else text
     text = re.sub(r"(?<=[.?!])\s+", lambda m: rng.choice([" ", "\n", "\n\n", "  "]), text)
     return text.replace("  ", " ") if rng.random() < 0.5 else text
 

@@ -20,8 +20,8 @@ from pipeline.benchmarks import build_index
 from tests.adversarial.contamination_rewrites import KINDS, rewrite
 
 RECALL_GOAL = 0.99  # every kind, and all kinds together
-# Not at the goal yet: two or three kinds in a row, mostly a copy cut short and reworded (the full
-# report half: 98.8%; what is missed: README, Adversarial). A floor, not the goal.
+# At the goal on the bench's report half (99.0%, 816 of 824) but not on this smaller sample (98.3%,
+# 342 of 348): two or three kinds in a row, mostly a copy cut short and reworded. A floor, not the goal.
 RECALL_FLOOR = {"mixed": 0.975}
 FP_GOAL = 0.01  # every set of questions that are not benchmark items
 
