@@ -78,7 +78,7 @@ def build_report(con: duckdb.DuckDBPyConnection, out: Path, db_name: str = "",
     totals = con.sql("SELECT (SELECT count(*) FROM questions), (SELECT count(*) FROM samples), "
                      "(SELECT count(*) FROM runs)").fetchall()[0]
     meta = (f"{html.escape(db_name)} · {html.escape(scope.describe())} · {totals[0]:,} questions, "
-            f"{totals[1]:,} samples, {totals[2]} runs in the store · made "
+            f"{totals[1]:,} samples, {totals[2]} run{'' if totals[2] == 1 else 's'} in the store · made "
             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by <code>curate report</code>")
     size = write(Path(out), page("Curation quality report", meta, sections))
     return ReportResult(Path(out), size, round(time.perf_counter() - started, 2), scope, figures)
