@@ -230,4 +230,13 @@ class OpenAIEngine(Engine):
             return [t.result() for t in tasks]
 
     def chat(self, requests: list[ChatRequest], on_progress: ProgressFn | None = None) -> list[ChatResult]:
-        return asyncio.run(self._run(requests, on_progress))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the usual case: no event loop in this thread
+            return asyncio.run(self._run(requests, on_progress))
+        # Called from inside a running loop (a notebook, Playwright's sync API, an async caller):
+        # asyncio.run() refuses there, so the batch gets a loop of its own in a worker thread.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, self._run(requests, on_progress)).result()

@@ -30,8 +30,8 @@ def chromium_executable() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def chromium():
+@pytest.fixture(scope="module")  # Playwright's sync API keeps an event loop running while open:
+def chromium():                  # closed after each module, so later tests' asyncio.run() works
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

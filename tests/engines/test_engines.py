@@ -168,6 +168,20 @@ def test_http_n_samples_prefill_and_json(vllm_server):
     _check_json(structured.completions[0].text)
 
 
+def test_http_chat_from_inside_a_running_event_loop(vllm_server):
+    """A caller with a loop running in its thread (a notebook, Playwright's sync API) still gets
+    results: asyncio.run() refuses there, the engine runs its loop in a worker thread."""
+    import asyncio
+
+    engine = OpenAIEngine(vllm_server, "smollm2", max_concurrency=2, timeout_s=60, max_retries=1)
+
+    async def caller():
+        return engine.chat([ChatRequest(ASK, Sampling(max_tokens=8, temperature=0.0))])
+
+    [result] = asyncio.run(caller())
+    assert result.error is None and result.completions[0].completion_tokens > 0
+
+
 def test_http_bounded_concurrency_many_requests(vllm_server):
     engine = OpenAIEngine(vllm_server, "smollm2", max_concurrency=3, timeout_s=60, max_retries=1)
     reqs = [ChatRequest([{"role": "user", "content": f"Count to {i}."}], Sampling(max_tokens=8, seed=i))
