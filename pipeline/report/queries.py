@@ -53,8 +53,11 @@ QUERIES = [
           "WHERE level IS NOT NULL AND {runs} GROUP BY ALL) ORDER BY method, domain"),  # NULL: a constant signal
     Query("difficulty_scatter", f"Difficulty vs reference level (at most {SCATTER_POINTS} questions sampled)",
           "report_difficulty",
+          # A sample by hash, then sorted: the same rows in the same order on any thread count
+          # (DuckDB's REPEATABLE reservoir is repeatable only single-threaded).
           "SELECT method, domain, score, level FROM (SELECT * FROM report_difficulty "
-          "WHERE level IS NOT NULL AND {runs}) USING SAMPLE reservoir(" + str(SCATTER_POINTS) + " ROWS) REPEATABLE (0)"),
+          "WHERE level IS NOT NULL AND {runs} ORDER BY hash(question_id, method) LIMIT " + str(SCATTER_POINTS) + ") "
+          "ORDER BY method, domain, score, level"),
     Query("domain_mix", "Domain mix: pool, synthesized, kept, exported vs the target", "report_domain_mix",
           "SELECT domain, stage, sum(n) AS n, sum(n) / sum(sum(n)) OVER (PARTITION BY stage) AS share "
           "FROM report_domain_mix WHERE {rows} GROUP BY domain, stage "
