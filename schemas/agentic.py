@@ -6,9 +6,9 @@ the tool calls as structured data. Render-time perturbations (renamed tools, cal
 docs; pipeline/agentic/perturb/) apply when a trajectory is exported, so the trace rules
 (filters/trace/) read one shape whatever the model was shown.
 
-Ids hash content (the same JSON hash as pipeline/hashing.stable_hash, which schemas cannot import): the same task is the same id,
-and a trajectory id hashes its task, environment@version, model, seed and perturbation choices,
-so a resumed rollout skips what exists.
+Ids hash content (the same JSON hash as pipeline/hashing.stable_hash, which schemas cannot
+import): the same task is the same id, and a trajectory id hashes its task, environment@version,
+model, seed and perturbation choices, so a resumed rollout skips what exists.
 """
 
 from __future__ import annotations

@@ -132,7 +132,8 @@ def _showable(messages: list[Message]) -> list[Message]:
             bad_ids.update(c.id for c in bad)
             good = [c for c in m.tool_calls if c not in bad]
             raw = "\n".join(c.raw or "" for c in bad)
-            m = m.model_copy(update={"content": "\n".join(p for p in (m.content, raw) if p), "tool_calls": good or None})
+            content = "\n".join(p for p in (m.content, raw) if p)
+            m = m.model_copy(update={"content": content, "tool_calls": good or None})
         elif m.role == "tool" and m.tool_call_id in bad_ids:
             m = Message(role="user", content=f"Tool call error: {m.content}")
         out.append(m)

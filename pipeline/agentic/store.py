@@ -49,7 +49,8 @@ def trajectory_frames(trajectories: list[Trajectory], run_id: str) -> dict[str, 
         for turn, m in enumerate(t.messages):
             messages.append({
                 "trajectory_id": tid, "turn": turn, "role": m.role, "content": m.content, "reasoning": m.reasoning,
-                "tool_calls": None if m.tool_calls is None else _dump([c.model_dump(mode="json") for c in m.tool_calls]),
+                "tool_calls": None if m.tool_calls is None
+                else _dump([c.model_dump(mode="json") for c in m.tool_calls]),
                 "tool_call_id": m.tool_call_id, "name": m.name, "tool_status": m.tool_status,
             })
     return {"trajectories": pl.DataFrame(heads, schema=rows.TRAJECTORY),

@@ -48,7 +48,8 @@ def test_think_tags_inline():
 def _two_user_turns() -> list[Message]:
     follow_up = [Message(role="user", content="And in Lyon?"),
                  Message(role="assistant", reasoning="Same query with Lyon instead of Leeds.",
-                         tool_calls=[call("c3", "query", {"sql": "SELECT count(*) FROM customers WHERE city = 'Lyon'"})]),
+                         tool_calls=[call("c3", "query",
+                                          {"sql": "SELECT count(*) FROM customers WHERE city = 'Lyon'"})]),
                  observation("c3", "query", {"result": {"columns": ["count(*)"], "rows": [[7]]}}),
                  Message(role="assistant", reasoning="Lyon has 7.", content="Final answer: 7")]
     return clean() + follow_up

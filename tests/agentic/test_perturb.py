@@ -21,8 +21,8 @@ from pipeline.agentic.perturb.rename import Rename
 from pipeline.agentic.perturb.response_format import (TRANSIENT_ERROR, FlakyEnvironment, ResponseChoice,
                                                       render_observation, shape)
 from pipeline.agentic.perturb.tool_docs import TOOL_DOCS, render_tool_docs
-from schemas.agentic import Message, ToolCall, ToolSpec
-from tests.agentic.traces import call, clean, row
+from schemas.agentic import Message, ToolCall
+from tests.agentic.traces import clean, row
 
 ALL_TOOLS = ShopDb.tools + Calculator.tools + PythonExecutor.tools
 OBSERVATION = {"result": {"columns": ["name", "units"], "rows": [["Eco Kettle", 12], ["Deluxe Trowel", 9]]}}
@@ -107,9 +107,11 @@ def test_rename_covers_every_environment():
 
 # --- render time: tool docs, call syntax, the whole choice ------------------------------------
 
-CALLS = [ToolCall(id="call_0", name="query", arguments={"sql": "SELECT name FROM t WHERE x = 'it''s' -- \"q\"\nLIMIT 2"}),
+CALLS = [ToolCall(id="call_0", name="query",
+                  arguments={"sql": "SELECT name FROM t WHERE x = 'it''s' -- \"q\"\nLIMIT 2"}),
          ToolCall(id="call_1", name="evaluate", arguments={"expression": "2^10 + sqrt(16)", "digits": 12}),
-         ToolCall(id="call_2", name="solve", arguments={"equations": ["x + y = 3", "x - y = 1"], "variables": ["x", "y"]}),
+         ToolCall(id="call_2", name="solve",
+                  arguments={"equations": ["x + y = 3", "x - y = 1"], "variables": ["x", "y"]}),
          ToolCall(id="call_3", name="list_tables", arguments={}),
          ToolCall(id="call_4", name="run_python", arguments={"code": "print('héllo')\nx = [1, {'a': None}]\nx"})]
 

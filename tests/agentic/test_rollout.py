@@ -110,7 +110,8 @@ def test_step_cap_length_and_disallowed_tools():
 def test_an_unparsable_call_is_shown_back_and_fails_its_rule():
     task = count_task()
     r = Rollout(task, make(task.environment), model="scripted", seed=5)
-    r.advance('<think>Count them with one query.</think>\n<tool_call>\n{"name": "query", "arguments": {sql: 1}}\n</tool_call>')
+    r.advance("<think>Count them with one query.</think>\n"
+              '<tool_call>\n{"name": "query", "arguments": {sql: 1}}\n</tool_call>')
     shown = r.request()["messages"]
     assert '{"name": "query", "arguments": {sql: 1}}' in shown[-2]["content"] and "tool_calls" not in shown[-2]
     assert shown[-1]["role"] == "user" and shown[-1]["content"].startswith("Tool call error: ")
@@ -122,7 +123,8 @@ def test_an_unparsable_call_is_shown_back_and_fails_its_rule():
 
 def test_calculator_rollout_with_a_math_reference():
     task = Task(source="generated", generator="hand@1", domain="math", text="What is 2^10 + sqrt(16)?",
-                environment="calculator@1", tools=["evaluate"], verification=Verification(kind="math", reference="1028"))
+                environment="calculator@1", tools=["evaluate"],
+                verification=Verification(kind="math", reference="1028"))
 
     def model(r: Rollout) -> str:
         if len(r.messages) == 1:

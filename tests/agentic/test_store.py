@@ -19,7 +19,8 @@ def trajectory(seed: int = 1, messages=None, **over) -> Trajectory:
     task = Task(source="generated", generator="shop_db_questions@1", generator_seed=5, domain="data",
                 text="How many customers of the shop live in Leeds?", environment="shop_db@1",
                 tools=["list_tables", "describe", "query"], verification=Verification(
-                    kind="db_answer", reference="10", reference_query="SELECT count(*) FROM customers WHERE city='Leeds'"))
+                    kind="db_answer", reference="10",
+                    reference_query="SELECT count(*) FROM customers WHERE city='Leeds'"))
     fields = dict(task=task, environment="shop_db@1", seed=seed, model="qwen2.5-coder-1.5b",
                   perturbations={"response_format": "yaml", "transient_error": False, "call_syntax": "hermes"},
                   tools=ShopDb.tools, messages=clean() if messages is None else messages,

@@ -23,13 +23,15 @@ from pydantic import BaseModel, ConfigDict
 from schemas.agentic import Message, ToolSpec
 
 TOOL_NAMES = {
-    "list_tables": ["show_tables", "get_tables", "tables_list"], "describe": ["describe_table", "table_schema", "get_columns"],
+    "list_tables": ["show_tables", "get_tables", "tables_list"],
+    "describe": ["describe_table", "table_schema", "get_columns"],
     "query": ["run_sql", "sql_query", "execute_sql"], "run_python": ["python", "execute_python", "exec_code"],
     "evaluate": ["calc", "compute", "eval_math"], "simplify": ["simplify_expr", "cas_simplify", "reduce_expr"],
     "solve": ["solve_equations", "equation_solver", "find_roots"],
 }
 PARAM_NAMES = {
-    "sql": ["statement", "sql_text", "query_sql"], "table": ["table_name", "tbl"], "code": ["source", "program", "snippet"],
+    "sql": ["statement", "sql_text", "query_sql"], "table": ["table_name", "tbl"],
+    "code": ["source", "program", "snippet"],
     "expression": ["expr", "formula", "math"], "digits": ["precision", "sig_digits"],
     "equations": ["eqs", "system"], "variables": ["unknowns", "solve_for"],
 }
