@@ -38,7 +38,8 @@ _THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.S)
 
 class Rollout:
     def __init__(self, task: Task, env: Environment, model: str, seed: int, response: ResponseChoice | None = None,
-                 max_steps: int = 8, call_syntax: str = "hermes", system_prompt: str | None = None):
+                 max_steps: int = 8, call_syntax: str = "hermes", system_prompt: str | None = None,
+                 recorded: dict | None = None):
         if env.ref() != task.environment:
             raise ValueError(f"task needs {task.environment}, got environment {env.ref()}")
         self.task, self.model, self.seed, self.max_steps, self.call_syntax = task, model, seed, max_steps, call_syntax
@@ -48,8 +49,10 @@ class Rollout:
         self.specs = env.tool_specs(task.tools)
         self.messages: list[Message] = ([Message(role="system", content=system_prompt)] if system_prompt else []) + [
             Message(role="user", content=task.text)]
-        self.perturbations = (response.record() if response else {}) | {"call_syntax": call_syntax,
-                                                                         "max_steps": max_steps}
+        # `recorded`: the caller's other choices that shape the trajectory (how the prompt is
+        # rendered, say); they are part of its id.
+        self.perturbations = (response.record() if response else {}) | (recorded or {}) | {
+            "call_syntax": call_syntax, "max_steps": max_steps}
         self.steps = self.prompt_tokens = self.completion_tokens = 0
         self.outcome: Outcome | None = None
 
@@ -64,7 +67,7 @@ class Rollout:
     def request(self, knows_reasoning: bool = False) -> dict:
         """The conversation so far for the engine's chat template, every turn's thinking kept
         (interleaved), calls as the template expects them; `tools` in the OpenAI shape."""
-        record = chat_record(self._partial().model_copy(update={"messages": _showable(self.messages)}))
+        record = chat_record(self._partial().model_copy(update={"messages": showable(self.messages)}))
         return {"messages": for_template(record, knows_reasoning), "tools": record["tools"]}
 
     def advance(self, text: str, reasoning: str | None = None, prompt_tokens: int = 0, completion_tokens: int = 0,
@@ -122,7 +125,7 @@ class Rollout:
         return Message(role="tool", tool_call_id=call.id, name=call.name, content=text, tool_status=obs.status)
 
 
-def _showable(messages: list[Message]) -> list[Message]:
+def showable(messages: list[Message]) -> list[Message]:
     """An unparsable call goes back to the model as the text it wrote, and its error as a user
     turn (a tool turn must answer a call the request shows)."""
     bad_ids, out = set(), []
