@@ -381,6 +381,23 @@ CREATE TABLE IF NOT EXISTS trajectory_messages (
     PRIMARY KEY (trajectory_id, turn)
 );
 
+-- Verdicts on trajectories: the outcome check (stage 'outcome', rule 'outcome') and the trace
+-- rules (stage 'trace', filters/trace/). Apart from `verdicts` because everything that reads that
+-- table (sample_status, labels, rebalance, export) takes its key for a row of `samples`.
+CREATE TABLE IF NOT EXISTS trajectory_verdicts (
+    trajectory_id VARCHAR NOT NULL,
+    stage VARCHAR NOT NULL,           -- outcome | trace
+    rule VARCHAR NOT NULL,
+    rule_version INTEGER NOT NULL,
+    passed BOOLEAN NOT NULL,
+    score DOUBLE,
+    reason VARCHAR,
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    config_hash VARCHAR NOT NULL DEFAULT '',
+    PRIMARY KEY (trajectory_id, rule, rule_version, config_hash)
+);
+
 -- Sentence embeddings of samples (question + answer), kept for nearest-neighbour traces.
 CREATE TABLE IF NOT EXISTS sample_embeddings (
     sample_id VARCHAR NOT NULL,

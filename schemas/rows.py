@@ -80,6 +80,12 @@ TRAJECTORY_MESSAGE = {  # trajectory_messages: one message of a trajectory
     "tool_calls": pl.String, "tool_call_id": pl.String, "name": pl.String, "tool_status": pl.String,
 }
 
+TRAJECTORY_VERDICT = {  # trajectory_verdicts: the outcome check and the trace rules, per trajectory
+    "trajectory_id": pl.String, "stage": pl.String, "rule": pl.String, "rule_version": pl.Int32,
+    "passed": pl.Boolean, "score": pl.Float64, "reason": pl.String, "run_id": pl.String, "created_at": _TIME,
+    "config_hash": pl.String,
+}
+
 # What a rule may read: these columns of the sample, then its question's (name -> question column).
 _RULE_SAMPLE_COLUMNS = ("sample_id", "question_id", "requested_format", "raw_text", "reasoning", "answer",
                         "think_closed_by", "reasoning_finish", "finish_reason", "completion_tokens")
