@@ -6,9 +6,11 @@
 Rollouts: `per-env` tasks in each environment (generated shop_db questions, GSM8K questions with
 the calculator, MBPP questions with the Python executor), all in flight at once on the in-process
 vLLM engine through pipeline/agentic/driver.py (tools in worker threads while the engine steps).
-Raw: LLM.generate of the same rollouts' first prompts, one batch, each forced (ignore_eos) to
-an equal share of the output tokens the rollouts produced: the same number of output tokens,
-generated with the batch full from start to end: the ceiling. The ratio is rollout output tok/s
+Raw: LLM.generate of the same rollouts' first prompts, in batches as wide as the rollouts in
+flight, each forced (ignore_eos) to an equal share of the output tokens the rollouts produced:
+the same number of output tokens at the same width, the batch full from start to end: the
+ceiling. --forced-first-call starts each rollout's first turn with a written call (SmolLM2 seldom
+writes one), so that every rollout has a tool turn and a second turn. The ratio is rollout output tok/s
 over raw output tok/s (goal >= 0.8). Each repeat runs raw then rollouts (fresh seeds, so the
 rollouts are new); the machine is shared, so the figures of every repeat are printed.
 """
@@ -28,6 +30,13 @@ sys.path.insert(0, str(ROOT))
 from pipeline.runtime_env import apply_defaults  # noqa: E402
 
 apply_defaults()
+
+
+FORCED = {  # --forced-first-call
+    "shop_db@1": '<tool_call>\n{"name": "query", "arguments": {"sql": "SELECT count(*) FROM customers"}}\n</tool_call>\n',
+    "calculator@1": '<tool_call>\n{"name": "evaluate", "arguments": {"expression": "48 + 48/2"}}\n</tool_call>\n',
+    "python_exec@1": '<tool_call>\n{"name": "run_python", "arguments": {"code": "print(sum(range(10)))"}}\n</tool_call>\n',
+}
 
 
 def tasks(per_env: int):
@@ -69,6 +78,11 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--max-steps", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--in-flight", type=int, default=0, help="rollouts open at once (0: all); raw generate "
+                    "runs in batches of the same width")
+    ap.add_argument("--forced-first-call", action="store_true",
+                    help="each rollout's first turn starts with a written tool call (SmolLM2 rarely writes one): "
+                         "every rollout then has a tool turn")
     args = ap.parse_args()
 
     from vllm import SamplingParams
@@ -89,16 +103,24 @@ def main() -> None:
     ratios = []
     for rep in range(args.repeats):
         job_list, mode = jobs(task_list, turn_engine, args.model, 1000 * rep, args.max_steps)
+        if args.forced_first_call:
+            for job in job_list:
+                job.first_prefill = THINK_PREFILL + "I will use the tool first.\n</think>\n" + FORCED[
+                    job.rollout.task.environment]
+        width = args.in_flight or len(job_list)
         prompts = []
         for job in job_list:
             messages, tools = turn_messages(job.rollout, job.plan)
             prompts.append({"prompt_token_ids": turn_engine.prompt_ids(
                 TurnRequest("", messages, tools, THINK_PREFILL, sampling))})
-        stats = drive(job_list, turn_engine, sampling, max_in_flight=len(job_list))
+        stats = drive(job_list, turn_engine, sampling, max_in_flight=width)
         per_prompt = math.ceil(stats.completion_tokens / len(prompts))
         t1 = time.perf_counter()
-        outs = engine._llm.generate(prompts, SamplingParams(temperature=0.7, max_tokens=per_prompt, ignore_eos=True),
-                                    use_tqdm=False)
+        outs = []
+        for start in range(0, len(prompts), width):
+            outs += engine._llm.generate(prompts[start:start + width],
+                                         SamplingParams(temperature=0.7, max_tokens=per_prompt, ignore_eos=True),
+                                         use_tqdm=False)
         raw_s = time.perf_counter() - t1
         raw_tokens = sum(len(o.outputs[0].token_ids) for o in outs)
         roll_rate, raw_rate = stats.completion_tokens / stats.wall_seconds, raw_tokens / raw_s
@@ -107,7 +129,7 @@ def main() -> None:
         for job in job_list:
             key = f"{job.rollout.task.environment}:{job.rollout.outcome.status}"
             outcomes[key] = outcomes.get(key, 0) + 1
-        print(f"repeat {rep + 1}: {len(job_list)} rollouts ({mode} prompts), {stats.turns} turns, "
+        print(f"repeat {rep + 1}: {len(job_list)} rollouts ({mode} prompts, {width} in flight), {stats.turns} turns, "
               f"{sum(j.rollout.steps for j in job_list)} tool calls, {stats.completion_tokens} output tokens in "
               f"{stats.wall_seconds:.1f} s = {roll_rate:.1f} tok/s; tool time {stats.tool_seconds:.1f} s, "
               f"{stats.polls_while_tools_ran}/{stats.engine_polls} engine steps while tools ran")

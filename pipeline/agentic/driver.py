@@ -38,14 +38,16 @@ THINK_PREFILL = "<think>\n"
 class RolloutJob:
     rollout: Rollout
     plan: PromptPlan
-    prefill: str | None = None  # this rollout's turns start with it instead of the driver's think_prefill
+    first_prefill: str | None = None  # the first turn starts with it instead of think_prefill (a written call)
     turns: int = 0
+    sent_prefill: str | None = None  # the prefill of the turn in the engine
 
 
 @dataclass
 class DriveStats:
     rollouts: int = 0
     turns: int = 0
+    sent_prefill: str | None = None  # the prefill of the turn in the engine
     completion_tokens: int = 0
     prompt_tokens: int = 0
     engine_polls: int = 0
@@ -79,7 +81,7 @@ def drive(jobs: Iterable[RolloutJob], engine, sampling: Sampling, *, max_in_flig
             on_done(job.rollout)
 
     def prefill_of(job: RolloutJob) -> str | None:
-        return job.prefill if job.prefill is not None else think_prefill
+        return job.first_prefill if job.first_prefill is not None and job.turns == 0 else think_prefill
 
     def send(job: RolloutJob) -> None:
         r = job.rollout
@@ -87,7 +89,8 @@ def drive(jobs: Iterable[RolloutJob], engine, sampling: Sampling, *, max_in_flig
         key = f"{r.trajectory_id}:{job.turns}"
         turn_sampling = replace(sampling, seed=seed_from(r.seed, job.turns, "turn"))
         try:
-            engine.submit(TurnRequest(key, messages, tools, prefill_of(job), turn_sampling))
+            job.sent_prefill = prefill_of(job)
+            engine.submit(TurnRequest(key, messages, tools, job.sent_prefill, turn_sampling))
         except Exception as exc:  # noqa: BLE001 - a request the engine refuses ends this rollout only
             log.exception("engine refused a turn of %s", r.trajectory_id)
             r.fail(f"engine refused the turn: {type(exc).__name__}: {exc}"[:300])
@@ -97,7 +100,7 @@ def drive(jobs: Iterable[RolloutJob], engine, sampling: Sampling, *, max_in_flig
 
     def take_turn(job: RolloutJob, result: TurnResult) -> float:
         t0 = time.perf_counter()
-        r, prefill = job.rollout, prefill_of(job) or ""
+        r, prefill = job.rollout, job.sent_prefill or ""
         if result.error and not result.text:
             if result.finish_reason == "length":  # the context is full: the rollout ran out of room
                 r.advance(prefill, None, result.prompt_tokens, 0, "length")

@@ -18,7 +18,7 @@ calls are parsed from the rest in the model's call syntax (Hermes <tool_call> fo
 call runs in the environment (a call of a tool the task does not allow, bad arguments, a tool
 error or a timeout come back as error observations), and each observation is rendered in the
 drawn response format. A turn without calls ends the rollout (answered); so do the step cap
-and a completion cut by max_tokens.
+and a completion cut by max_tokens (unless it holds whole calls: they run).
 """
 
 from __future__ import annotations
@@ -77,12 +77,14 @@ class Rollout:
             raise RuntimeError("the rollout is over")
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
-        reasoning, content = _split_thinking(text, reasoning)
-        if finish_reason == "length":
-            self.messages.append(Message(role="assistant", content=content or None, reasoning=reasoning))
+        reasoning, text = _split_thinking(text, reasoning)
+        content, calls = parse_calls(self.call_syntax, text, self.specs)
+        # Cut by max_tokens: the rollout ends, unless the turn wrote whole calls before the cut
+        # (a small model rambles on after its call): those run as usual.
+        if finish_reason == "length" and (not calls or any(c.arguments is None for c in calls)):
+            self.messages.append(Message(role="assistant", content=text or None, reasoning=reasoning))
             self.outcome = Outcome(status="length", detail="the completion hit max_tokens")
             return True
-        content, calls = parse_calls(self.call_syntax, content, self.specs)
         calls = [c.model_copy(update={"id": f"call_{len(self.messages)}_{i}"}) for i, c in enumerate(calls)]
         self.messages.append(Message(role="assistant", content=content or None, reasoning=reasoning,
                                      tool_calls=calls or None))

@@ -110,7 +110,7 @@ def trace_rule_pass(store: Store, trajectory_ids: list[str], run_id: str, disabl
             f"SELECT x.* FROM ({TRACE_RULE_INPUT}) x WHERE x.trajectory_id IN (SELECT id FROM probe) AND NOT EXISTS ("
             "SELECT 1 FROM trajectory_verdicts v WHERE v.trajectory_id = x.trajectory_id AND v.rule = ? "
             "AND v.rule_version = ? AND v.config_hash = ?) ORDER BY x.trajectory_id",
-            [rule.name, rule.version, rule.config_hash()], probe=probe)
+            [rule.name, rule.version, rule.config_hash], probe=probe)
         if todo.is_empty():
             counts[rule.name] = {"checked": 0, "failed": 0}
             continue
@@ -118,7 +118,7 @@ def trace_rule_pass(store: Store, trajectory_ids: list[str], run_id: str, disabl
         frame = pl.DataFrame({
             "trajectory_id": todo["trajectory_id"], "stage": "trace", "rule": rule.name,
             "rule_version": rule.version, "passed": results["passed"], "score": results["score"],
-            "reason": results["reason"], "run_id": run_id, "created_at": now(), "config_hash": rule.config_hash(),
+            "reason": results["reason"], "run_id": run_id, "created_at": now(), "config_hash": rule.config_hash,
         }).cast(rows.TRAJECTORY_VERDICT)
         store.insert("trajectory_verdicts", frame.select(list(rows.TRAJECTORY_VERDICT)))
         counts[rule.name] = {"checked": todo.height, "failed": int((~results["passed"]).sum())}
