@@ -67,7 +67,8 @@ def turn_engine_for(ctx: StageContext):
                               renders_tools=prompt_mode(ctx.config.agentic, engine_config) == "chat_template")
     from pipeline.agentic.turn_engines import VllmTurnEngine
 
-    return VllmTurnEngine(ctx.engine.unwrap())
+    engine = ctx.engine
+    return VllmTurnEngine(engine.unwrap() if hasattr(engine, "unwrap") else engine)
 
 
 def run(ctx: StageContext) -> StageReport:
