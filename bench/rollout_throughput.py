@@ -32,11 +32,11 @@ from pipeline.runtime_env import apply_defaults  # noqa: E402
 apply_defaults()
 
 
-FORCED = {  # --forced-first-call
-    "shop_db@1": '<tool_call>\n{"name": "query", "arguments": {"sql": "SELECT count(*) FROM customers"}}\n</tool_call>\n',
-    "calculator@1": '<tool_call>\n{"name": "evaluate", "arguments": {"expression": "48 + 48/2"}}\n</tool_call>\n',
-    "python_exec@1": '<tool_call>\n{"name": "run_python", "arguments": {"code": "print(sum(range(10)))"}}\n</tool_call>\n',
-}
+FORCED = {env: f"<tool_call>\n{json.dumps(call)}\n</tool_call>\n" for env, call in {  # --forced-first-call
+    "shop_db@1": {"name": "query", "arguments": {"sql": "SELECT count(*) FROM customers"}},
+    "calculator@1": {"name": "evaluate", "arguments": {"expression": "48 + 48/2"}},
+    "python_exec@1": {"name": "run_python", "arguments": {"code": "print(sum(range(10)))"}},
+}.items()}
 
 
 def tasks(per_env: int):

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.engine
 def _config(tmp_path: Path) -> CurateConfig:
     math = tmp_path / "math.jsonl"
     math.write_text("".join(json.dumps(q) + "\n" for q in [
-        {"question": "What is 17 * 23?", "answer": "391"}, {"question": "What is 2 to the power 12?", "answer": "4096"}]))
+        {"question": "What is 17 * 23?", "answer": "391"},
+        {"question": "What is 2 to the power 12?", "answer": "4096"}]))
     code = tmp_path / "code.jsonl"
     code.write_text(json.dumps({"question": "Write a function double(x) that returns 2 * x.",
                                 "tests": ["assert double(4) == 8", "assert double(0) == 0"]}) + "\n")
