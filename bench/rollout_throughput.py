@@ -7,9 +7,10 @@ Rollouts: `per-env` tasks in each environment (generated shop_db questions, GSM8
 the calculator, MBPP questions with the Python executor), all in flight at once on the in-process
 vLLM engine through pipeline/agentic/driver.py (tools in worker threads while the engine steps).
 Raw: LLM.generate of the same rollouts' first prompts, in batches as wide as the rollouts in
-flight, each forced (ignore_eos) to an equal share of the output tokens the rollouts produced:
-the same number of output tokens at the same width, the batch full from start to end: the
-ceiling. --forced-first-call starts each rollout's first turn with a written call (SmolLM2 seldom
+flight, seeded per prompt as the turns are, each forced (ignore_eos) to an equal share of the
+output tokens the rollouts produced: the same number of output tokens at the same width, the
+batch full from start to end: the ceiling. Raw runs before and after the rollouts (the first
+pass at the turn budget per prompt) and the mean of the two rates is the reference. --forced-first-call starts each rollout's first turn with a written call (SmolLM2 seldom
 writes one), so that every rollout has a tool turn and a second turn. The ratio is rollout output tok/s
 over raw output tok/s (goal >= 0.8). Each repeat runs raw then rollouts (fresh seeds, so the
 rollouts are new); the machine is shared, so the figures of every repeat are printed.
@@ -71,6 +72,20 @@ def jobs(task_list, turn_engine, model: str, seed0: int, max_steps: int):
     return out, mode
 
 
+def raw(engine, prompts: list[dict], width: int, per_prompt: int) -> tuple[int, float]:
+    """(output tokens, seconds) of LLM.generate over the prompts, `width` at a time, each forced to
+    `per_prompt` tokens, seeded per prompt like the rollouts' turns."""
+    from vllm import SamplingParams
+
+    started, tokens = time.perf_counter(), 0
+    for start in range(0, len(prompts), width):
+        chunk = prompts[start:start + width]
+        params = [SamplingParams(temperature=0.7, max_tokens=per_prompt, ignore_eos=True, seed=start + i)
+                  for i in range(len(chunk))]
+        tokens += sum(len(o.outputs[0].token_ids) for o in engine._llm.generate(chunk, params, use_tqdm=False))
+    return tokens, time.perf_counter() - started
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -84,8 +99,6 @@ def main() -> None:
                     help="each rollout's first turn starts with a written tool call (SmolLM2 rarely writes one): "
                          "every rollout then has a tool turn")
     args = ap.parse_args()
-
-    from vllm import SamplingParams
 
     from pipeline.agentic.driver import THINK_PREFILL, drive
     from pipeline.agentic.prompting import turn_messages
@@ -113,17 +126,15 @@ def main() -> None:
             messages, tools = turn_messages(job.rollout, job.plan)
             prompts.append({"prompt_token_ids": turn_engine.prompt_ids(
                 TurnRequest("", messages, tools, THINK_PREFILL, sampling))})
+        # Raw before and after the rollouts, the mean of their rates the reference (the machine is
+        # shared and its load drifts): before, each prompt gets the turn budget (max_tokens); after,
+        # an equal share of the output tokens the rollouts produced.
+        raw_before = raw(engine, prompts, width, args.max_tokens)
         stats = drive(job_list, turn_engine, sampling, max_in_flight=width)
         per_prompt = math.ceil(stats.completion_tokens / len(prompts))
-        t1 = time.perf_counter()
-        outs = []
-        for start in range(0, len(prompts), width):
-            outs += engine._llm.generate(prompts[start:start + width],
-                                         SamplingParams(temperature=0.7, max_tokens=per_prompt, ignore_eos=True),
-                                         use_tqdm=False)
-        raw_s = time.perf_counter() - t1
-        raw_tokens = sum(len(o.outputs[0].token_ids) for o in outs)
-        roll_rate, raw_rate = stats.completion_tokens / stats.wall_seconds, raw_tokens / raw_s
+        raw_after = raw(engine, prompts, width, per_prompt)
+        roll_rate = stats.completion_tokens / stats.wall_seconds
+        raw_rate = (raw_before[0] / raw_before[1] + raw_after[0] / raw_after[1]) / 2
         ratios.append(roll_rate / raw_rate)
         outcomes: dict[str, int] = {}
         for job in job_list:
@@ -133,8 +144,9 @@ def main() -> None:
               f"{sum(j.rollout.steps for j in job_list)} tool calls, {stats.completion_tokens} output tokens in "
               f"{stats.wall_seconds:.1f} s = {roll_rate:.1f} tok/s; tool time {stats.tool_seconds:.1f} s, "
               f"{stats.polls_while_tools_ran}/{stats.engine_polls} engine steps while tools ran")
-        print(f"          raw generate: {len(prompts)} prompts x {per_prompt} tokens = {raw_tokens} tokens in "
-              f"{raw_s:.1f} s = {raw_rate:.1f} tok/s;  ratio {roll_rate / raw_rate:.2f}")
+        print(f"          raw generate: {len(prompts)} prompts x {args.max_tokens} tokens before: "
+              f"{raw_before[0] / raw_before[1]:.1f} tok/s; x {per_prompt} tokens after: "
+              f"{raw_after[0] / raw_after[1]:.1f} tok/s; mean {raw_rate:.1f} tok/s;  ratio {roll_rate / raw_rate:.2f}")
         print(f"          outcomes: {dict(sorted(outcomes.items()))}")
     print(f"ratio (rollout / raw output tok/s) per repeat: {[round(r, 2) for r in ratios]}")
 

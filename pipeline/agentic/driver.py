@@ -47,7 +47,6 @@ class RolloutJob:
 class DriveStats:
     rollouts: int = 0
     turns: int = 0
-    sent_prefill: str | None = None  # the prefill of the turn in the engine
     completion_tokens: int = 0
     prompt_tokens: int = 0
     engine_polls: int = 0
@@ -103,8 +102,8 @@ def drive(jobs: Iterable[RolloutJob], engine, sampling: Sampling, *, max_in_flig
         r, prefill = job.rollout, job.sent_prefill or ""
         if result.error and not result.text:
             if result.finish_reason == "length":  # the context is full: the rollout ran out of room
-                r.advance(prefill, None, result.prompt_tokens, 0, "length")
-                r.outcome = r.outcome.model_copy(update={"detail": result.error})
+                r.prompt_tokens += result.prompt_tokens
+                r.out_of_room(result.error)
             else:
                 r.fail(result.error)
         else:

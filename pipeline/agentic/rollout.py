@@ -99,6 +99,10 @@ class Rollout:
             self.outcome = Outcome(status="step_cap", detail=f"{self.steps} tool calls, cap {self.max_steps}")
         return self.done
 
+    def out_of_room(self, detail: str) -> None:
+        """The conversation no longer fits the model's context: the rollout ends there (length)."""
+        self.outcome = Outcome(status="length", detail=detail)
+
     def fail(self, detail: str) -> None:
         """The engine could not produce a turn (after its retries)."""
         self.outcome = Outcome(status="engine_error", detail=detail)

@@ -107,3 +107,16 @@ def test_a_refused_turn_ends_only_its_rollout():
     stats = drive(jobs, RefusingFakeEngine(), Sampling())
     assert jobs[0].rollout.outcome.status == "engine_error" and "prompt too long" in jobs[0].rollout.outcome.detail
     assert jobs[1].rollout.outcome.status == "answered" and stats.rollouts == 2
+
+
+def test_a_full_context_ends_its_rollout_as_length():
+    class FullContextFakeEngine(FakeTurnEngine):
+        def poll(self):
+            request = self.queue.pop(0)
+            return [TurnResult(request.key, "", "length", 4000, 0, error="context full: the prompt is 4000 tokens")]
+
+    job = _job(generate(seed=3, n=1)[0], ShopDb(), 1)
+    drive([job], FullContextFakeEngine(), Sampling())
+    outcome = job.rollout.trajectory().outcome
+    assert outcome.status == "length" and outcome.detail.startswith("context full")
+    assert job.rollout.prompt_tokens == 4000
