@@ -99,7 +99,7 @@ def summary(ctx: StageContext, ids: list[str]) -> dict:
     """Per environment over this run's planned trajectories (stored now or before)."""
     frame = ctx.store.frame(
         "SELECT environment, count(*) AS trajectories, count(correct) AS verified, "
-        "count(*) FILTER (WHERE correct) AS passed, sum(steps) AS tool_calls, "
+        "count(*) FILTER (WHERE correct) AS passed, CAST(sum(steps) AS BIGINT) AS tool_calls, "
         "count(*) FILTER (WHERE outcome = 'answered') AS answered FROM trajectories "
         "WHERE trajectory_id IN (SELECT id FROM probe) GROUP BY environment ORDER BY environment",
         probe=pl.DataFrame({"id": ids}, schema={"id": pl.String}))

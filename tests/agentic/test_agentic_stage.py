@@ -42,6 +42,7 @@ def test_the_stage_rolls_out_verifies_stores_and_resumes(vllm_engine, tmp_path: 
         run = RunState("r1", config)
         run.provide_engine(vllm_engine)
         report = agentic.run(StageContext(store, run)).counts
+        json.dumps(report)  # the run records its counts as JSON
         assert report["planned"] == 5 and report["new"] == 5 and report["prompt_mode"] == "system_prompt"
         envs = report["environments"]
         assert {e: v["trajectories"] for e, v in envs.items()} == {"calculator@1": 2, "python_exec@1": 1,
