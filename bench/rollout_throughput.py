@@ -4,16 +4,17 @@
                                                  [--max-tokens 96] [--max-steps 3] [--repeats 2]
 
 Rollouts: `per-env` tasks in each environment (generated shop_db questions, GSM8K questions with
-the calculator, MBPP questions with the Python executor), all in flight at once on the in-process
+the calculator, MBPP questions with the Python executor), `--in-flight` at once on the in-process
 vLLM engine through pipeline/agentic/driver.py (tools in worker threads while the engine steps).
 Raw: LLM.generate of the same rollouts' first prompts, in batches as wide as the rollouts in
 flight, seeded per prompt as the turns are, each forced (ignore_eos) to an equal share of the
 output tokens the rollouts produced: the same number of output tokens at the same width, the
-batch full from start to end: the ceiling. A raw pass before the rollouts (at the turn budget
-per prompt) is printed too: it shows how far the shared machine's load drifted meanwhile. --forced-first-call starts each rollout's first turn with a written call (SmolLM2 seldom
-writes one), so that every rollout has a tool turn and a second turn. The ratio is rollout output tok/s
-over raw output tok/s (goal >= 0.8). Each repeat runs raw then rollouts (fresh seeds, so the
-rollouts are new); the machine is shared, so the figures of every repeat are printed.
+batch full from start to end: the ceiling. The ratio is rollout output tok/s over raw output
+tok/s (goal >= 0.8). A raw pass before the rollouts (at the turn budget per prompt) is printed
+too: it shows how far the shared machine's load drifted meanwhile. --forced-first-call starts
+each rollout's first turn with a written call (SmolLM2 seldom writes one), so that every rollout
+has a tool turn and a second turn. Each repeat has fresh seeds (new rollouts); the machine is
+shared, so the figures of every repeat are printed.
 """
 
 from __future__ import annotations
