@@ -69,7 +69,7 @@ def test_rollouts_run_tools_store_and_resume(vllm_engine, tmp_path: Path):
         for tid in forced:  # the written call ran in the real environment and its result came back
             t = trajectories[tid]
             tool_turns = [m for m in t.messages if m.role == "tool"]
-            assert t.steps == 1 and t.outcome.status == "step_cap" and tool_turns[0].tool_status == "ok", t.messages
+            assert t.steps >= 1 and t.outcome.status == "step_cap" and tool_turns[0].tool_status == "ok", t.messages
             assert {"shop_db@1": "count(*)", "calculator@1": "72", "python_exec@1": "45"}[t.environment] in \
                 tool_turns[0].content
             assert t.messages[2].reasoning == "I will use the tool first."

@@ -230,5 +230,6 @@ def test_http_rollouts_run_tools_in_each_environment(vllm_server):
     for job in jobs:
         t = job.rollout.trajectory()
         tool = next(m for m in t.messages if m.role == "tool")
-        assert t.steps == 1 and tool.tool_status == "ok" and t.messages[2].reasoning == "I use the tool."
+        # steps >= 1: the model may write another call after the given one
+        assert t.steps >= 1 and tool.tool_status == "ok" and t.messages[2].reasoning == "I use the tool."
         assert t.environment == "shop_db@1" or "42" in tool.content
