@@ -1,6 +1,7 @@
 """The curate flows: one Prefect flow per stage group, and the full `curate` flow that runs them in order.
 
     curate = synthesize (ingest -> screen-questions -> classify-domains -> synthesize)
+             -> agentic (agentic-rollouts; only when the config enables agentic traces)
              -> filter (rule-filters) -> verify -> judge -> score (style-metrics, difficulty)
              -> export (rebalance-export)
 
@@ -34,6 +35,14 @@ def synthesize_flow(params: SynthesizeParams = SynthesizeParams()) -> dict:
     with stage_run("synthesize", params, load) as run:
         for stage in ("ingest", "screen-questions", "classify-domains", "synthesize"):
             run_stage(run, stage)
+    return run.counts
+
+
+@flow(name="agentic", **_flow)
+def agentic_flow(params: StageParams = StageParams()) -> dict:
+    """Tool-use rollouts (shop_db, calculator, Python) on the engine, verified, stored, trace-checked."""
+    with stage_run("agentic", params, _config_of(params)) as run:
+        run_stage(run, "agentic-rollouts")
     return run.counts
 
 
@@ -91,6 +100,8 @@ def curate(params: CurateParams = CurateParams()) -> dict:
     with stage_run("curate", params, load) as run:
         stage = params.model_dump(include=set(StageParams.model_fields))
         synthesize_flow(SynthesizeParams(**stage, questions=params.questions, limit=params.limit))
+        if run.config.agentic.enabled:  # default runs stay as they were: no task, no counts key
+            agentic_flow(StageParams(**stage))
         filter_flow(StageParams(**stage))
         verify_flow(StageParams(**stage))
         judge_flow(StageParams(**stage))

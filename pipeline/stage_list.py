@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.stage import StageContext, StageReport
-from pipeline.stages import (difficulty, domains, export, filter, ingest, judge, screen, sql_rules,
+from pipeline.stages import (agentic, difficulty, domains, export, filter, ingest, judge, screen, sql_rules,
                              style_metrics, synthesize, verify)
 
 
@@ -24,6 +24,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("screen-questions", "screen", screen.run),
     Stage("classify-domains", "domains", domains.run, uses_engine=True),
     Stage("synthesize", "synthesize", synthesize.run, uses_engine=True),
+    Stage("agentic-rollouts", "agentic", agentic.run, uses_engine=True),  # runs when agentic.enabled
     Stage("rule-filters", "filters", filter.run),
     Stage("verify", "verify", verify.run),
     Stage("judge", "judges", judge.run, uses_engine=True),

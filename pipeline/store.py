@@ -381,6 +381,61 @@ CREATE TABLE IF NOT EXISTS rule_states (
     changed_at TIMESTAMPTZ NOT NULL
 );
 
+-- Agentic traces (issue 16; schemas/agentic.py): one row per trajectory (a rollout of a task in a
+-- tool environment) and one per message of it. The id hashes task, environment@version, model,
+-- seed and perturbation choices, so a resumed rollout skips what exists (pipeline/agentic/store.py).
+CREATE TABLE IF NOT EXISTS trajectories (
+    trajectory_id VARCHAR PRIMARY KEY,
+    task_id VARCHAR NOT NULL,         -- hash of the task (schemas/agentic.py Task.task_id)
+    task JSON NOT NULL,               -- the task: text, allowed tools, verification
+    question_id VARCHAR,              -- pool tasks: the question (generated tasks: NULL)
+    environment VARCHAR NOT NULL,     -- name@version
+    seed BIGINT NOT NULL,
+    model VARCHAR NOT NULL,
+    perturbations JSON NOT NULL,      -- axis -> choice, rollout- and render-time
+    tools JSON NOT NULL,              -- the tool specs offered (canonical names)
+    outcome VARCHAR NOT NULL,         -- answered | step_cap | length | engine_error | no_answer
+    final_answer VARCHAR,
+    correct BOOLEAN,                  -- NULL: not verified yet
+    outcome_detail VARCHAR,
+    steps INTEGER NOT NULL,           -- tool calls made
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    final_state_hash VARCHAR,         -- the environment's state_hash() at the end
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS trajectory_messages (
+    trajectory_id VARCHAR NOT NULL,
+    turn INTEGER NOT NULL,            -- 0-based position in the conversation
+    role VARCHAR NOT NULL,            -- system | user | assistant | tool
+    content VARCHAR,
+    reasoning VARCHAR,                -- the thinking before this turn's content or calls
+    tool_calls JSON,                  -- assistant: [{id, name, arguments, raw, parse_error}]
+    tool_call_id VARCHAR,             -- tool: the call answered
+    name VARCHAR,                     -- tool: the tool's name
+    tool_status VARCHAR,              -- tool: ok | error | timeout
+    PRIMARY KEY (trajectory_id, turn)
+);
+
+-- Verdicts on trajectories: the outcome check (stage 'outcome', rule 'outcome') and the trace
+-- rules (stage 'trace', filters/trace/). Apart from `verdicts` because everything that reads that
+-- table (sample_status, labels, rebalance, export) takes its key for a row of `samples`.
+CREATE TABLE IF NOT EXISTS trajectory_verdicts (
+    trajectory_id VARCHAR NOT NULL,
+    stage VARCHAR NOT NULL,           -- outcome | trace
+    rule VARCHAR NOT NULL,
+    rule_version INTEGER NOT NULL,
+    passed BOOLEAN NOT NULL,
+    score DOUBLE,
+    reason VARCHAR,
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    config_hash VARCHAR NOT NULL DEFAULT '',
+    PRIMARY KEY (trajectory_id, rule, rule_version, config_hash)
+);
+
 -- Sentence embeddings of samples (question + answer), kept for nearest-neighbour traces.
 CREATE TABLE IF NOT EXISTS sample_embeddings (
     sample_id VARCHAR NOT NULL,

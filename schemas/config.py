@@ -364,6 +364,33 @@ class ExportConfig(_Strict):
     reasoning: Literal["per_sample", "think_tags", "reasoning_field"] = "per_sample"
 
 
+class AgenticConfig(_Strict):
+    """Agentic traces (issue 16; pipeline/stages/agentic.py): tasks in tool environments, rolled out
+    on the run's engine, verified by outcome, checked by the trace rules. Off unless enabled."""
+
+    enabled: bool = False
+    db_questions: int = Field(default=8, ge=0)      # generated shop_db questions (shop_db@1)
+    math_questions: int = Field(default=8, ge=0)    # the run's math questions, with the calculator
+    code_questions: int = Field(default=8, ge=0)    # the run's code questions with plain asserts, with Python
+    rollouts_per_task: int = Field(default=1, ge=1, le=16)  # k rollouts of a task: its pass@k
+    seed: int = 0
+    max_steps: int = Field(default=6, ge=1)         # tool calls per rollout
+    max_tokens: int = Field(default=384, ge=16)     # per turn
+    temperature: float = 0.7
+    stop: list[str] = ["<tool_response>"]           # a small model writes the tool's answer itself
+    think_prefill: str | None = "<think>\n"         # every turn starts thinking; null: the model chooses
+    # How tools reach the model: the chat template's own `tools` (Qwen2.5: Hermes <tool_call>), or
+    # documented in the system prompt (a template without tools, SmolLM2's); auto: probe the template.
+    prompt_mode: Literal["auto", "chat_template", "system_prompt"] = "auto"
+    call_syntaxes: list[Literal["openai_json", "hermes", "xml_invoke", "pythonic"]] = ["hermes"]  # system_prompt
+    tool_docs: list[Literal["json_schema", "python", "xml"]] = ["json_schema", "python", "xml"]    # system_prompt
+    transient_error_rate: float = Field(default=0.3, ge=0, le=1)  # rollouts whose one tool call fails once
+    max_in_flight: int = Field(default=32, ge=1)    # rollouts open at once
+    tool_workers: int = Field(default=4, ge=1)      # threads running tool calls
+    store_every: int = Field(default=16, ge=1)      # finished rollouts per store transaction
+    disabled_rules: list[str] = []                   # trace rules not to run
+
+
 class CurateConfig(_Strict):
     pools: list[PoolConfig] = Field(default_factory=list)
     limit: int | None = None  # questions per run, spread evenly over domains
@@ -379,6 +406,7 @@ class CurateConfig(_Strict):
     rebalance: RebalanceConfig = RebalanceConfig()
     export: ExportConfig = ExportConfig()
     scaleout: ScaleoutConfig = ScaleoutConfig()
+    agentic: AgenticConfig = AgenticConfig()
 
     @model_validator(mode="after")
     def _tokenizer_known(self) -> "CurateConfig":

@@ -11,7 +11,8 @@ from __future__ import annotations
 import polars as pl
 
 _TIME = pl.Datetime("us", "UTC")
-JSON_COLUMNS = {"messages", "sampling_params", "perturbation", "details", "params", "definition"}  # strings here, JSON in DuckDB
+JSON_COLUMNS = {"messages", "sampling_params", "perturbation", "details", "params", "definition",
+                "task", "perturbations", "tools", "tool_calls"}  # strings here, JSON in DuckDB
 
 SAMPLE = {  # samples: one synthesized answer
     "sample_id": pl.String, "question_id": pl.String, "run_id": pl.String, "sample_index": pl.Int32,
@@ -64,6 +65,25 @@ CANDIDATE_LABEL = {  # candidate_labels: dirty or clean, by a user or a judge pr
 RULE_STATE = {  # rule_states: a rule switched on or off
     "rule": pl.String, "kind": pl.String, "enabled": pl.Boolean, "definition": pl.String,
     "source": pl.String, "changed_at": _TIME,
+}
+
+TRAJECTORY = {  # trajectories: one agentic rollout (schemas/agentic.py Trajectory)
+    "trajectory_id": pl.String, "task_id": pl.String, "task": pl.String, "question_id": pl.String,
+    "environment": pl.String, "seed": pl.Int64, "model": pl.String, "perturbations": pl.String, "tools": pl.String,
+    "outcome": pl.String, "final_answer": pl.String, "correct": pl.Boolean, "outcome_detail": pl.String,
+    "steps": pl.Int32, "prompt_tokens": pl.Int32, "completion_tokens": pl.Int32, "final_state_hash": pl.String,
+    "run_id": pl.String, "created_at": _TIME,
+}
+
+TRAJECTORY_MESSAGE = {  # trajectory_messages: one message of a trajectory
+    "trajectory_id": pl.String, "turn": pl.Int32, "role": pl.String, "content": pl.String, "reasoning": pl.String,
+    "tool_calls": pl.String, "tool_call_id": pl.String, "name": pl.String, "tool_status": pl.String,
+}
+
+TRAJECTORY_VERDICT = {  # trajectory_verdicts: the outcome check and the trace rules, per trajectory
+    "trajectory_id": pl.String, "stage": pl.String, "rule": pl.String, "rule_version": pl.Int32,
+    "passed": pl.Boolean, "score": pl.Float64, "reason": pl.String, "run_id": pl.String, "created_at": _TIME,
+    "config_hash": pl.String,
 }
 
 # What a rule may read: these columns of the sample, then its question's (name -> question column).

@@ -362,7 +362,8 @@ class _Proc:
 
 
 def _run(mode: _Mode, program: str, test_code: str, *, timeout_s: float, memory_mb: int, max_procs: int,
-         max_output_kb: int, file_size_mb: int, guard: bool, facts_out: dict | None = None) -> SandboxResult:
+         max_output_kb: int, file_size_mb: int, guard: bool, facts_out: dict | None = None,
+         streams_out: dict | None = None) -> SandboxResult:
     started = time.perf_counter()
     token = secrets.token_hex(16)
     cpu_s = math.ceil(timeout_s) + 1  # a backstop: the wall clock normally ends the job first
@@ -411,8 +412,11 @@ def _run(mode: _Mode, program: str, test_code: str, *, timeout_s: float, memory_
                 pass  # it died at once: supervision reports why
         for fd in (*to_tests, *to_program):  # only the two sandboxes hold the call pipes
             close(fd)
-        return _supervise(procs, token, started, timeout_s=timeout_s, cpu_s=cpu_s,
-                          max_output=max_output_kb * 1024, facts_out=facts_out)
+        result = _supervise(procs, token, started, timeout_s=timeout_s, cpu_s=cpu_s,
+                            max_output=max_output_kb * 1024, facts_out=facts_out)
+        if streams_out is not None:  # what the program printed (head and tail of each stream)
+            streams_out.update(stdout=procs[0].out.text(), stderr=procs[0].err.text())
+        return result
     except Exception as exc:  # a sandbox problem, never the program's fault
         return _result("error", f"sandbox error: {type(exc).__name__}: {exc}", started)
     finally:
@@ -569,6 +573,35 @@ def run_tests(program: str | None, test_code: str, *, timeout_s: float = 10, mem
         return _result("error", f"sandbox error: {type(exc).__name__}: {exc}", started)
     return _run(mode, program, test_code, timeout_s=timeout_s, memory_mb=memory_mb, max_procs=max_procs,
                 max_output_kb=max_output_kb, file_size_mb=file_size_mb, guard=guard)
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    """A program run for its output (run_program): the sandbox verdict and what it printed."""
+    result: SandboxResult
+    stdout: str
+    stderr: str
+
+
+def run_program(program: str, *, timeout_s: float = 10, memory_mb: int = 512, max_procs: int = 16,
+                max_output_kb: int = 256, file_size_mb: int = 16) -> ProgramRun:
+    """Run `program` alone in the same sandbox as run_tests and return its stdout and stderr (the
+    agentic Python executor, pipeline/agentic/envs/python_exec.py). The program runs as module
+    `solution`; output still in Python's buffers when the job is killed (a timeout) is lost, so a
+    caller that wants partial output sets line buffering itself. result.status is "passed" when
+    the program loaded, "failed" when it raised (detail: the error), or timeout / memory / killed.
+    Never raises."""
+    streams: dict = {}
+    started = time.perf_counter()
+    if not program.strip():
+        return ProgramRun(_result("no_code", "no program given", started), "", "")
+    try:
+        mode = _select_mode()
+    except Exception as exc:
+        return ProgramRun(_result("error", f"sandbox error: {type(exc).__name__}: {exc}", started), "", "")
+    result = _run(mode, program, "pass", timeout_s=timeout_s, memory_mb=memory_mb, max_procs=max_procs,
+                  max_output_kb=max_output_kb, file_size_mb=file_size_mb, guard=True, streams_out=streams)
+    return ProgramRun(result, streams.get("stdout", ""), streams.get("stderr", ""))
 
 
 def run_many(jobs: list[tuple[str | None, str]], *, workers: int = 2, **limits) -> list[SandboxResult]:

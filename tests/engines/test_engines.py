@@ -206,3 +206,44 @@ def test_http_unreachable_server_retries_then_raises():
         engine.chat([ChatRequest(ASK, Sampling(max_tokens=4))])
     # Two retries with exponential backoff (0.5 s, then 1 s, with jitter) take time.
     assert time.monotonic() - started >= 0.75
+
+
+def test_http_rollouts_run_tools_in_each_environment(vllm_server):
+    """The agentic driver on the HTTP turn engine: one rollout per environment, its first turn
+    starting with a written call (SmolLM2 seldom writes one), the call run, the turns' thinking kept."""
+    from pipeline.agentic.driver import THINK_PREFILL, RolloutJob, drive
+    from pipeline.agentic.envs import make
+    from pipeline.agentic.prompting import THINK_FIRST, PromptPlan
+    from pipeline.agentic.rollout import Rollout
+    from pipeline.agentic.tasks.db_questions import generate
+    from pipeline.agentic.tasks.pool_tasks import code_task, math_task
+    from pipeline.agentic.turn_engines import HttpTurnEngine
+
+    calls = {"shop_db@1": ("query", {"sql": "SELECT count(*) FROM products"}),
+             "calculator@1": ("evaluate", {"expression": "6*7"}),
+             "python_exec@1": ("run_python", {"code": "print(6*7)"})}
+    tasks = [generate(seed=9, n=1)[0], math_task("m", "What is 6 times 7?", "42"),
+             code_task("c", "Write a function f() that returns 42.", ["assert f() == 42"])]
+    engine = HttpTurnEngine(vllm_server, "smollm2", max_concurrency=3, timeout_s=120, max_retries=1,
+                            renders_tools=False)
+    jobs = []
+    for i, task in enumerate(tasks):
+        env = make(task.environment)
+        plan = PromptPlan.draw(i, env.tool_specs(task.tools), "system_prompt", ["hermes"])
+        name, arguments = calls[task.environment]
+        job = RolloutJob(Rollout(task, env, model="smollm2", seed=i, max_steps=1, system_prompt=THINK_FIRST,
+                                 recorded=plan.record()), plan)
+        job.first_prefill = (f"{THINK_PREFILL}I use the tool.\n</think>\n<tool_call>\n"
+                             f"{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>\n")
+        jobs.append(job)
+    try:
+        stats = drive(jobs, engine, Sampling(temperature=0.7, max_tokens=16, stop=("\n",)), max_in_flight=3)
+    finally:
+        engine.close()
+    assert stats.rollouts == 3 and stats.completion_tokens > 0
+    for job in jobs:
+        t = job.rollout.trajectory()
+        tool = next(m for m in t.messages if m.role == "tool")
+        # steps >= 1: the model may write another call after the given one
+        assert t.steps >= 1 and tool.tool_status == "ok" and t.messages[2].reasoning == "I use the tool."
+        assert t.environment == "shop_db@1" or "42" in tool.content

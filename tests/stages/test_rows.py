@@ -22,7 +22,10 @@ _DUCKDB = {pl.String: "VARCHAR", pl.Int32: "INTEGER", pl.Int64: "BIGINT", pl.Flo
                                           ("rule_configs", rows.RULE_CONFIG), ("bad_cases", rows.BAD_CASE),
                                           ("trace_candidates", rows.TRACE_CANDIDATE),
                                           ("candidate_labels", rows.CANDIDATE_LABEL),
-                                          ("rule_states", rows.RULE_STATE), ("preview_verdicts", rows.VERDICT)])
+                                          ("rule_states", rows.RULE_STATE), ("preview_verdicts", rows.VERDICT),
+                                          ("trajectories", rows.TRAJECTORY),
+                                          ("trajectory_messages", rows.TRAJECTORY_MESSAGE),
+                                          ("trajectory_verdicts", rows.TRAJECTORY_VERDICT)])
 def test_each_shape_is_its_table(tmp_path: Path, table: str, shape: dict):
     with Store(tmp_path / "r.duckdb") as store:
         columns = dict(store.con.execute("SELECT column_name, data_type FROM information_schema.columns "

@@ -1,0 +1,147 @@
+"""Many rollouts in flight on one engine: while one trajectory's tools run (in worker threads),
+the engine keeps generating for the others. No lockstep turns.
+
+    stats = drive(jobs, engine, sampling, on_done=store_it)   # jobs: RolloutJob(rollout, plan)
+
+The loop, on the caller's thread:
+  1. admit rollouts until `max_in_flight` are open; each open rollout is in exactly one place:
+     the engine (a turn being generated) or the tool pool (advance(): parse, run the calls);
+  2. rollouts whose tools are done go back to the engine at once (or finish: on_done);
+  3. one engine poll (one vLLM step): finished turns go to the tool pool;
+  4. when nothing is in the engine, wait for the first tool to finish.
+on_done runs on the caller's thread (store writes, verification that needs the main thread).
+
+Each turn's sampling seed is derived from the rollout's seed and the turn number, so a
+trajectory is reproducible whatever else was in the batch.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from pipeline.agentic.prompting import PromptPlan, turn_messages
+from pipeline.agentic.rollout import Rollout
+from pipeline.agentic.turn_engines import TurnRequest, TurnResult
+from pipeline.engines.base import Sampling
+from pipeline.hashing import seed_from
+
+log = logging.getLogger(__name__)
+THINK_PREFILL = "<think>\n"
+
+
+@dataclass
+class RolloutJob:
+    rollout: Rollout
+    plan: PromptPlan
+    first_prefill: str | None = None  # the first turn starts with it instead of think_prefill (a written call)
+    turns: int = 0
+    sent_prefill: str | None = None  # the prefill of the turn in the engine
+
+
+@dataclass
+class DriveStats:
+    rollouts: int = 0
+    turns: int = 0
+    completion_tokens: int = 0
+    prompt_tokens: int = 0
+    engine_polls: int = 0
+    polls_while_tools_ran: int = 0   # engine steps taken while some rollout's tools were running
+    tool_seconds: float = 0.0        # summed over rollouts (advance(): parsing and tool calls)
+    wall_seconds: float = 0.0
+    max_in_flight: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_counts(self) -> dict:
+        return {"rollouts": self.rollouts, "turns": self.turns, "completion_tokens": self.completion_tokens,
+                "prompt_tokens": self.prompt_tokens, "engine_polls": self.engine_polls,
+                "polls_while_tools_ran": self.polls_while_tools_ran, "tool_seconds": round(self.tool_seconds, 2),
+                "wall_seconds": round(self.wall_seconds, 2),
+                "output_tok_per_s": round(self.completion_tokens / self.wall_seconds, 1) if self.wall_seconds else 0}
+
+
+def drive(jobs: Iterable[RolloutJob], engine, sampling: Sampling, *, max_in_flight: int = 32, tool_workers: int = 4,
+          think_prefill: str | None = THINK_PREFILL, on_done: Callable[[Rollout], None] | None = None,
+          knows_reasoning: bool = False) -> DriveStats:
+    """Run every job's rollout to its end on `engine` (a turn engine: submit / poll / in_flight)."""
+    waiting = deque(jobs)
+    in_engine: dict[str, RolloutJob] = {}
+    in_tools: dict[cf.Future, RolloutJob] = {}
+    stats = DriveStats()
+    started = time.perf_counter()
+
+    def finish(job: RolloutJob) -> None:
+        stats.rollouts += 1
+        if on_done:
+            on_done(job.rollout)
+
+    def prefill_of(job: RolloutJob) -> str | None:
+        return job.first_prefill if job.first_prefill is not None and job.turns == 0 else think_prefill
+
+    def send(job: RolloutJob) -> None:
+        r = job.rollout
+        messages, tools = turn_messages(r, job.plan, knows_reasoning)
+        key = f"{r.trajectory_id}:{job.turns}"
+        turn_sampling = replace(sampling, seed=seed_from(r.seed, job.turns, "turn"))
+        try:
+            job.sent_prefill = prefill_of(job)
+            engine.submit(TurnRequest(key, messages, tools, job.sent_prefill, turn_sampling))
+        except Exception as exc:  # noqa: BLE001 - a request the engine refuses ends this rollout only
+            log.exception("engine refused a turn of %s", r.trajectory_id)
+            r.fail(f"engine refused the turn: {type(exc).__name__}: {exc}"[:300])
+            finish(job)
+            return
+        in_engine[key] = job
+
+    def take_turn(job: RolloutJob, result: TurnResult) -> float:
+        t0 = time.perf_counter()
+        r, prefill = job.rollout, job.sent_prefill or ""
+        if result.error and not result.text:
+            if result.finish_reason == "length":  # the context is full: the rollout ran out of room
+                r.prompt_tokens += result.prompt_tokens
+                r.out_of_room(result.error)
+            else:
+                r.fail(result.error)
+        else:
+            text = prefill + result.text if result.reasoning is None else result.text
+            r.advance(text, result.reasoning, result.prompt_tokens, result.completion_tokens, result.finish_reason)
+        return time.perf_counter() - t0
+
+    with cf.ThreadPoolExecutor(tool_workers, thread_name_prefix="rollout-tools") as pool:
+        while waiting or in_engine or in_tools:
+            while waiting and len(in_engine) + len(in_tools) < max_in_flight:
+                send(waiting.popleft())
+            stats.max_in_flight = max(stats.max_in_flight, len(in_engine) + len(in_tools))
+            for future in [f for f in in_tools if f.done()]:
+                job = in_tools.pop(future)
+                try:
+                    stats.tool_seconds += future.result()
+                except Exception as exc:  # noqa: BLE001 - a bug in one rollout must not stop the others
+                    log.exception("rollout %s failed in advance()", job.rollout.trajectory_id)
+                    stats.errors.append(f"{job.rollout.trajectory_id}: {type(exc).__name__}: {exc}")
+                    if not job.rollout.done:
+                        job.rollout.fail(f"rollout error: {type(exc).__name__}: {exc}"[:300])
+                if job.rollout.done:
+                    finish(job)
+                else:
+                    send(job)
+            if engine.in_flight():
+                tools_running = any(not f.done() for f in in_tools)
+                results = engine.poll()
+                stats.engine_polls += 1
+                stats.polls_while_tools_ran += tools_running
+                for result in results:
+                    job = in_engine.pop(result.key)
+                    job.turns += 1
+                    stats.turns += 1
+                    stats.completion_tokens += result.completion_tokens
+                    stats.prompt_tokens += result.prompt_tokens
+                    in_tools[pool.submit(take_turn, job, result)] = job
+            elif in_tools:
+                cf.wait(list(in_tools), return_when=cf.FIRST_COMPLETED)
+    stats.wall_seconds = time.perf_counter() - started
+    return stats
