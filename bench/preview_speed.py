@@ -4,6 +4,7 @@ text). Goals (issue: the misalignment loop): SQL <= 10 s and a cheap rule <= 2 m
 
     .venv/bin/python bench/preview_speed.py                    # 10^5 and 10^6
     .venv/bin/python bench/preview_speed.py --sizes 100000
+    .venv/bin/python bench/preview_speed.py --keep /tmp/preview-stores   # build once, reuse after
 
 Each size runs in its own process on a fresh DuckDB file, with the rows of bench/trace_speed.py
 (real GSM8K/MBPP text with shifted numbers, synthetic verdicts: ten rules, 3% failing each).
@@ -30,7 +31,7 @@ SQL_RULES = {
 }
 
 
-def run_size(n: int) -> dict:
+def run_size(n: int, keep: Path | None = None) -> dict:
     import random
 
     from bench.trace_speed import base_items, batch, peak_rss_mb
@@ -41,12 +42,19 @@ def run_size(n: int) -> dict:
 
     figures, config = {"samples": n}, load_run_config(None)
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "preview.duckdb"
-        with Store(db) as store:
-            items, rng = base_items(), random.Random(0)
-            for start in range(0, n, 50_000):
-                questions, samples, verdicts = batch(items, start, min(50_000, n - start), rng)
-                store.insert_many({"questions": questions, "samples": samples, "verdicts": verdicts})
+        db = (keep / f"preview-{n}.duckdb") if keep else Path(tmp) / "preview.duckdb"
+        if keep and db.exists():
+            with Store(db) as store:  # a kept store: previews start from nothing again
+                store.con.execute("DELETE FROM preview_verdicts")
+        else:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            t = time.perf_counter()
+            with Store(db) as store:
+                items, rng = base_items(), random.Random(0)
+                for start in range(0, n, 50_000):
+                    questions, samples, verdicts = batch(items, start, min(50_000, n - start), rng)
+                    store.insert_many({"questions": questions, "samples": samples, "verdicts": verdicts})
+            figures["store built s"] = round(time.perf_counter() - t, 1)
         for label, where in SQL_RULES.items():
             path = Path(tmp) / f"r{len(figures)}.yaml"
             path.write_text(f"name: r{len(figures)}\nversion: 1\ndescription: bench\nwhere: {json.dumps(where)}\n")
@@ -70,13 +78,15 @@ def run_size(n: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--keep", type=Path, help="keep the built stores in this folder and reuse them")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # run one size in this process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_size(args.one)))
+        print(json.dumps(run_size(args.one, args.keep)))
         return
     for n in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(n)], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, __file__, "--one", str(n), *(["--keep", str(args.keep)] if args.keep else [])],
+                             capture_output=True, text=True)
         if out.returncode:
             print(f"{n}: failed\n{out.stderr[-2000:]}")
             continue
