@@ -14,7 +14,7 @@ PIP := $(BIN)/pip --disable-pip-version-check
 
 .PHONY: setup browser run test test-slow test-fast clean
 
-setup: $(STAMP) browser
+setup: $(STAMP)
 
 $(STAMP): requirements/cpu.lock requirements/model.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,8 @@ $(STAMP): requirements/cpu.lock requirements/model.lock pyproject.toml
 	$(BIN)/curate models prepare
 	@touch $(STAMP)
 
-# Headless Chromium for the browser tests (tests/browser/): Debian's package, installed once when
-# missing (apt-get; sudo when not root). Playwright drives it; no browser is downloaded.
+# Headless Chromium for the browser tests (tests/browser/; `make test` only, not `make run`): Debian's
+# package, installed once when missing (apt-get; sudo when not root). Playwright drives it; no browser is downloaded.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser:
 	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser tests ..."; \
@@ -40,14 +40,14 @@ run: setup
 	$(BIN)/curate run $(if $(QUICK),--model smollm2-135m-instruct --limit 16)
 
 # Everything: the suite, then the slow fault-injection and Ray tests (CI runs this).
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q -m "not slow"
 	$(MAKE) --no-print-directory test-slow
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
-test-fast: setup
+test-fast: setup browser
 	$(BIN)/python -m pytest -q -m "not engine and not slow"
 
 clean:

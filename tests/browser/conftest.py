@@ -25,7 +25,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 def chromium_executable() -> str:
     path = os.environ.get("CURATE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
-        pytest.fail("no chromium on PATH: `make setup` installs Debian's chromium package "
+        pytest.fail("no chromium on PATH: `make test` (or `make browser`) installs Debian's chromium package "
                     "(apt-get install -y chromium), or set CURATE_CHROMIUM to a Chromium binary")
     return path
 
