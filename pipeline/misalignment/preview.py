@@ -234,6 +234,9 @@ def _export_shift(store: Store, config) -> dict:
                          SELECT * FROM _kept ANTI JOIN (SELECT sample_id FROM _previewed WHERE hit) USING (sample_id)""")
     out = {}
     for when, table in (("now", "_kept"), ("with_rule", "_kept_with_rule")):
+        if when == "with_rule" and store.scalar("SELECT count(*) FROM _kept_with_rule") == out["now"]["kept"]:
+            out[when] = out["now"]  # no hit is kept now: the same input, the same selection
+            continue
         rebalance_store(store, table, config.rebalance)
         out[when] = {"kept": store.scalar(f"SELECT count(*) FROM {table}"),
                      "selected_by_domain": dict(store.frame(
