@@ -65,3 +65,10 @@ def build(path: Path, n: int = 40) -> Path:
         run_filters(store, cheap_rules(), "run-0")
         run_verify(store, "run-0")
     return path
+
+
+def counts(db: Path) -> tuple[int, int, int]:
+    """(kept samples, verdicts, preview verdicts): what a preview must leave alone, and what it writes."""
+    with Store(db) as store:
+        return (store.scalar("SELECT count(*) FILTER (WHERE kept) FROM sample_status"),
+                store.scalar("SELECT count(*) FROM verdicts"), store.scalar("SELECT count(*) FROM preview_verdicts"))

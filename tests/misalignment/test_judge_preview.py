@@ -5,7 +5,6 @@ traced candidates and writes labels a user's label outranks."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,21 +19,10 @@ from pipeline.misalignment.trace import trace_case
 from pipeline.store import Store
 from schemas.bad_case import BadCase
 from schemas.chat import ChatBackend
-from tests.misalignment.loop_store import build
+from tests.misalignment.loop_store import counts
 
 pytestmark = pytest.mark.engine
 
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    return build(tmp_path_factory.mktemp("judge-loop") / "store.duckdb")
-
-
-@pytest.fixture()
-def db(built: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "store.duckdb"
-    shutil.copy(built, copy)
-    return copy
 
 
 class Counted(ChatBackend):
@@ -48,21 +36,16 @@ class Counted(ChatBackend):
         return self.engine.chat(requests, on_progress=on_progress)
 
 
-def _counts(db: Path) -> tuple[int, int, int]:
-    with Store(db) as store:
-        return (store.scalar("SELECT count(*) FILTER (WHERE kept) FROM sample_status"),
-                store.scalar("SELECT count(*) FROM verdicts"), store.scalar("SELECT count(*) FROM preview_verdicts"))
-
 
 def test_judge_rule_preview_writes_apart_and_judges_nothing_twice(db: Path, vllm_engine):
     config = load_run_config(None)
     rule = resolve("logical_completeness", config)
     assert rule.kind == "judge" and rule.judge is not None
-    before = _counts(db)
+    before = counts(db)
     engine = Counted(vllm_engine)
     report = preview(db, rule, config, limit=3, engine=engine)
     assert engine.requests >= 3
-    after = _counts(db)
+    after = counts(db)
     assert after[:2] == before[:2] and after[2] == before[2] + 3  # nothing that counts changed
     assert report.kind == "judge" and report.evaluated == 3 and report.config_hash
     assert {e["sample_id"] for e in report.examples} <= {"s000", "s001", "s002"}
@@ -76,7 +59,7 @@ def test_judge_rule_preview_writes_apart_and_judges_nothing_twice(db: Path, vllm
     again = preview(db, rule, config, limit=3, engine=engine)
     assert engine.requests == sent and again.evaluated == 3  # reused
     named = preview(db, rule, config, sample_ids=["s010"], engine=engine)
-    assert named.evaluated == 4 and _counts(db)[2] == before[2] + 4
+    assert named.evaluated == 4 and counts(db)[2] == before[2] + 4
 
 
 def test_prelabel_labels_a_cases_candidates_and_a_user_label_outranks_it(db: Path, vllm_engine):

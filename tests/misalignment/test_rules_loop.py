@@ -7,7 +7,6 @@ enabled SQL rule reaches the samples of later runs."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -23,21 +22,10 @@ from pipeline.stage import RunState, StageContext
 from pipeline.stages import sql_rules as sql_rules_stage
 from pipeline.store import Store
 from schemas.yaml_loading import ConfigError
-from tests.misalignment.loop_store import build
+from tests.misalignment.loop_store import counts
 
 runner = CliRunner()
 
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    return build(tmp_path_factory.mktemp("loop") / "store.duckdb")
-
-
-@pytest.fixture()
-def db(built: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "store.duckdb"
-    shutil.copy(built, copy)
-    return copy
 
 
 def _rule(tmp_path: Path, where: str, name: str = "short_or_looping", version: int = 1) -> Path:
@@ -45,11 +33,6 @@ def _rule(tmp_path: Path, where: str, name: str = "short_or_looping", version: i
     path.write_text(f"name: {name}\nversion: {version}\ndescription: test rule\nwhere: {json.dumps(where)}\n")
     return path
 
-
-def _counts(db: Path) -> tuple[int, int, int]:
-    with Store(db) as store:
-        return (store.scalar("SELECT count(*) FILTER (WHERE kept) FROM sample_status"),
-                store.scalar("SELECT count(*) FROM verdicts"), store.scalar("SELECT count(*) FROM preview_verdicts"))
 
 
 def cli(*args: str):
@@ -78,7 +61,7 @@ def test_bad_cases_from_a_file_all_or_nothing(db: Path, tmp_path: Path):
         assert store.scalar("SELECT source FROM bad_cases WHERE prompt = 'How many clips?'") == f"{cases}:1"
 
 
-def test_labels_are_rows_and_the_newest_counts(db: Path):
+def test_labels_are_rows_and_the_newestcounts(db: Path):
     assert cli("label", "s003", "s019", "--dirty", "--db", str(db))[0] == 0
     assert cli("label", "s019", "--clean", "--note", "on second look", "--db", str(db))[0] == 0
     code, output = cli("label", "nope", "--dirty", "--db", str(db))
@@ -95,9 +78,9 @@ def test_sql_rule_preview(db: Path, tmp_path: Path):
     cli("label", "s000", "--clean", "--db", str(db))
     rule = resolve(str(_rule(tmp_path, "reasoning_chars < 120 AND finish_reason = 'length' OR sample_id IN ('s003', 's000')")),
                    load_run_config(None))
-    before = _counts(db)
+    before = counts(db)
     report = preview(db, rule, load_run_config(None))
-    after = _counts(db)
+    after = counts(db)
     assert after[:2] == before[:2] and after[2] == before[2] + 3  # only preview_verdicts grew: the matches
     assert report.evaluated == 40 and report.hits == 3  # s000, s003, s015 (truncated)
     assert report.labels == {"dirty": 3, "clean": 1, "true_positives": 2, "false_positives": 1,
@@ -107,7 +90,7 @@ def test_sql_rule_preview(db: Path, tmp_path: Path):
     assert report.export_shift["now"]["kept"] == 34 and report.export_shift["with_rule"]["kept"] == 33
     assert {e["sample_id"] for e in report.examples} == {"s000", "s003", "s015"}
     again = preview(db, rule, load_run_config(None))  # re-read: the matches replace the stored ones
-    assert _counts(db)[2] == after[2] and again.hits == report.hits
+    assert counts(db)[2] == after[2] and again.hits == report.hits
 
 
 def test_near_misses_meet_every_condition_but_one(db: Path, tmp_path: Path):
@@ -141,14 +124,14 @@ def test_a_clause_reading_files_or_escaping_its_where_is_refused(tmp_path: Path)
 def test_enable_counts_disable_keeps_the_verdicts(db: Path, tmp_path: Path):
     config = load_run_config(None)
     rule = resolve(str(_rule(tmp_path, "sample_id IN ('s000', 's001', 's003')")), config)
-    kept, verdicts, _ = _counts(db)
+    kept, verdicts, _ = counts(db)
     assert enable(db, rule, "enable-1") == 40
-    assert _counts(db)[:2] == (kept - 2, verdicts + 40)  # s003 was out already
+    assert counts(db)[:2] == (kept - 2, verdicts + 40)  # s003 was out already
     assert enable(db, rule, "enable-2") == 0  # nothing recomputed
     disable(db, rule)
-    assert _counts(db)[:2] == (kept, verdicts + 40)  # it stops counting; nothing deleted
+    assert counts(db)[:2] == (kept, verdicts + 40)  # it stops counting; nothing deleted
     code, output = cli("rules", "enable", str(tmp_path / "short_or_looping.yaml"), "--db", str(db))
-    assert code == 0 and "0 verdicts written" in output and _counts(db)[0] == kept - 2
+    assert code == 0 and "0 verdicts written" in output and counts(db)[0] == kept - 2
 
 
 def test_an_enabled_sql_rule_reaches_later_samples(db: Path, tmp_path: Path):
