@@ -9,7 +9,10 @@ text). Goals (issue: the misalignment loop): SQL <= 10 s and a cheap rule <= 2 m
 Each size runs in its own process on a fresh DuckDB file, with the rows of bench/trace_speed.py
 (real GSM8K/MBPP text with shifted numbers, synthetic verdicts: ten rules, 3% failing each).
 A preview's time includes writing its preview_verdicts and the whole report (groups, labels,
-overlap, the export rerun); the second preview of the same rule reuses the stored rows.
+overlap, the export rerun); the second preview of the same rule reuses the stored rows. The first
+preview on a store also builds the baseline every preview compares against (the kept samples and
+the export as they stand: pipeline/misalignment/preview_baseline.py); later previews, of any rule,
+read it back while the store is unchanged.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ def run_size(n: int, keep: Path | None = None) -> dict:
         if keep and db.exists():
             with Store(db) as store:  # a kept store: previews start from nothing again
                 store.con.execute("DELETE FROM preview_verdicts")
+                store.con.execute("DELETE FROM meta WHERE key = 'preview_baseline'")
         else:
             db.parent.mkdir(parents=True, exist_ok=True)
             t = time.perf_counter()

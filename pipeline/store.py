@@ -370,6 +370,15 @@ CREATE TABLE IF NOT EXISTS candidate_labels (
 
 -- Verdicts of a rule being previewed: the verdicts shape, in a table nothing else reads.
 """ + VERDICTS_TABLE.format(name="preview_verdicts") + """
+-- The kept samples and the rules failing each sample now, as every preview compares against
+-- (pipeline/misalignment/preview_baseline.py):
+-- a cache, refilled when the store's fingerprint (kept in meta) changes; nothing else reads it.
+CREATE TABLE IF NOT EXISTS preview_kept (
+    sample_id VARCHAR, question_id VARCHAR, domain VARCHAR, requested_format VARCHAR,
+    difficulty DOUBLE, pass_difficulty DOUBLE
+);
+CREATE TABLE IF NOT EXISTS preview_failing (sample_id VARCHAR, rule VARCHAR);
+
 -- Rules switched on or off by `curate rules enable/disable`. A rule with no row counts (every
 -- built-in rule); a disabled rule's verdicts stay stored and stop counting.
 CREATE TABLE IF NOT EXISTS rule_states (

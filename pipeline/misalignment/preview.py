@@ -22,9 +22,9 @@ import polars as pl
 from pipeline.misalignment import sql_rules
 from pipeline.misalignment.labels import LABEL_PER_SAMPLE
 from pipeline.misalignment.loop_rules import LoopRule
+from pipeline.misalignment.preview_baseline import baseline, selection_figures
 from pipeline.progress import NoProgress, Progress
-from pipeline.stages.export import KEPT_FOR_EXPORT
-from pipeline.store import Store, failing_now_sql, now
+from pipeline.store import Store, now
 from pipeline.verdicts import SAMPLE_VIEW, verdict_frame
 
 PREVIEW_RUN = "preview"
@@ -76,7 +76,7 @@ def preview(db: str | Path, rule: LoopRule, config, *, limit: int | None = None,
         return _report(store, rule, config, near)
 
 
-def _evaluate(store: Store, rule: LoopRule, hits: set[str] | None, limit: int | None, progress: Progress) -> None:
+def _evaluate(store: Store, rule: LoopRule, hits: pl.Series | None, limit: int | None, progress: Progress) -> None:
     # The first `limit` samples (id order), those of them not previewed yet under this hash.
     first = "SELECT sample_id FROM samples ORDER BY sample_id" + (f" LIMIT {int(limit)}" if limit else "")
     due = f"""SELECT sample_id FROM ({first}) s WHERE NOT EXISTS (
@@ -101,11 +101,11 @@ def _evaluate(store: Store, rule: LoopRule, hits: set[str] | None, limit: int | 
         progress.done()
 
 
-def _evaluate_sql(store: Store, rule: LoopRule, hits: set[str]) -> None:
+def _evaluate_sql(store: Store, rule: LoopRule, hits: pl.Series) -> None:
     """A SQL rule is one query over every sample, re-read each preview (the store may have grown),
     so its preview keeps only its matches (every other sample passed): at 10^6 samples, one
     INSERT of the hits instead of 10^6 rows through Python."""
-    store.con.register("_hits", pl.DataFrame({"sample_id": sorted(hits)}, schema={"sample_id": pl.String}).to_arrow())
+    store.con.register("_hits", hits.to_frame("sample_id").to_arrow())
     try:
         stored = "(SELECT sample_id FROM preview_verdicts WHERE rule = $rule AND config_hash = $hash)"
         key = {"rule": rule.name, "hash": rule.config_hash}
@@ -129,8 +129,9 @@ def _evaluate_sql(store: Store, rule: LoopRule, hits: set[str]) -> None:
 # The previewed samples with their hit flag, joined to what the report groups by: a Python or
 # judge rule's preview verdicts (the samples evaluated so far), or every sample for a SQL rule
 # (whose preview stores its matches alone).
-_COLUMNS = """f.domain, f.source, f.model, f.requested_format, f.completion_tokens, f.question_id,
-              left(f.answer, 160) AS answer_start"""
+_COLUMNS = "f.domain, f.source, f.model, f.requested_format, f.completion_tokens, f.question_id"
+# The start of the answer, for the rows shown (reading every answer would cost seconds at 10^6).
+_ANSWER_START = "(SELECT left(answer, 160) FROM samples a WHERE a.sample_id = p.sample_id) AS answer_start"
 _PREVIEWED = f"""
 CREATE OR REPLACE TEMP TABLE _previewed AS
 SELECT p.sample_id, NOT p.passed AS hit, p.reason, {_COLUMNS}
@@ -157,14 +158,13 @@ def _report(store: Store, rule: LoopRule, config, near: dict[str, str]) -> Previ
             FROM _previewed GROUP BY ALL ORDER BY hits DESC, samples DESC, value""").to_dicts()
     report.labels = _against_labels(store)
     report.cases = _against_cases(store, rule)
-    report.examples = store.frame(f"""SELECT sample_id, domain, requested_format, reason, answer_start
-                                      FROM _previewed WHERE hit ORDER BY sample_id LIMIT {_SHOWN}""").to_dicts()
+    report.examples = store.frame(f"""SELECT sample_id, domain, requested_format, reason, {_ANSWER_START}
+                                      FROM _previewed p WHERE hit ORDER BY sample_id LIMIT {_SHOWN}""").to_dicts()
     report.near_misses = _near_misses(store, near)
-    store.con.execute(KEPT_FOR_EXPORT)  # -> _kept, read by the overlap and the export shift
+    now = baseline(store, config.rebalance)  # -> preview_kept / preview_failing: the overlap, the shift
     report.overlap = _overlap(store, rule)
-    report.export_shift = _export_shift(store, config)
-    for table in ("_previewed", "_kept"):
-        store.con.execute(f"DROP TABLE IF EXISTS {table}")
+    report.export_shift = _export_shift(store, config, now)
+    store.con.execute("DROP TABLE IF EXISTS _previewed")
     return report
 
 
@@ -204,58 +204,43 @@ def _against_cases(store: Store, rule: LoopRule) -> dict:
 
 
 def _overlap(store: Store, rule: LoopRule) -> dict:
-    """Of the hits: which rules that count now already drop them (their own verdicts, their
-    question's, judging still owed: sample_status's reasons, for the hits alone), and what only
-    this rule removes (the hits kept now). Needs `_kept` (_export_shift's first step)."""
+    """Of the hits: which rules that count now already drop them (preview_failing: their own
+    verdicts, their question's, judging still owed, as sample_status says), and what only this
+    rule removes (the hits kept now: in preview_kept)."""
     store.con.execute("""CREATE OR REPLACE TEMP TABLE _hit_ids AS
-                         SELECT sample_id, question_id, completion_tokens FROM _previewed WHERE hit""")
-    already = store.frame(f"""
-        WITH failing AS (
-            SELECT sample_id, rule AS r FROM ({failing_now_sql('_hit_ids')})
-            UNION ALL
-            SELECT h.sample_id, q.rule FROM _hit_ids h JOIN latest_question_verdicts q USING (question_id)
-            WHERE NOT q.passed
-            UNION ALL
-            SELECT DISTINCT j.sample_id, j.rule || ' (pending)' FROM judge_pending j SEMI JOIN _hit_ids USING (sample_id))
-        SELECT r AS rule, count(DISTINCT sample_id) AS hits_already_failing FROM failing WHERE r <> ?
-        GROUP BY r ORDER BY 2 DESC, 1 LIMIT 10""", [rule.name]).to_dicts()
+                         SELECT sample_id, completion_tokens FROM _previewed WHERE hit""")
+    already = store.frame("""
+        SELECT rule, count(DISTINCT sample_id) AS hits_already_failing
+        FROM preview_failing SEMI JOIN _hit_ids USING (sample_id) WHERE rule <> ?
+        GROUP BY rule ORDER BY 2 DESC, 1 LIMIT 10""", [rule.name]).to_dicts()
     unique, tokens = store.frame("""SELECT count(*), coalesce(sum(completion_tokens), 0)
-                                    FROM _hit_ids SEMI JOIN _kept USING (sample_id)""").row(0)
+                                    FROM _hit_ids SEMI JOIN preview_kept USING (sample_id)""").row(0)
     store.con.execute("DROP TABLE _hit_ids")
     return {"already_dropped_by": already, "only_this_rule_removes": unique, "tokens_removed": int(tokens)}
 
 
-def _export_shift(store: Store, config) -> dict:
-    """The next export's mix and mean difficulty, as it stands and without this rule's hits
-    (`_kept`: the export stage's kept samples, made by _report)."""
-    from pipeline.export.rebalance import rebalance_store
-
-    store.con.execute("""CREATE OR REPLACE TEMP TABLE _kept_with_rule AS
-                         SELECT * FROM _kept ANTI JOIN (SELECT sample_id FROM _previewed WHERE hit) USING (sample_id)""")
-    out = {}
-    for when, table in (("now", "_kept"), ("with_rule", "_kept_with_rule")):
-        if when == "with_rule" and store.scalar("SELECT count(*) FROM _kept_with_rule") == out["now"]["kept"]:
-            out[when] = out["now"]  # no hit is kept now: the same input, the same selection
-            continue
-        rebalance_store(store, table, config.rebalance)
-        out[when] = {"kept": store.scalar(f"SELECT count(*) FROM {table}"),
-                     "selected_by_domain": dict(store.frame(
-                         "SELECT domain, count(*) FROM _chosen GROUP BY domain ORDER BY domain").rows()),
-                     "mean_difficulty": store.scalar("SELECT round(avg(difficulty), 4) FROM _chosen")}
-    for table in ("_chosen", "_kept_with_rule"):
-        store.con.execute(f"DROP TABLE IF EXISTS {table}")
-    return out
+def _export_shift(store: Store, config, now: dict) -> dict:
+    """The next export's mix and mean difficulty, as it stands (`now`, the baseline's) and
+    without this rule's hits (the rebalance rerun on preview_kept less the hits)."""
+    store.con.execute("""CREATE OR REPLACE TEMP TABLE _kept_with_rule AS SELECT * FROM preview_kept
+                         ANTI JOIN (SELECT sample_id FROM _previewed WHERE hit) USING (sample_id)""")
+    try:
+        if store.scalar("SELECT count(*) FROM _kept_with_rule") == now["kept"]:
+            return {"now": now, "with_rule": now}  # no hit is kept now: the same input, the same selection
+        return {"now": now, "with_rule": selection_figures(store, "_kept_with_rule", config.rebalance)}
+    finally:
+        store.con.execute("DROP TABLE IF EXISTS _kept_with_rule")
 
 
 def _near_misses(store: Store, near: dict[str, str]) -> list[dict]:
     """SQL rules: all conditions but one. Otherwise: samples labelled dirty the rule misses."""
     if near:
         frame = pl.DataFrame({"sample_id": list(near), "fails_only": list(near.values())})
-        return store.frame("""SELECT n.sample_id, p.domain, p.requested_format, n.fails_only, p.answer_start
-                              FROM _near n JOIN _previewed p USING (sample_id) ORDER BY n.sample_id""",
+        return store.frame(f"""SELECT n.sample_id, p.domain, p.requested_format, n.fails_only, {_ANSWER_START}
+                               FROM _near n JOIN _previewed p USING (sample_id) ORDER BY n.sample_id""",
                            _near=frame).to_dicts()
     return store.frame(f"""WITH l AS ({LABEL_PER_SAMPLE})
                            SELECT p.sample_id, p.domain, p.requested_format, 'labelled dirty, not hit' AS fails_only,
-                                  p.answer_start
+                                  {_ANSWER_START}
                            FROM _previewed p JOIN l USING (sample_id) WHERE l.label = 'dirty' AND NOT p.hit
                            ORDER BY p.sample_id LIMIT {_SHOWN}""").to_dicts()
