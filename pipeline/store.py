@@ -545,31 +545,46 @@ JOIN questions q USING (question_id)
 LEFT JOIN v USING (sample_id)
 GROUP BY s.sample_id, s.question_id, q.domain;
 
--- The verdict features a SQL rule's `where:` may name: the rules failing now, the judge scores
--- that count, kept by the sample's own verdicts, the combined difficulty. Built from the failing
--- pairs and the judge verdicts alone (failing_now_sql), not by ranking every verdict.
-CREATE OR REPLACE VIEW sample_verdict_features AS
-WITH failing AS (
-    SELECT sample_id, list(rule ORDER BY rule) AS failed_rules FROM (""" + failing_now_sql() + """) GROUP BY sample_id
-), judged AS (
+-- The verdict features a SQL rule's `where:` may name, one view each over every sample, so a
+-- clause joins only the ones it names (pipeline/misalignment/sql_rules.py source()): the rules
+-- failing now, the judge scores that count, kept by the sample's own verdicts, the combined
+-- difficulty. Built from the failing pairs and the judge verdicts alone (failing_now_sql), not by
+-- ranking every verdict. sample_verdict_features: all four side by side.
+CREATE OR REPLACE VIEW sample_failing_now AS
+SELECT sample_id, list(rule ORDER BY rule) AS failed_rules FROM (""" + failing_now_sql() + """) GROUP BY sample_id;
+
+CREATE OR REPLACE VIEW sample_failed_rules AS
+SELECT s.sample_id, coalesce(f.failed_rules, []) AS failed_rules
+FROM samples s LEFT JOIN sample_failing_now f USING (sample_id);
+
+CREATE OR REPLACE VIEW sample_judge_scores AS
+WITH judged AS (
     SELECT sample_id, map_from_entries(list({'k': rule, 'v': score})) AS judge_scores FROM (
         SELECT v.sample_id, v.rule, v.score FROM verdicts v LEFT JOIN rule_configs c ON c.rule = v.rule
         WHERE v.stage = 'judge' AND v.rule NOT IN (SELECT rule FROM rule_states WHERE NOT enabled)
         QUALIFY row_number() OVER (PARTITION BY v.sample_id, v.rule ORDER BY """ + LATEST_ORDER + """) = 1)
     GROUP BY sample_id
 )
+SELECT s.sample_id, coalesce(j.judge_scores, map_from_entries([]::STRUCT(k VARCHAR, v DOUBLE)[])) AS judge_scores
+FROM samples s LEFT JOIN judged j USING (sample_id);
+
+CREATE OR REPLACE VIEW sample_kept_by_verdicts AS
 SELECT s.sample_id,
-       coalesce(f.failed_rules, []) AS failed_rules,
-       coalesce(j.judge_scores, map_from_entries([]::STRUCT(k VARCHAR, v DOUBLE)[])) AS judge_scores,
-       f.sample_id IS NULL AND s.sample_id IN (
-           SELECT sample_id FROM verdicts WHERE rule NOT IN (SELECT rule FROM rule_states WHERE NOT enabled)) AS kept,
-       d.score AS difficulty
+       s.sample_id NOT IN (SELECT sample_id FROM sample_failing_now) AND s.sample_id IN (
+           SELECT sample_id FROM verdicts WHERE rule NOT IN (SELECT rule FROM rule_states WHERE NOT enabled)) AS kept
+FROM samples s;
+
+CREATE OR REPLACE VIEW sample_difficulty AS
+SELECT s.sample_id, d.score AS difficulty
 FROM samples s
-LEFT JOIN failing f USING (sample_id)
-LEFT JOIN judged j USING (sample_id)
 LEFT JOIN (SELECT question_id, score FROM question_difficulty WHERE method = 'combined'
            QUALIFY row_number() OVER (PARTITION BY question_id ORDER BY version DESC, created_at DESC) = 1) d
        ON d.question_id = s.question_id;
+
+CREATE OR REPLACE VIEW sample_verdict_features AS
+SELECT sample_id, f.failed_rules, j.judge_scores, k.kept, d.difficulty
+FROM sample_failed_rules f JOIN sample_judge_scores j USING (sample_id)
+JOIN sample_kept_by_verdicts k USING (sample_id) JOIN sample_difficulty d USING (sample_id);
 
 -- The kept samples alone (what rebalance and the style metrics read): sample_status.kept as
 -- semi/anti joins, without its list aggregation over every verdict, so DuckDB runs it within a
