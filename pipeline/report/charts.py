@@ -164,7 +164,8 @@ def _agentic_rule_failures(df: pl.DataFrame) -> alt.TopLevelMixin:
     base = alt.Chart(df).encode(
         y=alt.Y("rule:N", title=None, sort=alt.EncodingSortField("stage")),
         tooltip=["stage", "rule", "checked", "failed", alt.Tooltip("fail_rate:Q", format=".0%")])
-    bars = base.mark_bar().encode(x=alt.X("failed:Q", title="failed verdicts"), color=alt.Color("stage:N"))
+    bars = base.mark_bar().encode(x=alt.X("failed:Q", title="failed verdicts"),
+                                  color=alt.Color("stage:N", legend=alt.Legend(orient="bottom")))
     text = base.transform_calculate(label="datum.failed + ' of ' + datum.checked").mark_text(
         align="left", dx=3).encode(x="failed:Q", text="label:N")
     return alt.layer(bars, text).properties(width=WIDTH // 2, height=alt.Step(18))
@@ -179,7 +180,8 @@ def _agentic_perturbation_alarm(df: pl.DataFrame) -> alt.TopLevelMixin:
                  "alarm"])
     bars = base.mark_bar().encode(
         x=alt.X("dominant_share:Q", title="share of the dominant value", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("alarm:N", title="alarm", scale=alt.Scale(domain=[False, True], range=["#4c78a8", "#e45756"])))
+        color=alt.Color("alarm:N", title="alarm", scale=alt.Scale(domain=[False, True], range=["#4c78a8", "#e45756"]),
+                        legend=alt.Legend(orient="bottom")))
     limit = base.mark_tick(color="black", thickness=2).encode(x="alarm_threshold:Q")
     text = base.transform_calculate(
         label="datum.n_values + ' values' + (datum.covered === false ? ', never drew ' + datum.missing : '')"
@@ -190,7 +192,8 @@ def _agentic_perturbation_alarm(df: pl.DataFrame) -> alt.TopLevelMixin:
 def _agentic_perturbation_values(df: pl.DataFrame) -> alt.TopLevelMixin:
     return alt.Chart(df).mark_bar().encode(
         y=alt.Y("value:N", title=None, axis=alt.Axis(labelLimit=300)), x=alt.X("n:Q", title="trajectories"),
-        color=alt.Color("configured:N", title="configured"),
+        color=alt.Color("configured:N", title="configured",
+                        legend=alt.Legend(orient="bottom")),
         row=alt.Row("axis:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
         tooltip=["axis", "value", "n", alt.Tooltip("share:Q", format=".0%"), "configured",
                  alt.Tooltip("expected_share:Q", format=".0%")],
