@@ -189,3 +189,32 @@ def test_the_judge_stage_judges_stored_trajectories_on_the_small_engine(vllm_eng
             assert 1 <= v["score"] <= 5 and v["passed"] == (v["score"] >= RULE.threshold)
     again = judge.run(StageContext(store, run)).counts["step_reasoning"]
     assert again["eligible"] == again["judged"] == 0
+
+
+@pytest.mark.engine
+@pytest.mark.timeout(900)
+def test_the_cli_tries_and_backfills_the_rule_on_stored_trajectories(vllm_engine, prefect_server, store: Store,
+                                                                     tmp_path: Path):
+    import duckdb
+    import yaml
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    runner = CliRunner()
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"engine": {"kind": "vllm", "model": SMALL_MODEL}}))
+    db, ids = store.path, store.ids
+    store.close()
+    tried = runner.invoke(app, ["judges", "test", "step_reasoning", "--sample", ids[0][:10], "--config", str(config),
+                                "--db", str(db)], catch_exceptions=False)
+    assert tried.exit_code == 0, tried.output
+    assert f"{OPEN}step 2" in tried.stdout and "step_reasoning v1: score" in tried.stdout
+    args = ["judges", "backfill", "step_reasoning", "--config", str(config), "--db", str(db)]
+    first = runner.invoke(app, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert "judged 2," in first.output and "FROM trajectory_verdicts" in first.output
+    again = runner.invoke(app, args, catch_exceptions=False)
+    assert again.exit_code == 0 and "judged 0, kept 0, dropped 0" in again.output
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.sql("SELECT count(*) FROM trajectory_verdicts WHERE stage = 'judge'").fetchall() == [(2,)]
