@@ -232,22 +232,27 @@ def add(name: str = typer.Argument(..., help="Rule name: lowercase letters, digi
 @app.command("test")
 @_guard
 def try_rule(rule_name: str = typer.Argument(..., metavar="RULE"),
-              sample: str = typer.Option(..., "--sample", "-s", help="Sample id (or a unique prefix) from --db."),
+              sample: str = typer.Option(..., "--sample", "-s", help="Sample id (or a unique prefix) from --db; "
+                                         "for a trajectory rule, a trajectory id."),
               config: Optional[Path] = ConfigOpt, rules_dir: Optional[Path] = RulesDirOpt, db: Path = DbOpt) -> None:
     """Render the rule's prompt for one stored sample, run it, show the parsed verdict (nothing is stored)."""
     from judges.render import render_messages
     from judges.run import applies, judge_samples
+    from pipeline.agentic.judge import JUDGE_INPUT
     from pipeline.verdicts import SAMPLE_VIEW
     from pipeline.store import Store
 
     cfg, folder = _context(config, rules_dir)
     rule = _rule(rule_name, folder)
+    # A trajectory rule (target: trajectory) is tried on a stored trajectory: --sample is its id.
+    view, key, what = ((JUDGE_INPUT, "trajectory_id", "trajectory") if rule.target == "trajectory"
+                       else (SAMPLE_VIEW, "sample_id", "sample"))
     with Store(db, read_only=True) as store:
-        rows = store.frame(f"SELECT * FROM ({SAMPLE_VIEW}) x WHERE starts_with(sample_id, ?) LIMIT 2", [sample]).to_dicts()
+        rows = store.frame(f"SELECT * FROM ({view}) x WHERE starts_with({key}, ?) LIMIT 2", [sample]).to_dicts()
     if len(rows) != 1:
-        _fail(f"{'no' if not rows else 'more than one'} sample in {db} has an id starting with {sample!r}")
+        _fail(f"{'no' if not rows else 'more than one'} {what} in {db} has an id starting with {sample!r}")
     row = rows[0]
-    if not applies(rule, row):
+    if rule.target != "trajectory" and not applies(rule, row):
         console.print(f"[yellow]note:[/yellow] {rule.name} would not judge this sample in a run "
                       f"(applies_to: domain {row['domain']}, format {row['requested_format']})")
     for message in render_messages(rule, row):
@@ -313,7 +318,8 @@ def backfill(rule_name: str = typer.Argument(..., metavar="RULE"),
              limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Judge at most N samples."),
              token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Stop after this many prompt+completion tokens."),
              config: Optional[Path] = ConfigOpt, rules_dir: Optional[Path] = RulesDirOpt, db: Path = DbOpt) -> None:
-    """Judge the stored samples that have no verdict from RULE at its version (Prefect flow judge-backfill)."""
+    """Judge the stored samples (trajectories, for a trajectory rule) that have no verdict from RULE at its
+    version (Prefect flow judge-backfill)."""
     from pipeline.runtime_env import apply_defaults
 
     apply_defaults()
@@ -340,7 +346,11 @@ def backfill(rule_name: str = typer.Argument(..., metavar="RULE"),
     console.print(f"backfill {name} v{j['version']} (run {counts['run_id']}): judged {j['judged']}, "
                   f"kept {j['kept']}, dropped {j['judged'] - j['kept']} (judge errors among them: {j['errors']}), "
                   f"tokens {j['prompt_tokens']}+{j['completion_tokens']}")
+    trajectories = _rule(name, folder).target == "trajectory"  # judged into trajectory_verdicts
     if j["skipped_budget"]:
-        console.print(f"  {j['skipped_budget']} left by the token budget: SELECT * FROM judge_pending")
-    console.print(f'  dropped samples: curate query --db {db} "SELECT sample_id, score, reason FROM verdicts '
+        console.print(f"  {j['skipped_budget']} left by the token budget: "
+                      + ("a later backfill judges them" if trajectories else "SELECT * FROM judge_pending"))
+    table, key, what = (("trajectory_verdicts", "trajectory_id", "trajectories") if trajectories
+                        else ("verdicts", "sample_id", "samples"))
+    console.print(f'  dropped {what}: curate query --db {db} "SELECT {key}, score, reason FROM {table} '
                   f"WHERE rule = '{name}' AND rule_version = {j['version']} AND NOT passed\"")

@@ -38,7 +38,8 @@ def load_rule(name_or_path: str, extra_dir: str | Path | None = None) -> JudgeRu
     path = rule_path(name_or_path, extra_dir)
     from judges.render import template_errors
 
-    rule = load_yaml_model(path, JudgeRule, checks=lambda r: [(("prompt",), e) for e in template_errors(r.prompt)])
+    rule = load_yaml_model(path, JudgeRule,
+                           checks=lambda r: [(("prompt",), e) for e in template_errors(r.prompt, r.target)])
     if rule.name != path.stem:
         raise ConfigError(f"{path}:1: field 'name': rule name {rule.name!r} must match the file name {path.stem!r}")
     return rule

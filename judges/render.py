@@ -23,6 +23,13 @@ OPEN, CLOSE = "<<<BEGIN ", "<<<END "
 _env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 VARIABLES = ("question", "reasoning", "answer", "reference", "requested_format", "format_instruction", "domain",
              "open", "close")  # what a rule's prompt may use
+# What a trajectory rule's prompt may use: the task, its steps (judges/trajectory.py, already
+# delimited per step), the final answer, the reference, the task's domain and the environment.
+TRAJECTORY_VARIABLES = ("question", "steps", "answer", "reference", "domain", "environment", "open", "close")
+
+
+def variables(target: str = "sample") -> tuple[str, ...]:
+    return TRAJECTORY_VARIABLES if target == "trajectory" else VARIABLES
 
 
 # Chat-template markers a tokenizer turns into special tokens even inside message text: with
@@ -87,18 +94,20 @@ def rubric(rule: JudgeRule) -> str:
     )
 
 
-def template_errors(prompt: str) -> list[str]:
+def template_errors(prompt: str, target: str = "sample") -> list[str]:
     """Why a rule's prompt cannot render (empty: it can): Jinja syntax, a variable it does not
-    get, or anything the sandbox refuses; found when the rule is loaded, not when judging."""
+    get (those of its target), or anything the sandbox refuses; found when the rule is loaded,
+    not when judging."""
+    names = variables(target)
     try:
         used = jinja2.meta.find_undeclared_variables(_env.parse(prompt))  # compiles: unknown filters too
     except jinja2.TemplateSyntaxError as exc:
         return [f"Jinja syntax error on line {exc.lineno} of the prompt: {exc.message}"]
-    unknown = used - set(VARIABLES) - set(_env.globals)
+    unknown = used - set(names) - set(_env.globals)
     if unknown:
-        return [f"the prompt uses {sorted(unknown)}, which rules do not get; they get {list(VARIABLES)}"]
+        return [f"the prompt uses {sorted(unknown)}, which {target} rules do not get; they get {list(names)}"]
     try:
-        _env.from_string(prompt).render({name: "x" for name in VARIABLES})
+        _env.from_string(prompt).render({name: "x" for name in names})
     except jinja2.TemplateError as exc:  # SecurityError, UndefinedError, TypeError inside filters ...
         return [f"the prompt does not render: {type(exc).__name__}: {exc}"]
     except Exception as exc:  # noqa: BLE001 - a filter raising on a string: still the rule file's fault
@@ -107,6 +116,11 @@ def template_errors(prompt: str) -> list[str]:
 
 
 def render_messages(rule: JudgeRule, sample: dict) -> list[dict]:
+    """The judge's system (rubric) and user messages for a sample, or for a trajectory row
+    (pipeline/agentic/judge.py JUDGE_INPUT) when the rule's target is trajectory."""
+    if rule.target == "trajectory":
+        return [{"role": "system", "content": rubric(rule)},
+                {"role": "user", "content": _trajectory_user(rule, sample)}]
     user = _env.from_string(rule.prompt).render(
         question=neutralize(sample.get("question_text")),
         reasoning=neutralize(sample.get("reasoning")),
@@ -118,3 +132,16 @@ def render_messages(rule: JudgeRule, sample: dict) -> list[dict]:
         open=OPEN, close=CLOSE,
     )
     return [{"role": "system", "content": rubric(rule)}, {"role": "user", "content": user}]
+
+
+def _trajectory_user(rule: JudgeRule, row: dict) -> str:
+    from judges.trajectory import ANSWER_CHARS, clip, render_steps
+
+    return _env.from_string(rule.prompt).render(
+        question=neutralize(row.get("question_text")),
+        steps=render_steps(row.get("messages"), OPEN, CLOSE, neutralize),
+        answer=neutralize(clip(row.get("final_answer"), ANSWER_CHARS)),
+        reference=neutralize(row.get("reference_answer")),
+        domain=row.get("domain"), environment=row.get("environment"),
+        open=OPEN, close=CLOSE,
+    )

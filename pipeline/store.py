@@ -29,6 +29,8 @@ MIGRATIONS = [
     "ALTER TABLE IF EXISTS question_domains ADD COLUMN IF NOT EXISTS adopted BOOLEAN",
     "ALTER TABLE IF EXISTS judge_evals ADD COLUMN IF NOT EXISTS mode VARCHAR",
     "ALTER TABLE IF EXISTS judge_evals ADD COLUMN IF NOT EXISTS position_consistency DOUBLE",
+    *(f"ALTER TABLE IF EXISTS trajectory_verdicts ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in [
+        ("details", "JSON"), ("prompt_tokens", "INTEGER"), ("completion_tokens", "INTEGER")]),
 ]
 
 # Verdicts carry the config hash of the rule that made them (filters.base.config_fingerprint:
@@ -428,12 +430,13 @@ CREATE TABLE IF NOT EXISTS trajectory_messages (
     PRIMARY KEY (trajectory_id, turn)
 );
 
--- Verdicts on trajectories: the outcome check (stage 'outcome', rule 'outcome') and the trace
--- rules (stage 'trace', filters/trace/). Apart from `verdicts` because everything that reads that
--- table (sample_status, labels, rebalance, export) takes its key for a row of `samples`.
+-- Verdicts on trajectories: the outcome check (stage 'outcome', rule 'outcome'), the trace
+-- rules (stage 'trace', filters/trace/) and trajectory judges (stage 'judge', e.g. step_reasoning).
+-- Apart from `verdicts` because everything that reads that table (sample_status, labels,
+-- rebalance, export) takes its key for a row of `samples`.
 CREATE TABLE IF NOT EXISTS trajectory_verdicts (
     trajectory_id VARCHAR NOT NULL,
-    stage VARCHAR NOT NULL,           -- outcome | trace
+    stage VARCHAR NOT NULL,           -- outcome | trace | judge
     rule VARCHAR NOT NULL,
     rule_version INTEGER NOT NULL,
     passed BOOLEAN NOT NULL,
@@ -442,8 +445,47 @@ CREATE TABLE IF NOT EXISTS trajectory_verdicts (
     run_id VARCHAR NOT NULL,
     created_at TIMESTAMPTZ NOT NULL,
     config_hash VARCHAR NOT NULL DEFAULT '',
+    details JSON,                     -- judges: raw replies, attempts, error, flags
+    prompt_tokens INTEGER,            -- judges: tokens spent on this verdict (all attempts)
+    completion_tokens INTEGER,
     PRIMARY KEY (trajectory_id, rule, rule_version, config_hash)
 );
+
+-- Perturbation axes of a run's trajectories (pipeline/agentic/coverage.py): per axis (response
+-- format, call syntax, tool docs, ...) and environment ('all' or one), each value drawn with its
+-- count, and whether the configuration offers it (configured values never drawn: n = 0).
+CREATE TABLE IF NOT EXISTS perturbation_values (
+    run_id VARCHAR NOT NULL,
+    environment VARCHAR NOT NULL,
+    axis VARCHAR NOT NULL,
+    value VARCHAR NOT NULL,
+    n INTEGER NOT NULL,
+    share DOUBLE,                     -- of the trajectories recording the axis
+    configured BOOLEAN,               -- offered by the run's config (NULL: the axis has no fixed set)
+    expected_share DOUBLE,            -- the config's probability of drawing it (NULL: no fixed set)
+    PRIMARY KEY (run_id, environment, axis, value)
+);
+
+-- Per axis: diversity, the dominant value with the overfit alarm, and coverage.
+CREATE TABLE IF NOT EXISTS perturbation_summary (
+    run_id VARCHAR NOT NULL,
+    environment VARCHAR NOT NULL,
+    axis VARCHAR NOT NULL,
+    n_trajectories INTEGER NOT NULL,  -- recording the axis
+    n_values INTEGER NOT NULL,        -- distinct values drawn
+    entropy DOUBLE,                   -- normalized Shannon entropy of the values drawn, 0..1
+    dominant_value VARCHAR,
+    dominant_share DOUBLE,
+    alarm_share DOUBLE NOT NULL,      -- agentic.alarm_share
+    alarm_threshold DOUBLE NOT NULL,  -- the share the alarm needs (see coverage.py)
+    alarm BOOLEAN NOT NULL,           -- dominant_share > alarm_threshold over >= alarm_min_samples
+    n_configured INTEGER,             -- values the config offers (NULL: no fixed set)
+    missing VARCHAR[],                -- configured values never drawn
+    covered BOOLEAN,                  -- every configured value drawn (NULL: no fixed set)
+    PRIMARY KEY (run_id, environment, axis)
+);
+
+CREATE OR REPLACE VIEW perturbation_alarms AS SELECT * FROM perturbation_summary WHERE alarm;
 
 -- Sentence embeddings of samples (question + answer), kept for nearest-neighbour traces.
 CREATE TABLE IF NOT EXISTS sample_embeddings (

@@ -389,6 +389,11 @@ class AgenticConfig(_Strict):
     tool_workers: int = Field(default=4, ge=1)      # threads running tool calls
     store_every: int = Field(default=16, ge=1)      # finished rollouts per store transaction
     disabled_rules: list[str] = []                   # trace rules not to run
+    # The perturbation overfit alarm per axis (pipeline/agentic/coverage.py), as synthesis.mix's for styles:
+    # one value's share above alarm_share (and above what the config's own draw explains) over at
+    # least alarm_min_samples trajectories.
+    alarm_share: float = Field(default=0.5, gt=0, le=1)
+    alarm_min_samples: int = Field(default=20, ge=1)
 
 
 class CurateConfig(_Strict):

@@ -10,9 +10,11 @@
     flags                                 optional named flags the judge may raise
     calibration                           optional: refuse to run until an eval meets min_agreement
     engine, sampling                      optional own engine (e.g. a larger judge model); sampling
-    target                                sample (default: the judge stage) or question (rated once
+    target                                sample (default: the judge stage), question (rated once
                                           per question, e.g. difficulty_rating; see
-                                          pipeline/difficulty/llm_rating.py)
+                                          pipeline/difficulty/llm_rating.py) or trajectory (an agentic
+                                          trace, judged by the judge stage into trajectory_verdicts;
+                                          see pipeline/agentic/judge.py)
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.config import EngineConfig
+
+
+# The stages that write trajectory_verdicts: the outcome check, the trace rules, trajectory judges.
+TRAJECTORY_STAGES = ("outcome", "trace", "judge")
 
 
 class _Strict(BaseModel):
@@ -42,6 +48,7 @@ class AppliesTo(_Strict):
     formats: list[str] | None = None  # None: every requested format
     requires_reference: bool = False  # only samples whose question has a reference answer
     # Stages whose verdicts must all have passed first (cheap rules, verification, earlier judges).
+    # A trajectory rule names trajectory stages: outcome, trace (the trace rules), judge.
     after_stages: list[str] = ["filter", "decontam", "verify"]
     only_undecided: bool = True  # skip samples any earlier rule of any stage already rejected
     uncertain: Uncertain | None = None
@@ -136,7 +143,9 @@ class JudgeRule(_Strict):
     # What one verdict is about. "sample": the judge stage judges each sample (the default).
     # "question": the rule rates questions, not samples (its prompt sees question, reference and
     # domain only; the judge stage must not run it); applies_to.formats/uncertain do not apply.
-    target: Literal["sample", "question"] = "sample"
+    # "trajectory": the rule judges agentic traces (its prompt sees question, steps, answer,
+    # reference, domain, environment); applies_to.after_stages names trajectory stages.
+    target: Literal["sample", "question", "trajectory"] = "sample"
 
     @model_validator(mode="after")
     def _threshold_on_scale(self) -> "JudgeRule":
@@ -150,6 +159,15 @@ class JudgeRule(_Strict):
         if self.target == "question" and (self.applies_to.formats is not None or self.applies_to.uncertain is not None):
             raise ValueError("a question rule (target: question) cannot select by applies_to.formats or "
                              "applies_to.uncertain: those are properties of samples")
+        if self.target == "trajectory":
+            a = self.applies_to
+            if a.formats is not None or a.uncertain is not None:
+                raise ValueError("a trajectory rule (target: trajectory) cannot select by applies_to.formats or "
+                                 "applies_to.uncertain: those are properties of samples")
+            unknown = sorted(set(a.after_stages) - set(TRAJECTORY_STAGES))
+            if unknown:
+                raise ValueError(f"applies_to.after_stages {unknown}: a trajectory rule waits for trajectory stages "
+                                 f"only, {list(TRAJECTORY_STAGES)} (write them out: the default is the samples')")
         return self
 
     def output_schema(self) -> dict:

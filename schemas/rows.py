@@ -80,10 +80,11 @@ TRAJECTORY_MESSAGE = {  # trajectory_messages: one message of a trajectory
     "tool_calls": pl.String, "tool_call_id": pl.String, "name": pl.String, "tool_status": pl.String,
 }
 
-TRAJECTORY_VERDICT = {  # trajectory_verdicts: the outcome check and the trace rules, per trajectory
+TRAJECTORY_VERDICT = {  # trajectory_verdicts: the outcome check, the trace rules and judges, per trajectory
     "trajectory_id": pl.String, "stage": pl.String, "rule": pl.String, "rule_version": pl.Int32,
     "passed": pl.Boolean, "score": pl.Float64, "reason": pl.String, "run_id": pl.String, "created_at": _TIME,
     "config_hash": pl.String,
+    "details": pl.String, "prompt_tokens": pl.Int32, "completion_tokens": pl.Int32,  # judges only (else null)
 }
 
 # What a rule may read: these columns of the sample, then its question's (name -> question column).

@@ -69,12 +69,7 @@ def run_and_store(store: Store, jobs: list[RolloutJob], make_turn_engine: Callab
     def flush() -> None:
         if not buffer:
             return
-        verdicts = verify_outcomes(buffer)
-        done = [t.model_copy(update={"outcome": t.outcome.model_copy(update={"correct": v.passed})})
-                for t, v in zip(buffer, verdicts)]
-        frames = trajectory_frames(done, run_id)
-        frames["trajectory_verdicts"] = outcome_verdicts(done, verdicts, run_id)
-        store.insert_many(frames)
+        done = store_finished(store, buffer, run_id)
         counts["new"] += len(done)
         if on_stored:
             on_stored(len(done))
@@ -89,6 +84,18 @@ def run_and_store(store: Store, jobs: list[RolloutJob], make_turn_engine: Callab
                   think_prefill=cfg.think_prefill, on_done=on_done, knows_reasoning=engine.knows_reasoning())
     flush()
     return counts, stats
+
+
+def store_finished(store: Store, trajectories: list[Trajectory], run_id: str) -> list[Trajectory]:
+    """Verify finished trajectories, then write them with their messages and outcome verdicts in
+    one transaction; returns them with `correct` set."""
+    verdicts = verify_outcomes(trajectories)
+    done = [t.model_copy(update={"outcome": t.outcome.model_copy(update={"correct": v.passed})})
+            for t, v in zip(trajectories, verdicts)]
+    frames = trajectory_frames(done, run_id)
+    frames["trajectory_verdicts"] = outcome_verdicts(done, verdicts, run_id)
+    store.insert_many(frames)
+    return done
 
 
 def outcome_verdicts(trajectories: list[Trajectory], verdicts, run_id: str) -> pl.DataFrame:
@@ -119,7 +126,8 @@ def trace_rule_pass(store: Store, trajectory_ids: list[str], run_id: str, disabl
             "trajectory_id": todo["trajectory_id"], "stage": "trace", "rule": rule.name,
             "rule_version": rule.version, "passed": results["passed"], "score": results["score"],
             "reason": results["reason"], "run_id": run_id, "created_at": now(), "config_hash": rule.config_hash,
-        }).cast(rows.TRAJECTORY_VERDICT)
-        store.insert("trajectory_verdicts", frame.select(list(rows.TRAJECTORY_VERDICT)))
+        })
+        frame = frame.cast({c: t for c, t in rows.TRAJECTORY_VERDICT.items() if c in frame.columns})
+        store.insert("trajectory_verdicts", frame)
         counts[rule.name] = {"checked": todo.height, "failed": int((~results["passed"]).sum())}
     return counts

@@ -29,9 +29,18 @@ SECTIONS = [  # (title, figure keys, note)
     ("Domain mix", ["domain_mix"], "Target: the rebalance targets of the run shown."),
     ("Judges", ["judge_scores", "judge_costs", "judge_evals"], ""),
     ("Lengths", ["lengths"], "Kept: in kept_samples (every rule passed, no judge pending)."),
-    ("Agentic traces", [], "No agentic traces are stored yet (the samples table holds single-turn answers); "
-     "steps, tool-call validity and pass@k will show here once they are."),
+    ("Agentic traces", ["agentic_outcomes", "agentic_pass_rate", "agentic_rule_failures",
+                        "agentic_perturbation_alarm", "agentic_perturbation_values"],
+     "Tool-use trajectories (issue 16) by the run that rolled them out, their verdicts by the run that made them "
+     "(outcome check, trace rules, trajectory judges); the perturbation axes of one run (the chosen run, else the "
+     "export's, else the newest with trajectories): the alarm fires when the dominant value's share exceeds the "
+     "black tick (alarm_share, or what the config's own draw explains)."),
 ]
+# A section whose figures all have no rows says this instead of its note.
+EMPTY_NOTES = {
+    "Agentic traces": "No agentic traces in this scope: the agentic stage is off unless <code>agentic.enabled</code> "
+                      "(configs/agentic.yaml).",
+}
 
 
 # Views several figures read, each computed once per build (report_samples is one pass over every
@@ -74,7 +83,12 @@ def build_report(con: duckdb.DuckDBPyConnection, out: Path, db_name: str = "",
             sql, frame = fetch(con, query, scope)
             spec = charts.spec(query.key, frame) if frame.height else None
             figures[query.key] = Figure(query.key, query.title, query.view, sql, frame.height, spec)
-    sections = [Section(title, [figures[k] for k in keys], note) for title, keys, note in SECTIONS]
+    sections = []
+    for title, keys, note in SECTIONS:
+        shown = [figures[k] for k in keys]
+        if title in EMPTY_NOTES and not any(f.rows for f in shown):
+            note = EMPTY_NOTES[title]
+        sections.append(Section(title, shown, note))
     totals = con.sql("SELECT (SELECT count(*) FROM questions), (SELECT count(*) FROM samples), "
                      "(SELECT count(*) FROM runs)").fetchall()[0]
     meta = (f"{html.escape(db_name)} · {html.escape(scope.describe())} · {totals[0]:,} questions, "

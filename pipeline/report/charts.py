@@ -140,12 +140,75 @@ def _lengths(df: pl.DataFrame) -> alt.TopLevelMixin:
     ).properties(width=WIDTH // 2, height=180).facet(column=alt.Column("field:N", title=None))
 
 
+def _agentic_outcomes(df: pl.DataFrame) -> alt.TopLevelMixin:
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("environment:N", title=None), x=alt.X("n:Q", title="trajectories", stack=True),
+        color=alt.Color("outcome:N", title="outcome"), tooltip=["environment", "outcome", "n"],
+    ).properties(width=WIDTH, height=alt.Step(22))
+
+
+def _agentic_pass_rate(df: pl.DataFrame) -> alt.TopLevelMixin:
+    base = alt.Chart(df).encode(
+        y=alt.Y("environment:N", title=None),
+        tooltip=["environment", "trajectories", "verified", "passed", alt.Tooltip("pass_rate:Q", format=".0%"),
+                 "tasks", "tasks_solved"])
+    bars = base.mark_bar().encode(x=alt.X("pass_rate:Q", title="pass rate of the verified trajectories",
+                                          scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")))
+    text = base.transform_calculate(label="datum.passed + ' / ' + datum.verified + ' (tasks solved ' + "
+                                          "datum.tasks_solved + ' / ' + datum.tasks + ')'").mark_text(
+        align="left", dx=4).encode(x=alt.X("pass_rate:Q"), text="label:N")
+    return alt.layer(bars, text).properties(width=WIDTH // 2, height=alt.Step(22))
+
+
+def _agentic_rule_failures(df: pl.DataFrame) -> alt.TopLevelMixin:
+    base = alt.Chart(df).encode(
+        y=alt.Y("rule:N", title=None, sort=alt.EncodingSortField("stage")),
+        tooltip=["stage", "rule", "checked", "failed", alt.Tooltip("fail_rate:Q", format=".0%")])
+    bars = base.mark_bar().encode(x=alt.X("failed:Q", title="failed verdicts"),
+                                  color=alt.Color("stage:N", legend=alt.Legend(orient="bottom")))
+    text = base.transform_calculate(label="datum.failed + ' of ' + datum.checked").mark_text(
+        align="left", dx=3).encode(x="failed:Q", text="label:N")
+    return alt.layer(bars, text).properties(width=WIDTH // 2, height=alt.Step(18))
+
+
+def _agentic_perturbation_alarm(df: pl.DataFrame) -> alt.TopLevelMixin:
+    base = alt.Chart(df).encode(
+        y=alt.Y("axis:N", title=None),
+        tooltip=["axis", "n_trajectories", "n_values", "n_configured", "missing", "covered",
+                 alt.Tooltip("entropy:Q", format=".2f"), "dominant_value",
+                 alt.Tooltip("dominant_share:Q", format=".0%"), alt.Tooltip("alarm_threshold:Q", format=".0%"),
+                 "alarm"])
+    bars = base.mark_bar().encode(
+        x=alt.X("dominant_share:Q", title="share of the dominant value", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("alarm:N", title="alarm", scale=alt.Scale(domain=[False, True], range=["#4c78a8", "#e45756"]),
+                        legend=alt.Legend(orient="bottom")))
+    limit = base.mark_tick(color="black", thickness=2).encode(x="alarm_threshold:Q")
+    text = base.transform_calculate(
+        label="datum.n_values + ' values' + (datum.covered === false ? ', never drew ' + datum.missing : '')"
+    ).mark_text(align="left", x=WIDTH // 2 + 6).encode(text="label:N")
+    return alt.layer(bars, limit, text).properties(width=WIDTH // 2, height=alt.Step(20))
+
+
+def _agentic_perturbation_values(df: pl.DataFrame) -> alt.TopLevelMixin:
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("value:N", title=None, axis=alt.Axis(labelLimit=300)), x=alt.X("n:Q", title="trajectories"),
+        color=alt.Color("configured:N", title="configured",
+                        legend=alt.Legend(orient="bottom")),
+        row=alt.Row("axis:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
+        tooltip=["axis", "value", "n", alt.Tooltip("share:Q", format=".0%"), "configured",
+                 alt.Tooltip("expected_share:Q", format=".0%")],
+    ).properties(width=WIDTH // 2).resolve_scale(y="independent")
+
+
 CHARTS: dict[str, Callable[[pl.DataFrame], alt.TopLevelMixin]] = {
     "funnel": _funnel, "rule_failures": _rule_failures, "rule_reasons": _rule_reasons,
     "style_requested_realized": _styles, "style_compliance": _style_compliance, "style_alarm": _style_alarm,
     "difficulty_hist": _difficulty_hist, "difficulty_levels": _difficulty_levels,
     "difficulty_scatter": _difficulty_scatter, "domain_mix": _domain_mix, "judge_scores": _judge_scores,
     "judge_costs": _judge_costs, "judge_evals": _judge_evals, "lengths": _lengths,
+    "agentic_outcomes": _agentic_outcomes, "agentic_pass_rate": _agentic_pass_rate,
+    "agentic_rule_failures": _agentic_rule_failures, "agentic_perturbation_alarm": _agentic_perturbation_alarm,
+    "agentic_perturbation_values": _agentic_perturbation_values,
 }
 
 

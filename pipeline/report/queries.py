@@ -77,6 +77,33 @@ QUERIES = [
     Query("lengths", "Reasoning and answer length, kept vs dropped", "report_lengths",
           "SELECT field, kept, bin, sum(n) AS n FROM report_lengths WHERE {runs} GROUP BY ALL "
           "ORDER BY field, kept, bin"),
+    # Agentic traces (issue 16): trajectories by the run that rolled them out, their verdicts by
+    # the run that made them, the perturbation axes of one run.
+    Query("agentic_outcomes", "Trajectories per environment and outcome", "trajectories",
+          "SELECT environment, outcome, count(*) AS n FROM trajectories WHERE {runs} GROUP BY ALL "
+          "ORDER BY environment, outcome"),
+    Query("agentic_pass_rate", "Pass rate per environment (verified trajectories) and pass@k per task",
+          "trajectories",
+          "SELECT environment, count(*) AS trajectories, count(correct) AS verified, "
+          "count(*) FILTER (WHERE correct) AS passed, "
+          "count(*) FILTER (WHERE correct) / nullif(count(correct), 0) AS pass_rate, "
+          "count(DISTINCT task_id) AS tasks, count(DISTINCT task_id) FILTER (WHERE correct) AS tasks_solved "
+          "FROM trajectories WHERE {runs} GROUP BY environment ORDER BY environment"),
+    Query("agentic_rule_failures", "Trajectory verdicts failed per rule: outcome, trace rules, judges",
+          "trajectory_verdicts",
+          "SELECT stage, rule, count(*) AS checked, count(*) FILTER (WHERE NOT passed) AS failed, "
+          "count(*) FILTER (WHERE NOT passed) / count(*) AS fail_rate FROM trajectory_verdicts WHERE {runs} "
+          "GROUP BY ALL ORDER BY stage, rule"),
+    Query("agentic_perturbation_alarm", "Perturbation axes: the dominant value's share, the alarm and coverage",
+          "perturbation_summary",
+          "SELECT axis, n_trajectories, n_values, n_configured, "
+          "coalesce(array_to_string(missing, ', '), '') AS missing, covered, entropy, dominant_value, "
+          "dominant_share, alarm_threshold, alarm FROM perturbation_summary "
+          "WHERE run_id = {run} AND environment = 'all' ORDER BY axis", per_run_table="perturbation_summary"),
+    Query("agentic_perturbation_values", "Perturbation values drawn per axis (a configured value never drawn: 0)",
+          "perturbation_values",
+          "SELECT axis, value, n, share, configured, expected_share FROM perturbation_values "
+          "WHERE run_id = {run} AND environment = 'all' ORDER BY axis, value", per_run_table="perturbation_values"),
 ]
 
 

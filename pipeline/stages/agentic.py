@@ -4,7 +4,9 @@ outcome, stored with their messages, and checked by the trace rules (filters/tra
 Tasks: `agentic.db_questions` generated shop_db questions (pipeline/agentic/tasks/db_questions.py;
 the ground truth is the reference query's result), `math_questions` of the run's math questions
 with a reference (calculator@1), `code_questions` of its code questions whose tests are plain
-asserts (python_exec@1). Each task gets `rollouts_per_task` rollouts (pass@k).
+asserts (python_exec@1). Each task gets `rollouts_per_task` rollouts (pass@k). The perturbation
+choices of the run's trajectories are summarized per axis (coverage and the overfit alarm,
+pipeline/agentic/coverage.py: perturbation_values, perturbation_summary); alarms are run notes.
 
 Resumable per trajectory: the ids are known before the engine is touched, stored ones are
 skipped, and the model loads only when something is left to roll out. Verdicts go to
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipeline.agentic.coverage import ALL, record_perturbations
+from pipeline.agentic.coverage import notes as coverage_notes
 from pipeline.agentic.prompting import template_renders_tools
 from pipeline.agentic.runner import plan_jobs, run_and_store, trace_rule_pass
 from pipeline.agentic.tasks.db_questions import generate
@@ -87,12 +91,22 @@ def run(ctx: StageContext) -> StageReport:
         ctx.progress.done()
     rules = trace_rule_pass(ctx.store, ids, ctx.run_id, tuple(cfg.disabled_rules))
     per_env = summary(ctx, ids)
-    report = counts | {"prompt_mode": mode, "environments": per_env, "trace_rules": rules}
+    axes = record_perturbations(ctx.store, ids, cfg, mode, ctx.run_id)
+    report = counts | {"prompt_mode": mode, "environments": per_env, "trace_rules": rules,
+                       "perturbations": perturbation_counts(axes)}
     if stats is not None:
         report["driver"] = stats.as_counts()
     notes = [f"[agentic] {env}: {v['trajectories']} trajectories, {v['passed']} passed of {v['verified']} verified"
              for env, v in per_env.items()]
-    return StageReport(report, notes)
+    return StageReport(report, notes + coverage_notes(axes))
+
+
+def perturbation_counts(axes) -> dict:
+    """Over all environments: per axis the values drawn of those configured, and the alarms."""
+    every = axes.filter(axes["environment"] == ALL)
+    return {"axes": {r["axis"]: {"values": r["n_values"], "configured": r["n_configured"], "covered": r["covered"],
+                                 "dominant_share": r["dominant_share"]} for r in every.iter_rows(named=True)},
+            "alarms": int(axes["alarm"].sum()) if axes.height else 0}
 
 
 def summary(ctx: StageContext, ids: list[str]) -> dict:

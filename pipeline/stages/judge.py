@@ -13,6 +13,9 @@ how, not what a verdict means.
 A token budget (prompt + completion tokens, shared by the run's rules) stops judging between
 batches; the samples still due are recorded in judge_skips, listed by the judge_pending view
 and never counted as kept until a later run judges them.
+
+Rules with target: trajectory judge agentic traces instead (pipeline/agentic/judge.py), into
+trajectory_verdicts, by the same rules of resumption and the same shared budget.
 """
 
 from __future__ import annotations
@@ -49,6 +52,10 @@ def judge_config(rule: JudgeRule, model: str, stage: str = "judge") -> RuleConfi
     params = {"model": model, "sampling": rule.sampling.model_dump(mode="json"), "threshold": rule.threshold,
               "rule_sha": stable_hash(body), "rubric_sha": stable_hash(rubric(rule)),
               "retry_temperature": RETRY_TEMPERATURE, "judge_code": JUDGE_CODE_VERSION}
+    if rule.target == "trajectory":  # what the judge sees of a trace (judges/trajectory.py)
+        from judges.trajectory import RENDER_VERSION
+
+        params["trajectory_render"] = RENDER_VERSION
     return RuleConfig(rule.name, stage, rule.version, config_fingerprint(rule.name, rule.version, params), params)
 
 
@@ -151,6 +158,11 @@ def run_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run_id: str, *
     if gap:
         report.refused = gap
         return report
+    if rule.target == "trajectory":  # agentic traces, into trajectory_verdicts
+        from pipeline.agentic.judge import run_trajectory_judge
+
+        return run_trajectory_judge(store, rule, engine, run_id, report=report, budget=budget, batch_size=batch_size,
+                                    max_retries=max_retries, limit=limit, progress=progress)
     config = judge_config(rule, engine.model_name)
     pending = eligible(store, rule, limit, config.config_hash)
     rows = pending.to_dicts()
@@ -211,8 +223,9 @@ def run(ctx: StageContext) -> StageReport:
         if report.refused:
             notes.append(f"[judge] {name} not run: {report.refused}")
         if report.skipped_budget:
-            notes.append(f"[judge] {name}: token budget reached, {report.skipped_budget} samples left for a later "
-                         "run (SELECT * FROM judge_pending)")
+            notes.append(f"[judge] {name}: token budget reached, {report.skipped_budget} "
+                         + ("trajectories left for a later run" if rule.target == "trajectory"
+                            else "samples left for a later run (SELECT * FROM judge_pending)"))
         if left is not None:
             left = max(0, left - report.prompt_tokens - report.completion_tokens)
         counts[name] = vars(report)

@@ -21,6 +21,8 @@ BUILTINS = ["correctness", "format_adherence", "instruction_following", "logical
             "unsupported_claims"]
 # Rules with target: question rate questions, not samples (tested in tests/stages/test_difficulty.py).
 QUESTION_RULES = ["difficulty_rating"]
+# Rules with target: trajectory judge agentic traces (tested in tests/agentic/test_trajectory_judge.py).
+TRAJECTORY_RULES = ["step_reasoning"]
 VARIABLES = {"question", "reasoning", "answer", "reference", "requested_format", "format_instruction", "domain",
              "open", "close"}
 PARTS = {"question": "question_text", "reasoning": "reasoning", "answer": "answer", "reference": "reference_answer"}
@@ -46,9 +48,10 @@ def block(user: str, part: str) -> str | None:
 
 
 def test_the_builtin_set():
-    assert sorted(rule_files()) == sorted(BUILTINS + QUESTION_RULES)
-    assert sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) == sorted(BUILTINS + QUESTION_RULES)
+    assert sorted(rule_files()) == sorted(BUILTINS + QUESTION_RULES + TRAJECTORY_RULES)
+    assert sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) == sorted(BUILTINS + QUESTION_RULES + TRAJECTORY_RULES)
     assert sorted(n for n in rule_files() if load_rule(n).target == "question") == QUESTION_RULES
+    assert sorted(n for n in rule_files() if load_rule(n).target == "trajectory") == TRAJECTORY_RULES
 
 
 @pytest.mark.parametrize("name", BUILTINS)

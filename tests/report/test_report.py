@@ -23,7 +23,9 @@ runner = CliRunner()
 
 EXPECTED = ["funnel", "rule_failures", "rule_reasons", "style_requested_realized", "style_compliance",
             "style_alarm", "difficulty_hist", "difficulty_levels", "difficulty_scatter", "domain_mix",
-            "judge_scores", "judge_costs", "judge_evals", "lengths"]
+            "judge_scores", "judge_costs", "judge_evals", "lengths", "agentic_outcomes", "agentic_pass_rate",
+            "agentic_rule_failures", "agentic_perturbation_alarm", "agentic_perturbation_values"]
+AGENTIC = [k for k in EXPECTED if k.startswith("agentic_")]
 NO_JUDGE = {"judge_scores", "judge_costs", "judge_evals"}  # this store has no judge verdicts (the e2e store does)
 
 
@@ -223,3 +225,42 @@ def test_the_reports_latest_verdicts_are_latest_verdicts(report, tmp_path):
         versions = con.sql("SELECT count(DISTINCT rule_version) FROM latest_verdicts WHERE rule = 'repetition'").fetchall()
         hashes = con.sql("SELECT count(DISTINCT config_hash) FROM latest_verdicts WHERE rule = 'length'").fetchall()
         assert versions == hashes == [(2,)]  # both paths of the shortcut are taken
+
+
+def test_agentic_figures_match_the_trajectory_tables(report):
+    db, out = report
+    outcomes = {(r["environment"], r["outcome"]): r["n"] for r in _drawn(out, "agentic_outcomes")}
+    assert outcomes == {(e, o): n for e, o, n in _q(db, "SELECT environment, outcome, count(*) FROM trajectories "
+                                                          "GROUP BY ALL")}
+    assert {e for e, _ in outcomes} == {"shop_db@1", "calculator@1"}
+    for r in _drawn(out, "agentic_pass_rate"):
+        (passed, verified, tasks), = _q(db, "SELECT count(*) FILTER (WHERE correct), count(correct), count(DISTINCT "
+                                            f"task_id) FROM trajectories WHERE environment = '{r['environment']}'")
+        assert (r["passed"], r["verified"], r["tasks"]) == (passed, verified, tasks)
+        assert r["pass_rate"] == pytest.approx(passed / verified) and 0 < r["pass_rate"] < 1  # right and wrong answers
+    failures = {(r["stage"], r["rule"]): (r["checked"], r["failed"]) for r in _drawn(out, "agentic_rule_failures")}
+    assert failures == {(s, rule): (c, f) for s, rule, c, f in _q(
+        db, "SELECT stage, rule, count(*), count(*) FILTER (WHERE NOT passed) FROM trajectory_verdicts GROUP BY ALL")}
+    assert failures[("outcome", "outcome")][1] > 0 and len([k for k in failures if k[0] == "trace"]) == 9
+    axes = {r["axis"]: r for r in _drawn(out, "agentic_perturbation_alarm")}
+    stored = _q(db, "SELECT axis, dominant_share, alarm, covered FROM perturbation_summary "
+                    "WHERE run_id = 'run-0' AND environment = 'all'")
+    assert {a: (r["dominant_share"], r["alarm"], r["covered"]) for a, r in axes.items()} == \
+        {a: (share, alarm, covered) for a, share, alarm, covered in stored}
+    assert {"response_format", "call_syntax", "tool_docs", "transient_error", "think_prefill"} <= set(axes)
+    values = _drawn(out, "agentic_perturbation_values")
+    trajectories = _q(db, "SELECT count(*) FROM trajectories")[0][0]
+    assert sum(r["n"] for r in values if r["axis"] == "call_syntax") == trajectories
+
+
+def test_a_store_without_trajectories_says_so(tmp_path: Path):
+    db = build(tmp_path / "store.duckdb", tmp_path / "out", agentic=False)
+    out = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", "--db", str(db), "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    found = figures(out)
+    assert list(found) == EXPECTED
+    assert all(found[k]["rows"] == 0 and found[k]["spec"] is None for k in AGENTIC)
+    section = re.search(r"<h2>Agentic traces</h2>(.*?)</section>", out.read_text(), re.S).group(1)
+    assert "No agentic traces in this scope" in section and section.count('class="empty"') == len(AGENTIC)
+    assert all(found[k]["rows"] > 0 for k in ("funnel", "style_alarm", "lengths"))  # the rest as before

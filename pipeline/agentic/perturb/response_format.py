@@ -24,6 +24,8 @@ Format = Literal["json", "json_compact", "yaml", "table"]
 KeyOrder = Literal["original", "sorted", "shuffled"]
 FORMATS: tuple[str, ...] = ("json", "json_compact", "yaml", "table")
 KEY_ORDERS: tuple[str, ...] = ("original", "sorted", "shuffled")
+MAX_EXTRA_FIELDS = 2       # extra irrelevant fields per observation: 0..this, uniformly
+TRANSIENT_ERROR_CALLS = 3  # the failing call is one of the first this many, uniformly
 TRANSIENT_ERROR = "temporarily unavailable (upstream timeout); retry the same call"
 _EXTRA = [("request_id", lambda r: f"req-{r.randrange(16 ** 8):08x}"), ("latency_ms", lambda r: r.randrange(3, 900)),
           ("server", lambda r: f"tools-{r.randrange(1, 9)}.internal"), ("cached", lambda r: r.random() < 0.5),
@@ -40,12 +42,13 @@ class ResponseChoice(BaseModel):
     transient_error_at: int | None = None    # 0-based index of the call that fails once, or None
 
     @classmethod
-    def draw(cls, seed: int, formats=FORMATS, key_orders=KEY_ORDERS, max_extra: int = 2,
+    def draw(cls, seed: int, formats=FORMATS, key_orders=KEY_ORDERS, max_extra: int = MAX_EXTRA_FIELDS,
              transient_error_rate: float = 0.3) -> "ResponseChoice":
         rng = random.Random(seed)
         return cls(seed=seed, format=rng.choice(formats), key_order=rng.choice(key_orders),
                    extra_fields=rng.randint(0, max_extra),
-                   transient_error_at=rng.randrange(3) if rng.random() < transient_error_rate else None)
+                   transient_error_at=(rng.randrange(TRANSIENT_ERROR_CALLS) if rng.random() < transient_error_rate
+                                       else None))
 
     def record(self) -> dict:
         """The axes as trajectory.perturbations stores them."""
