@@ -69,15 +69,9 @@ def run_and_store(store: Store, jobs: list[RolloutJob], make_turn_engine: Callab
     def flush() -> None:
         if not buffer:
             return
-        verdicts = verify_outcomes(buffer)
-        done = [t.model_copy(update={"outcome": t.outcome.model_copy(update={"correct": v.passed})})
-                for t, v in zip(buffer, verdicts)]
-        frames = trajectory_frames(done, run_id)
-        frames["trajectory_verdicts"] = outcome_verdicts(done, verdicts, run_id)
-        store.insert_many(frames)
-        counts["new"] += len(done)
+        counts["new"] += store_verified(store, buffer, run_id)
         if on_stored:
-            on_stored(len(done))
+            on_stored(len(buffer))
         buffer.clear()
 
     def on_done(rollout: Rollout) -> None:
@@ -89,6 +83,18 @@ def run_and_store(store: Store, jobs: list[RolloutJob], make_turn_engine: Callab
                   think_prefill=cfg.think_prefill, on_done=on_done, knows_reasoning=engine.knows_reasoning())
     flush()
     return counts, stats
+
+
+def store_verified(store: Store, trajectories: list[Trajectory], run_id: str) -> int:
+    """Verify finished trajectories by outcome and write them, their messages and their outcome
+    verdicts in one transaction; returns how many."""
+    verdicts = verify_outcomes(trajectories)
+    done = [t.model_copy(update={"outcome": t.outcome.model_copy(update={"correct": v.passed})})
+            for t, v in zip(trajectories, verdicts)]
+    frames = trajectory_frames(done, run_id)
+    frames["trajectory_verdicts"] = outcome_verdicts(done, verdicts, run_id)
+    store.insert_many(frames)
+    return len(done)
 
 
 def outcome_verdicts(trajectories: list[Trajectory], verdicts, run_id: str) -> pl.DataFrame:
