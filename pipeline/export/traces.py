@@ -188,7 +188,7 @@ def _selection(candidates: pl.DataFrame, chosen: pl.DataFrame, rendered: dict[st
         else:
             status, reason = "not_chosen", (f"kept, not chosen: {env}'s quota of {quota[env]} (its share of the "
                                             f"environment mix) went to trajectories preferred by rebalance.prefer "
-                                            f"{config.rebalance.prefer}")
+                                            f"{config.rebalance.prefer}, at most {ex.max_per_task} per task")
         out.append({"trajectory_id": tid, "task_id": r["task_id"], "environment": env, "difficulty": r["difficulty"],
                     "status": status, "reason": reason, "render": render})
     exported = candidates.filter(pl.col("trajectory_id").is_in(list(chosen_reason)))  # already in shard order
