@@ -487,6 +487,61 @@ CREATE TABLE IF NOT EXISTS perturbation_summary (
 
 CREATE OR REPLACE VIEW perturbation_alarms AS SELECT * FROM perturbation_summary WHERE alarm;
 
+-- The verdict that counts per trajectory and rule: the newest version, then the newest row. The
+-- trace export keeps a trajectory only when it is correct and all of these pass.
+CREATE OR REPLACE VIEW latest_trajectory_verdicts AS
+SELECT * FROM trajectory_verdicts
+QUALIFY row_number() OVER (PARTITION BY trajectory_id, rule ORDER BY rule_version DESC, created_at DESC) = 1;
+
+-- Difficulty of an agentic task from its k rollouts (pipeline/difficulty/tasks.py, written by the
+-- difficulty stage): score = 1 - pass rate over the verified rollouts, as question_difficulty's
+-- pass_rate. A trajectory's difficulty is its task's (view trajectory_difficulty).
+CREATE TABLE IF NOT EXISTS task_difficulty (
+    task_id VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,          -- pass_at_k
+    version INTEGER NOT NULL,
+    environment VARCHAR NOT NULL,
+    score DOUBLE NOT NULL,            -- 0 easy .. 1 hard: 1 - pass_rate
+    pass_rate DOUBLE NOT NULL,        -- correct / verified rollouts (pass@1 estimated over k)
+    pass_at_k BOOLEAN NOT NULL,       -- at least one of the k verified rollouts correct
+    k INTEGER NOT NULL,               -- verified rollouts
+    n_rollouts INTEGER NOT NULL,      -- all stored rollouts (verified or not)
+    detail VARCHAR,
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (task_id, method, version)
+);
+
+CREATE OR REPLACE VIEW trajectory_difficulty AS
+SELECT t.trajectory_id, t.task_id, t.environment, d.score AS difficulty, d.pass_rate, d.pass_at_k, d.k,
+       d.n_rollouts
+FROM trajectories t LEFT JOIN task_difficulty d
+  ON d.task_id = t.task_id AND d.method = 'pass_at_k' AND d.version = 1;
+
+-- Trace exports (pipeline/export/traces.py): a shard set of traces-*.jsonl per export, its files
+-- in `shards` under the same export_id, and one trace_selections row per stored trajectory saying
+-- whether it was exported and why (or why not). Apart from exports/selections, which are samples'.
+CREATE TABLE IF NOT EXISTS trace_exports (
+    export_id VARCHAR PRIMARY KEY,
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    out_dir VARCHAR NOT NULL,
+    config_hash VARCHAR NOT NULL,
+    manifest JSON NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS trace_selections (
+    export_id VARCHAR NOT NULL,
+    trajectory_id VARCHAR NOT NULL,
+    task_id VARCHAR NOT NULL,
+    environment VARCHAR NOT NULL,
+    difficulty DOUBLE,
+    status VARCHAR NOT NULL,          -- exported | not_kept | not_chosen | template_rejected
+    reason VARCHAR NOT NULL,
+    render JSON,                      -- the render-time perturbations applied (rendered ones)
+    PRIMARY KEY (export_id, trajectory_id)
+);
+
 -- Sentence embeddings of samples (question + answer), kept for nearest-neighbour traces.
 CREATE TABLE IF NOT EXISTS sample_embeddings (
     sample_id VARCHAR NOT NULL,

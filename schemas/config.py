@@ -364,6 +364,38 @@ class ExportConfig(_Strict):
     reasoning: Literal["per_sample", "think_tags", "reasoning_field"] = "per_sample"
 
 
+class AgenticExportConfig(_Strict):
+    """How kept trajectories become training records (pipeline/export/traces.py): the history
+    policy and where the reasoning goes (pipeline/agentic/export.py chat_record), the render-time
+    renaming rate, and the rebalance per environment (best effort, as for samples)."""
+
+    # interleaved: every assistant turn keeps its thinking; drop_before_last_user: turns before the
+    # last user turn lose it (as some chat templates do).
+    history: Literal["interleaved", "drop_before_last_user"] = "interleaved"
+    # fields: `reasoning_content` and `reasoning` keys (servers renamed it, so both); think_tags:
+    # <think>...</think> before the content; both.
+    reasoning_in: Literal["fields", "think_tags", "both"] = "fields"
+    rename_rate: float = Field(default=0.5, ge=0, le=1)  # trajectories whose tools are renamed at export
+    # Target share per environment (name@version -> fraction, summing to 1); None: even over the
+    # environments that have trajectories.
+    environment_targets: dict[str, float] | None = None
+    max_traces: int = Field(default=10000, ge=0)
+    max_per_task: int = Field(default=2, ge=1)         # of a task's k rollouts, at most this many exported
+
+    @field_validator("environment_targets")
+    @classmethod
+    def _targets(cls, targets: dict[str, float] | None) -> dict[str, float] | None:
+        if targets is None:
+            return None
+        bad = sorted(e for e in targets if not re.match(r"^[a-z][a-z0-9_]*@[0-9]+$", e))
+        if bad:
+            raise ValueError(f"environment_targets: keys are name@version (e.g. shop_db@1), got {bad}")
+        total = sum(targets.values())
+        if any(v < 0 for v in targets.values()) or abs(total - 1.0) > 1e-6:
+            raise ValueError(f"environment_targets must be non-negative and sum to 1 (got {total:g})")
+        return targets
+
+
 class AgenticConfig(_Strict):
     """Agentic traces (issue 16; pipeline/stages/agentic.py): tasks in tool environments, rolled out
     on the run's engine, verified by outcome, checked by the trace rules. Off unless enabled."""
@@ -394,6 +426,7 @@ class AgenticConfig(_Strict):
     # least alarm_min_samples trajectories.
     alarm_share: float = Field(default=0.5, gt=0, le=1)
     alarm_min_samples: int = Field(default=20, ge=1)
+    export: AgenticExportConfig = AgenticExportConfig()  # the rebalance-export stage's trace shards
 
 
 class CurateConfig(_Strict):

@@ -12,7 +12,7 @@ import polars as pl
 
 _TIME = pl.Datetime("us", "UTC")
 JSON_COLUMNS = {"messages", "sampling_params", "perturbation", "details", "params", "definition",
-                "task", "perturbations", "tools", "tool_calls"}  # strings here, JSON in DuckDB
+                "task", "perturbations", "tools", "tool_calls", "render"}  # strings here, JSON in DuckDB
 
 SAMPLE = {  # samples: one synthesized answer
     "sample_id": pl.String, "question_id": pl.String, "run_id": pl.String, "sample_index": pl.Int32,
@@ -85,6 +85,17 @@ TRAJECTORY_VERDICT = {  # trajectory_verdicts: the outcome check, the trace rule
     "passed": pl.Boolean, "score": pl.Float64, "reason": pl.String, "run_id": pl.String, "created_at": _TIME,
     "config_hash": pl.String,
     "details": pl.String, "prompt_tokens": pl.Int32, "completion_tokens": pl.Int32,  # judges only (else null)
+}
+
+TASK_DIFFICULTY = {  # task_difficulty: an agentic task's pass rate over its k rollouts
+    "task_id": pl.String, "method": pl.String, "version": pl.Int32, "environment": pl.String, "score": pl.Float64,
+    "pass_rate": pl.Float64, "pass_at_k": pl.Boolean, "k": pl.Int32, "n_rollouts": pl.Int32, "detail": pl.String,
+    "run_id": pl.String, "created_at": _TIME,
+}
+
+TRACE_SELECTION = {  # trace_selections: one stored trajectory in one trace export, and why
+    "export_id": pl.String, "trajectory_id": pl.String, "task_id": pl.String, "environment": pl.String,
+    "difficulty": pl.Float64, "status": pl.String, "reason": pl.String, "render": pl.String,
 }
 
 # What a rule may read: these columns of the sample, then its question's (name -> question column).

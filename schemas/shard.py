@@ -41,3 +41,27 @@ class ShardManifest(BaseModel):
     # sha256 of the chosen sample ids in shard order + the export settings: equal digests mean
     # equal shards, so a scheduled run with nothing new writes no new shard set.
     selection_digest: str | None = None
+
+
+class TraceManifest(BaseModel):
+    """The manifest of a trace shard set (pipeline/export/traces.py): agentic trajectories as chat
+    records, JSON lines (messages with tool calls and tool turns vary in shape)."""
+
+    export_id: str
+    run_id: str
+    created_at: str
+    config_hash: str
+    total_rows: int
+    counts_by_environment: dict[str, int]
+    counts_by_render: dict[str, int]  # renamed / canonical tool names
+    shards: list[ShardFile]
+    shortfall: list[ShortfallRow]  # per environment (domain = name@version)
+    columns: list[str]
+    history: str  # interleaved | drop_before_last_user
+    reasoning_in: str  # fields | think_tags | both
+    run_ids: list[str] = []  # the runs that rolled out the exported trajectories
+    file_format: str = "jsonl"
+    target: dict | None = None  # tokenizer, max_seq_len: what the records were checked against
+    rejected: dict[str, int] = {}  # reason kind -> trajectories left out by the chat-template checks
+    not_kept: int = 0  # stored trajectories that were wrong or failed a trace rule or judge
+    selection_digest: str | None = None

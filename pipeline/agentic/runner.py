@@ -72,7 +72,7 @@ def run_and_store(store: Store, jobs: list[RolloutJob], make_turn_engine: Callab
         done = store_finished(store, buffer, run_id)
         counts["new"] += len(done)
         if on_stored:
-            on_stored(len(done))
+            on_stored(len(buffer))
         buffer.clear()
 
     def on_done(rollout: Rollout) -> None:

@@ -32,6 +32,9 @@ combined (v1): a rank average. For each signal, every question that has it is gi
   the signals and their ranks. Because ranks and irt depend on the whole population, combined
   and irt are recomputed for every scored question in the store; only changed rows are written.
 
+Agentic tasks (when agentic.enabled): pass@k over each task's rollouts, in task_difficulty
+(pipeline/difficulty/tasks.py); a trajectory's difficulty is its task's (view trajectory_difficulty).
+
 Per domain, so combined means "harder than this share of the domain's scored questions", which
 is how the rebalance stage uses it (hardest first within a domain). Readers of a single
 difficulty value should take combined, else pass_rate, else any method.
@@ -47,6 +50,7 @@ import polars as pl
 
 from pipeline.difficulty.llm_rating import METHOD, score_llm_rating
 from pipeline.difficulty.rows import ROW_SCHEMA, rows
+from pipeline.difficulty.tasks import score_task_difficulty
 from pipeline.stage import StageContext, StageReport
 from pipeline.store import Store
 from schemas.difficulty import DifficultyConfig
@@ -75,6 +79,7 @@ class DifficultyReport:
     irt: int = 0  # rows written or changed, store-wide
     combined: int = 0  # rows written or changed, store-wide
     llm_skipped: str | None = None  # why llm_rating did not run although configured
+    agentic_tasks: int = 0  # task_difficulty rows (pass@k of agentic tasks) written or changed
 
 
 def _probe(question_ids: list[str]) -> pl.DataFrame:
@@ -291,4 +296,6 @@ def run(ctx: StageContext) -> StageReport:
         engine = ctx.engine_for(rule.engine) if rule.engine is not None else ctx.engine
     report = score_difficulty(ctx.store, ctx.run_id, ctx.question_ids(), config=cfg, engine=engine, llm_rule=rule,
                               progress=ctx.progress)
+    if ctx.config.agentic.enabled:
+        report.agentic_tasks = score_task_difficulty(ctx.store, ctx.run_id)
     return StageReport(vars(report))

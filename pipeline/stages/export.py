@@ -178,13 +178,30 @@ def manifest_digest(manifest: ShardManifest) -> str:
 
 def run(ctx: StageContext) -> StageReport:
     """Rebalance the kept samples and write a shard set to options["out"]; with
-    options["skip_unchanged"], nothing when the newest export is still current."""
-    manifest = select_and_export(ctx.store, ctx.config, ctx.run_id, Path(ctx.options.get("out", "out")),
-                                 skip_unchanged=ctx.options.get("skip_unchanged", False))
+    options["skip_unchanged"], nothing when the newest export is still current. With agentic
+    enabled, the kept trajectories too, as a trace shard set of their own (pipeline/export/traces.py)."""
+    out, skip = Path(ctx.options.get("out", "out")), ctx.options.get("skip_unchanged", False)
+    manifest = select_and_export(ctx.store, ctx.config, ctx.run_id, out, skip_unchanged=skip)
     if manifest is None:
         current = latest_export(ctx.store)[0]
         counts = {"status": f"unchanged, export {current} still current", "export_id": current}
     else:
         counts = {"status": "new shard set", "export_id": manifest.export_id, "rows": manifest.total_rows,
                   "by_domain": manifest.counts_by_domain, "shortfall": [s.model_dump() for s in manifest.shortfall]}
-    return StageReport(counts, [f"[export] {counts['status']}: {counts['export_id']}"])
+    notes = [f"[export] {counts['status']}: {counts['export_id']}"]
+    if ctx.config.agentic.enabled:
+        counts["traces"] = _export_traces(ctx, out, skip)
+        notes.append(f"[export] traces: {counts['traces']['status']}: {counts['traces']['export_id']}")
+    return StageReport(counts, notes)
+
+
+def _export_traces(ctx: StageContext, out: Path, skip: bool) -> dict:
+    from pipeline.export.traces import export_traces, latest_trace_export
+
+    manifest = export_traces(ctx.store, ctx.config, ctx.run_id, out, skip_unchanged=skip)
+    if manifest is None:
+        current = latest_trace_export(ctx.store)[0]
+        return {"status": f"unchanged, export {current} still current", "export_id": current}
+    return {"status": "new shard set", "export_id": manifest.export_id, "rows": manifest.total_rows,
+            "by_environment": manifest.counts_by_environment, "rejected": manifest.rejected,
+            "not_kept": manifest.not_kept, "shortfall": [s.model_dump() for s in manifest.shortfall]}

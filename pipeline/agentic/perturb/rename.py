@@ -55,7 +55,9 @@ class Rename(BaseModel):
         for spec in specs:
             tools[spec.name] = _pick(rng, TOOL_NAMES.get(spec.name, [f"{spec.name}_tool", f"do_{spec.name}"]), taken)
             taken.add(tools[spec.name])
-            names = list(spec.parameters.get("properties", {}))
+            # sorted: a stored trajectory's tools come back with their keys sorted (JSON), and the
+            # same seed must draw the same names from either
+            names = sorted(spec.parameters.get("properties", {}))
             own = set(names)
             params[spec.name] = {}
             for p in names:
