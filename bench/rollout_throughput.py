@@ -59,7 +59,7 @@ def tasks(per_env: int):
 def jobs(task_list, turn_engine, model: str, seed0: int, max_steps: int):
     from pipeline.agentic.driver import RolloutJob
     from pipeline.agentic.envs import make
-    from pipeline.agentic.prompting import THINK_FIRST, PromptPlan
+    from pipeline.agentic.prompting import PromptPlan, system_prompt
     from pipeline.agentic.rollout import Rollout
 
     mode = "chat_template" if turn_engine.renders_tools() else "system_prompt"
@@ -68,7 +68,7 @@ def jobs(task_list, turn_engine, model: str, seed0: int, max_steps: int):
         env = make(t.environment)
         plan = PromptPlan.draw(seed0 + i, env.tool_specs(t.tools), mode, call_syntaxes=["hermes"])
         out.append(RolloutJob(Rollout(t, env, model=model, seed=seed0 + i, max_steps=max_steps,
-                                      call_syntax=plan.call_syntax, system_prompt=THINK_FIRST,
+                                      call_syntax=plan.call_syntax, system_prompt=system_prompt(mode),
                                       recorded=plan.record()), plan))
     return out, mode
 

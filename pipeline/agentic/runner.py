@@ -21,12 +21,12 @@ from filters.trace import build_trace_rules
 from pipeline.agentic.driver import DriveStats, RolloutJob, drive
 from pipeline.agentic.envs import make
 from pipeline.agentic.perturb.response_format import ResponseChoice
-from pipeline.agentic.prompting import THINK_FIRST, PromptMode, PromptPlan
+from pipeline.agentic.prompting import PromptMode, PromptPlan, system_prompt
 from pipeline.agentic.rollout import Rollout
 from pipeline.agentic.store import TRACE_RULE_INPUT, existing_trajectory_ids, trajectory_frames
 from pipeline.agentic.verify import verify_outcomes
 from pipeline.engines.base import Sampling
-from pipeline.hashing import seed_from
+from pipeline.hashing import seed_from, stable_hash
 from pipeline.store import Store, now
 from schemas import rows
 from schemas.agentic import Task, Trajectory
@@ -38,6 +38,9 @@ OUTCOME_RULE, OUTCOME_VERSION = "outcome", 1
 def plan_jobs(tasks: list[Task], model: str, cfg: AgenticConfig, mode: PromptMode) -> list[RolloutJob]:
     """k rollouts per task, each with its seed and its perturbation choices drawn from it."""
     jobs = []
+    system = system_prompt(mode)
+    # The instructions' hash is recorded, so it is part of the trajectory id: new instructions, new rollouts.
+    recorded = {"think_prefill": cfg.think_prefill, "instructions": stable_hash(system, length=8)}
     for task in tasks:
         for k in range(cfg.rollouts_per_task):
             seed = seed_from(cfg.seed, task.task_id, k)
@@ -45,8 +48,7 @@ def plan_jobs(tasks: list[Task], model: str, cfg: AgenticConfig, mode: PromptMod
             plan = PromptPlan.draw(seed, env.tool_specs(task.tools), mode, cfg.call_syntaxes, cfg.tool_docs)
             response = ResponseChoice.draw(seed, transient_error_rate=cfg.transient_error_rate)
             rollout = Rollout(task, env, model=model, seed=seed, response=response, max_steps=cfg.max_steps,
-                              call_syntax=plan.call_syntax, system_prompt=THINK_FIRST,
-                              recorded=plan.record() | {"think_prefill": cfg.think_prefill})
+                              call_syntax=plan.call_syntax, system_prompt=system, recorded=plan.record() | recorded)
             jobs.append(RolloutJob(rollout, plan))
     return jobs
 

@@ -139,6 +139,23 @@ def test_unreadable_calls_come_back_with_a_parse_error(syntax, text):
     assert len(calls) == 1 and calls[0].parse_error and calls[0].arguments is None and calls[0].raw
 
 
+def test_untagged_hermes_calls_as_qwen_writes_them():
+    # Qwen2.5-Coder-1.5B's turns, copied from its template's {{...}} example without the tags.
+    doubled = '{{"name": "query", "arguments": {"sql": "SELECT count(*) FROM customers"}}}'
+    content, calls = parse_calls("hermes", f"{doubled}\nFinal answer: 3", ALL_TOOLS)
+    assert content == "Final answer: 3"
+    assert [(c.name, c.arguments) for c in calls] == [("query", {"sql": "SELECT count(*) FROM customers"})]
+    two = '{"name": "describe", "arguments": {"table": "orders"}} then {"name": "list_tables", "arguments": {}}'
+    assert [c.name for c in parse_calls("hermes", two, ALL_TOOLS)[1]] == ["describe", "list_tables"]
+    # Not a call: JSON whose name is no tool (an answer in JSON), or text without the tools known.
+    answer = '{"name": "Alice", "arguments": {"age": 3}}'
+    assert parse_calls("hermes", answer, ALL_TOOLS) == (answer, [])
+    assert parse_calls("hermes", doubled, None) == (doubled, [])
+    # With tags present, only the tagged calls count.
+    tagged = render_calls("hermes", [CALLS[0]], "Look: " + doubled)
+    assert parse_calls("hermes", tagged, ALL_TOOLS)[1] == [CALLS[0]]
+
+
 def test_no_calls_is_no_calls():
     for syntax in CALL_SYNTAXES:
         assert parse_calls(syntax, "Final answer: 10 [see above]", ALL_TOOLS) == ("Final answer: 10 [see above]", [])

@@ -5,7 +5,9 @@
 
   openai_json  {"tool_calls": [{"type": "function", "function": {"name": ..., "arguments": "<JSON>"}}]}
   hermes       <tool_call>{"name": ..., "arguments": {...}}</tool_call>, one block per call
-               (what Qwen2.5's chat template writes and vLLM's `hermes` tool parser reads)
+               (what Qwen2.5's chat template writes and vLLM's `hermes` tool parser reads); with no
+               tags in the text, a bare {"name": <a tool>, "arguments": {...}} object (or {{...}},
+               as Qwen2.5's template shows it) is read as a call
   xml_invoke   <invoke name="..."><parameter name="...">value</parameter></invoke> blocks; a string
                value is written raw, anything else as JSON; parsing reads each value by its
                parameter's schema type (so the specs are needed for exact round trips)
@@ -98,6 +100,8 @@ def _render_hermes(calls: list[ToolCall]) -> str:
 
 
 def _parse_hermes(text: str, specs) -> tuple[str, list[ToolCall]]:
+    if "<tool_call>" not in text and specs:
+        return _parse_bare(text, specs)
     calls = []
     for body in re.findall(r"<tool_call>(.*?)</tool_call>", text, flags=re.S):
         try:
@@ -110,6 +114,32 @@ def _parse_hermes(text: str, specs) -> tuple[str, list[ToolCall]]:
         calls.append(_bad(tail.strip(), "<tool_call> is never closed"))
         content = head
     return content, calls
+
+
+# Qwen2.5's chat template shows the call format as {{"name": <function-name>, ...}} (doubled
+# braces inside <tool_call> tags), and its small models often copy it without the tags. A bare
+# object whose "name" is one of the tools is read as a call (doubled outer braces allowed); any
+# other JSON in the text (an answer in JSON) stays content. The stored call is canonical.
+_BARE_START = re.compile(r'\{(\{)?\s*"name"\s*:\s*"([^"]+)"')
+
+
+def _parse_bare(text: str, specs) -> tuple[str, list[ToolCall]]:
+    calls, kept, at = [], [], 0
+    for match in _BARE_START.finditer(text):
+        if match.start() < at or match.group(2) not in specs:
+            continue
+        start = match.start() + (1 if match.group(1) else 0)
+        try:
+            obj, end = json.JSONDecoder().raw_decode(text, start)
+        except json.JSONDecodeError:
+            continue
+        if match.group(1) and text[end:end + 1] == "}":
+            end += 1
+        calls.append(_from_object(obj, text[match.start():end]))
+        kept.append(text[at:match.start()])
+        at = end
+    kept.append(text[at:])
+    return "".join(kept), calls
 
 
 # --- xml_invoke -------------------------------------------------------------------------------
