@@ -33,13 +33,12 @@ from schemas.agentic import ToolSpec
 PromptMode = Literal["chat_template", "system_prompt"]
 THINK_FIRST = ("Before every tool call, and before your final answer, think inside <think>...</think>: what you "
                "know, what you need, what the last result means. End with 'Final answer: ...' on the last line.")
-# chat_template mode: how to write a call, said once more after the thinking instruction. Without
-# it Qwen2.5-Coder-1.5B wrote its call and a guessed 'Final answer:' in one turn (6 shop_db tasks,
-# bench of this change: 10 calls, 1 rollout called and answered in the same turn); with it, 21
-# calls, each turn a call or an answer.
+# chat_template mode: how to write a call, said once more after the thinking instruction (Qwen2.5's
+# template shows it with doubled braces and small models copy that, untagged: call_syntax reads it).
+# On 6 shop_db + 6 GSM8K tasks with Qwen2.5-Coder-1.5B, with and without it: 16 vs 19 calls, 4 vs 3
+# correct; kept for models that follow it. No sentence the model could copy as its answer.
 HERMES_CALL = ("To use a tool, close your thinking with </think>, then write the call as <tool_call>\n"
-               "{\"name\": \"...\", \"arguments\": {...}}\n</tool_call> and stop: the result comes back in the "
-               "next message.")
+               "{\"name\": \"...\", \"arguments\": {...}}\n</tool_call> and stop.")
 _PROBE = "zz_probe_tool_7f3a"
 
 

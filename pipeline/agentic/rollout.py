@@ -14,7 +14,9 @@ turns. The trajectory id is known at construction (r.trajectory_id), so a resume
 rollouts already stored.
 
 Each model turn: the thinking is split off (a reasoning field, or a leading <think>...</think>),
-calls are parsed from the rest in the model's call syntax (Hermes <tool_call> for Qwen2.5), each
+calls are parsed from the rest in the model's call syntax (Hermes <tool_call> for Qwen2.5; a
+Hermes turn ends at its last call, as a stop sequence there would end it: a small model writes on
+and guesses the result it has not seen), each
 call runs in the environment (a call of a tool the task does not allow, bad arguments, a tool
 error or a timeout come back as error observations), and each observation is rendered in the
 drawn response format. A turn without calls ends the rollout (answered); so do the step cap
@@ -78,7 +80,8 @@ class Rollout:
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
         reasoning, text = _split_thinking(text, reasoning)
-        content, calls = parse_calls(self.call_syntax, text, self.specs)
+        # A turn with calls ends at its last call (hermes): what follows was written unseen of the results.
+        content, calls = parse_calls(self.call_syntax, text, self.specs, stop_after_calls=True)
         # Cut by max_tokens: the rollout ends, unless the turn wrote whole calls before the cut
         # (a small model rambles on after its call): those run as usual.
         if finish_reason == "length" and (not calls or any(c.arguments is None for c in calls)):

@@ -151,6 +151,11 @@ def test_untagged_hermes_calls_as_qwen_writes_them():
     answer = '{"name": "Alice", "arguments": {"age": 3}}'
     assert parse_calls("hermes", answer, ALL_TOOLS) == (answer, [])
     assert parse_calls("hermes", doubled, None) == (doubled, [])
+    # A turn ends at its last call: the guess written after it is dropped.
+    assert parse_calls("hermes", f"Look. {doubled}\nFinal answer: 3", ALL_TOOLS, stop_after_calls=True)[0] == "Look."
+    tagged_then_guess = render_calls("hermes", [CALLS[0]], "Look.") + "\nFinal answer: 3"
+    assert parse_calls("hermes", tagged_then_guess, ALL_TOOLS, stop_after_calls=True) == ("Look.", [CALLS[0]])
+    assert parse_calls("hermes", "Final answer: 3", ALL_TOOLS, stop_after_calls=True) == ("Final answer: 3", [])
     # With tags present, only the tagged calls count.
     tagged = render_calls("hermes", [CALLS[0]], "Look: " + doubled)
     assert parse_calls("hermes", tagged, ALL_TOOLS)[1] == [CALLS[0]]

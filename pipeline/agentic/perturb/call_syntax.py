@@ -38,8 +38,13 @@ def render_calls(syntax: str, calls: list[ToolCall], content: str | None = None)
     return "\n\n".join(p for p in ((content or "").strip(), block) if p)
 
 
-def parse_calls(syntax: str, text: str, specs: list[ToolSpec] | None = None) -> tuple[str, list[ToolCall]]:
-    """(the content without the calls, the calls) from a model's text."""
+def parse_calls(syntax: str, text: str, specs: list[ToolSpec] | None = None,
+                stop_after_calls: bool = False) -> tuple[str, list[ToolCall]]:
+    """(the content without the calls, the calls) from a model's text. stop_after_calls (hermes):
+    the text after the last call is dropped, as a stop sequence at the call's end would have (a
+    small model writes on: a guessed 'Final answer:' before it has seen the result)."""
+    if stop_after_calls and syntax == "hermes":
+        text = text[:_end_of_calls(text, {s.name for s in specs or []})]
     parser = {"openai_json": _parse_openai, "hermes": _parse_hermes, "xml_invoke": _parse_xml,
               "pythonic": _parse_pythonic}[syntax]
     content, calls = parser(text, {s.name: s for s in specs or []})
@@ -123,10 +128,21 @@ def _parse_hermes(text: str, specs) -> tuple[str, list[ToolCall]]:
 _BARE_START = re.compile(r'\{(\{)?\s*"name"\s*:\s*"([^"]+)"')
 
 
-def _parse_bare(text: str, specs) -> tuple[str, list[ToolCall]]:
-    calls, kept, at = [], [], 0
+def _end_of_calls(text: str, names) -> int:
+    """Where the last hermes call (tagged, or bare when there is no tag) ends; len(text) if none."""
+    if "<tool_call>" in text:
+        closed = text.rfind("</tool_call>")
+        return closed + len("</tool_call>") if closed > text.rfind("<tool_call>") else len(text)
+    calls, pieces = _bare_calls(text, names)
+    return len(text) - len(pieces[-1]) if calls else len(text)
+
+
+def _bare_calls(text: str, names) -> tuple[list[ToolCall], list[str]]:
+    """The bare call objects of known tools in the text, and the text pieces around them
+    (pieces[i] before call i; the last piece after the last call)."""
+    calls, pieces, at = [], [], 0
     for match in _BARE_START.finditer(text):
-        if match.start() < at or match.group(2) not in specs:
+        if match.start() < at or match.group(2) not in names:
             continue
         start = match.start() + (1 if match.group(1) else 0)
         try:
@@ -136,10 +152,15 @@ def _parse_bare(text: str, specs) -> tuple[str, list[ToolCall]]:
         if match.group(1) and text[end:end + 1] == "}":
             end += 1
         calls.append(_from_object(obj, text[match.start():end]))
-        kept.append(text[at:match.start()])
+        pieces.append(text[at:match.start()])
         at = end
-    kept.append(text[at:])
-    return "".join(kept), calls
+    pieces.append(text[at:])
+    return calls, pieces
+
+
+def _parse_bare(text: str, specs) -> tuple[str, list[ToolCall]]:
+    calls, pieces = _bare_calls(text, specs)
+    return "".join(pieces), calls
 
 
 # --- xml_invoke -------------------------------------------------------------------------------
