@@ -4,8 +4,9 @@ the engine keeps generating for the others. No lockstep turns.
     stats = drive(jobs, engine, sampling, on_done=store_it)   # jobs: RolloutJob(rollout, plan)
 
 The loop, on the caller's thread:
-  1. admit rollouts until `max_in_flight` are open; each open rollout is in exactly one place:
-     the engine (a turn being generated) or the tool pool (advance(): parse, run the calls);
+  1. admit rollouts until `max_in_flight` are in the engine (and at most `tool_workers` more are
+     open); each open rollout is in exactly one place: the engine (a turn being generated) or the
+     tool pool (advance(): parse, run the calls);
   2. rollouts whose tools are done go back to the engine at once (or finish: on_done);
   3. one engine poll (one vLLM step): finished turns go to the tool pool;
   4. when nothing is in the engine, wait for the first tool to finish.
@@ -113,7 +114,9 @@ def drive(jobs: Iterable[RolloutJob], engine, sampling: Sampling, *, max_in_flig
 
     with cf.ThreadPoolExecutor(tool_workers, thread_name_prefix="rollout-tools") as pool:
         while waiting or in_engine or in_tools:
-            while waiting and len(in_engine) + len(in_tools) < max_in_flight:
+            # The engine's batch is what max_in_flight caps: a rollout in its tools leaves its slot to
+            # another (at most tool_workers more open), so the batch stays as wide while tools run.
+            while waiting and len(in_engine) < max_in_flight and len(in_engine) + len(in_tools) < max_in_flight + tool_workers:
                 send(waiting.popleft())
             stats.max_in_flight = max(stats.max_in_flight, len(in_engine) + len(in_tools))
             for future in [f for f in in_tools if f.done()]:

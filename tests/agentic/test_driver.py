@@ -84,6 +84,24 @@ def test_other_rollouts_finish_while_one_tool_call_is_blocked():
         assert traj.messages[2].tool_status == "ok" and "customers" in json.loads(traj.messages[2].content)["result"]
 
 
+def test_a_rollout_in_its_tools_leaves_its_engine_slot_to_another():
+    # One slot in the engine: while rollout 0's call is held, the others still get turns.
+    tasks = generate(seed=3, n=3)
+    release = threading.Event()
+    blocked = BlockedShopDb(release)
+    jobs = [_job(tasks[0], blocked, 0)] + [_job(t, ShopDb(), i) for i, t in enumerate(tasks[1:], start=1)]
+    finished: list[int] = []
+
+    def on_done(r: Rollout) -> None:
+        finished.append(r.seed)
+        if set(finished) >= {1, 2}:
+            release.set()
+
+    stats = drive(jobs, FakeTurnEngine(), Sampling(max_tokens=32), max_in_flight=1, tool_workers=2, on_done=on_done)
+    assert blocked.released is True and finished[-1] == 0 and sorted(finished[:2]) == [1, 2]
+    assert stats.rollouts == 3 and stats.max_in_flight <= 1 + 2
+
+
 def test_turn_seeds_depend_on_the_rollout_not_the_batch():
     tasks = generate(seed=3, n=3)
     alone, together = FakeTurnEngine(), FakeTurnEngine()
