@@ -322,7 +322,7 @@ def test_each_run_leaves_its_counts_as_a_prefect_artifact(e2e_run):
 def test_golden_run_is_unchanged(e2e_run):
     """Refactors must not change what a run writes (issue 14): verdicts, selection, shard bytes
     (tests/golden.py; compared right after the two runs, in the fixture)."""
-    assert _golden_diffs == []
+    assert _golden_diffs == [], "\n".join(_golden_diffs)
 
 
 def test_each_run_links_its_quality_report(e2e_run):
