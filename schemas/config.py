@@ -404,6 +404,8 @@ class AgenticConfig(_Strict):
     db_questions: int = Field(default=8, ge=0)      # generated shop_db questions (shop_db@1)
     math_questions: int = Field(default=8, ge=0)    # the run's math questions, with the calculator
     code_questions: int = Field(default=8, ge=0)    # the run's code questions with plain asserts, with Python
+    math_tools: list[Literal["evaluate", "simplify", "solve"]] = Field(  # calculator tools a math task may call
+        default=["evaluate", "simplify", "solve"], min_length=1)
     rollouts_per_task: int = Field(default=1, ge=1, le=16)  # k rollouts of a task: its pass@k
     seed: int = 0
     max_steps: int = Field(default=6, ge=1)         # tool calls per rollout

@@ -36,7 +36,7 @@ def build_tasks(ctx: StageContext, cfg: AgenticConfig) -> list[Task]:
     questions = ctx.store.frame(
         "SELECT question_id, text, domain, answer_type, reference_answer, tests FROM questions "
         f"{where} ORDER BY question_id", **probe)
-    math, code = tasks_from_questions(questions.iter_rows(named=True))
+    math, code = tasks_from_questions(questions.iter_rows(named=True), cfg.math_tools)
     db = generate(seed=cfg.seed, n=cfg.db_questions) if cfg.db_questions else []
     return db + math[:cfg.math_questions] + code[:cfg.code_questions]
 

@@ -25,9 +25,13 @@ _CODE_NOTE = ("\n\nYou may run Python with the run_python tool to test your code
               "in one ```python block.")
 
 
-def math_task(question_id: str, text: str, reference: str, domain: str = "math") -> Task:
+CALCULATOR_TOOLS = ("evaluate", "simplify", "solve")
+
+
+def math_task(question_id: str, text: str, reference: str, domain: str = "math",
+              tools: list[str] | tuple[str, ...] = CALCULATOR_TOOLS) -> Task:
     return Task(source="pool", question_id=question_id, domain=domain, text=text.strip() + _MATH_NOTE,
-                environment="calculator@1", tools=["evaluate", "simplify", "solve"],
+                environment="calculator@1", tools=list(tools),
                 verification=Verification(kind="math", reference=reference))
 
 
@@ -44,13 +48,13 @@ def code_task(question_id: str, text: str, tests: list[str], domain: str = "code
                 verification=Verification(kind="code_tests", tests=tests))
 
 
-def tasks_from_questions(rows: Iterable[Mapping]) -> tuple[list[Task], list[Task]]:
+def tasks_from_questions(rows: Iterable[Mapping], math_tools=CALCULATOR_TOOLS) -> tuple[list[Task], list[Task]]:
     """(math tasks, code tasks) from question rows: question_id, text, domain, answer_type,
     reference_answer, tests. Questions that fit neither are left out."""
     math, code = [], []
     for q in rows:
         if q["answer_type"] in MATH_ANSWER_TYPES and q["reference_answer"]:
-            math.append(math_task(q["question_id"], q["text"], q["reference_answer"], q["domain"]))
+            math.append(math_task(q["question_id"], q["text"], q["reference_answer"], q["domain"], math_tools))
         elif q["answer_type"] == "code" and (tests := simple_tests(q["tests"])):
             code.append(code_task(q["question_id"], q["text"], tests, q["domain"]))
     return math, code
