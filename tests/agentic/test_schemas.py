@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -52,3 +54,21 @@ def test_trajectory_id_changes_with_seed_model_and_perturbations():
     assert len({base, traj(seed=2).trajectory_id, traj(model="n").trajectory_id,
                 traj(perturbations={"response_format": "yaml"}).trajectory_id}) == 4
     assert traj(steps=3).trajectory_id == base  # what the rollout made is not part of its id
+
+
+def test_math_tasks_offer_the_configured_calculator_tools(tmp_path):
+    from pipeline.agentic.tasks.pool_tasks import CALCULATOR_TOOLS, tasks_from_questions
+    from pipeline.config_loading import load_run_config
+    from schemas.yaml_loading import ConfigError
+
+    row = {"question_id": "q1", "text": "What is 6 times 7?", "domain": "math", "answer_type": "math",
+           "reference_answer": "42", "tests": None}
+    assert tasks_from_questions([row])[0][0].tools == list(CALCULATOR_TOOLS)
+    narrow = tasks_from_questions([row], ["evaluate"])[0][0]
+    assert narrow.tools == ["evaluate"] and narrow.task_id != tasks_from_questions([row])[0][0].task_id
+    shipped = Path(__file__).resolve().parents[2] / "configs" / "agentic.yaml"
+    assert load_run_config(str(shipped)).agentic.math_tools == ["evaluate"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("agentic:\n  math_tools: [integrate]\n")
+    with pytest.raises(ConfigError, match="math_tools"):
+        load_run_config(str(bad))
