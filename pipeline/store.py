@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -851,22 +853,29 @@ def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(statement)
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The statements of the block in one transaction: all of them, or none (an error rolls back)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def _rebuild_verdicts(con: duckdb.DuckDBPyConnection, has_tokens: bool) -> None:
     """Schema 6 puts config_hash into the verdicts key; DuckDB cannot alter a primary key, so the
     table is copied into the new shape and swapped in, all in one transaction (a failure leaves
     the old table as it was). Old rows get config_hash '' (their parameters were not recorded)."""
     copied = _VERDICT_COLUMNS if has_tokens else _VERDICT_COLUMNS.replace(", prompt_tokens, completion_tokens", "")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("DROP TABLE IF EXISTS verdicts_v6")
         con.execute(VERDICTS_TABLE.format(name="verdicts_v6"))
         con.execute(f"INSERT INTO verdicts_v6 ({copied}, config_hash) SELECT {copied}, '' FROM verdicts")
         con.execute("DROP TABLE verdicts")
         con.execute("ALTER TABLE verdicts_v6 RENAME TO verdicts")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 class Store:
@@ -926,8 +935,7 @@ class Store:
             if not isinstance(frame, str):
                 self.con.register(name, frame.to_arrow())
         try:
-            self.con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(self.con):
                 for name, (verb, table, frame) in zip(names, statements):
                     if table in _KEYLESS:  # nothing to conflict on: plain insert
                         verb = "INSERT"
@@ -936,10 +944,6 @@ class Store:
                         continue
                     columns = ", ".join(f'"{c}"' for c in frame.columns)
                     self.con.execute(f"{verb} INTO {table} ({columns}) SELECT {columns} FROM {name}")
-                self.con.execute("COMMIT")
-            except BaseException:
-                self.con.execute("ROLLBACK")
-                raise
         finally:
             for name, (_, _, frame) in zip(names, statements):
                 if not isinstance(frame, str):

@@ -20,7 +20,7 @@ import json
 
 from pipeline.hashing import stable_hash
 from pipeline.stages.export import KEPT_FOR_EXPORT
-from pipeline.store import Store, failing_now_sql
+from pipeline.store import Store, failing_now_sql, transaction
 from schemas.config import RebalanceConfig
 
 _META_KEY = "preview_baseline"
@@ -62,18 +62,14 @@ def baseline(store: Store, rebalance: RebalanceConfig) -> dict:
         return cached["now"]
     store.con.execute(KEPT_FOR_EXPORT)  # -> temp _kept
     now = selection_figures(store, "_kept", rebalance)
-    store.con.execute("BEGIN TRANSACTION")
     try:
-        store.con.execute("DELETE FROM preview_kept")
-        store.con.execute("INSERT INTO preview_kept SELECT * FROM _kept")
-        store.con.execute("DELETE FROM preview_failing")
-        store.con.execute(f"INSERT INTO preview_failing {_FAILING}")
-        store.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                          [_META_KEY, json.dumps({"fingerprint": key, "now": now})])
-        store.con.execute("COMMIT")
-    except BaseException:
-        store.con.execute("ROLLBACK")
-        raise
+        with transaction(store.con) as con:
+            con.execute("DELETE FROM preview_kept")
+            con.execute("INSERT INTO preview_kept SELECT * FROM _kept")
+            con.execute("DELETE FROM preview_failing")
+            con.execute(f"INSERT INTO preview_failing {_FAILING}")
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                        [_META_KEY, json.dumps({"fingerprint": key, "now": now})])
     finally:
         store.con.execute("DROP TABLE IF EXISTS _kept")
     return now

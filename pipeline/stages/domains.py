@@ -16,7 +16,7 @@ from pipeline.domain_classifier.embed import Embedder
 from pipeline.domain_classifier.knn import load_or_fit
 from pipeline.progress import Progress
 from pipeline.stage import StageContext, StageReport
-from pipeline.store import Store
+from pipeline.store import Store, transaction
 from schemas.chat import ChatBackend
 from schemas.domains import DomainConfig
 
@@ -47,17 +47,13 @@ def adopt_domains(store: Store, question_ids: list[str], min_confidence: float, 
     if changes.height:
         store.con.register("_changes", changes.to_arrow())
         try:
-            store.con.execute("BEGIN TRANSACTION")
-            store.con.execute("""UPDATE questions SET domain = c.domain, subdomain = c.subdomain
-                                 FROM _changes c WHERE questions.question_id = c.question_id""")
-            store.con.execute("""UPDATE question_domains SET adopted = c.take FROM _changes c
-                                 WHERE question_domains.question_id = c.question_id
-                                   AND question_domains.method = ? AND question_domains.version = c.version""",
-                              [method])
-            store.con.execute("COMMIT")
-        except BaseException:
-            store.con.execute("ROLLBACK")
-            raise
+            with transaction(store.con) as con:
+                con.execute("""UPDATE questions SET domain = c.domain, subdomain = c.subdomain
+                               FROM _changes c WHERE questions.question_id = c.question_id""")
+                con.execute("""UPDATE question_domains SET adopted = c.take FROM _changes c
+                               WHERE question_domains.question_id = c.question_id
+                                 AND question_domains.method = ? AND question_domains.version = c.version""",
+                            [method])
         finally:
             store.con.unregister("_changes")
     return changes.height
