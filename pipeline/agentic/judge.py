@@ -20,7 +20,6 @@ import json
 
 import polars as pl
 
-from judges.run import judge_samples
 from pipeline.agentic.store import TRACE_RULE_INPUT
 from pipeline.progress import NoProgress, Progress
 from pipeline.store import Store, now
@@ -91,7 +90,7 @@ def run_trajectory_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run
                          progress: Progress | None = None):
     """Judge the eligible trajectories in batches into trajectory_verdicts; fills and returns
     `report` (pipeline.stages.judge.JudgeReport), spending `budget` (its TokenBudget)."""
-    from pipeline.stages.judge import _batch_size, judge_config
+    from pipeline.stages.judge import judge_config, judge_in_batches
     from pipeline.verdicts import record_configs
 
     progress = progress or NoProgress()
@@ -99,20 +98,14 @@ def run_trajectory_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run
     todo = eligible_trajectories(store, rule, config.config_hash, limit).to_dicts()
     report.eligible = len(todo)
     progress.start(f"judge: {rule.name} v{rule.version} (trajectories)", len(todo))
-    done = 0
-    while done < len(todo) and not budget.exhausted:
-        batch = todo[done:done + _batch_size(budget, report, batch_size)]
-        results = judge_samples(rule, batch, engine, max_retries=max_retries, on_progress=progress.advance)
+
+    def write(batch: list[dict], results: list[dict]) -> tuple[int, int, int]:
         frame = verdict_rows([r["trajectory_id"] for r in batch], results, rule, run_id, config.config_hash)
         store.insert("trajectory_verdicts", frame)
-        spent_prompt, spent_completion = int(frame["prompt_tokens"].sum()), int(frame["completion_tokens"].sum())
-        budget.spent += spent_prompt + spent_completion
-        report.prompt_tokens += spent_prompt
-        report.completion_tokens += spent_completion
-        report.judged += len(batch)
-        report.kept += int(frame["passed"].sum())
-        report.errors += int(frame["score"].is_null().sum())
-        done += len(batch)
+        return int(frame["passed"].sum()), int(frame["prompt_tokens"].sum()), int(frame["completion_tokens"].sum())
+
+    done = judge_in_batches(todo, rule, engine, write, report=report, budget=budget, batch_size=batch_size,
+                            max_retries=max_retries, progress=progress)
     report.skipped_budget = len(todo) - done
     record_configs(store, [config], run_id)
     progress.done()

@@ -128,6 +128,27 @@ def _batch_size(budget: TokenBudget, report: JudgeReport, batch_size: int) -> in
     return max(1, min(batch_size, int((budget.limit - budget.spent) // max(per_sample, 1))))
 
 
+def judge_in_batches(rows: list[dict], rule: JudgeRule, engine, write, *, report: JudgeReport, budget: TokenBudget,
+                     batch_size: int, max_retries: int, progress: Progress) -> int:
+    """Judge `rows` in batches sized to what the budget has left, until all are judged or it is
+    spent; `write(batch, results)` stores a batch's verdicts and returns (kept, prompt tokens,
+    completion tokens). Counts go to `report` and `budget`; returns how many rows were judged
+    (samples and trajectories alike: pipeline/agentic/judge.py)."""
+    done = 0
+    while done < len(rows) and not budget.exhausted:
+        batch = rows[done:done + _batch_size(budget, report, batch_size)]
+        results = judge_samples(rule, batch, engine, max_retries=max_retries, on_progress=progress.advance)
+        kept, prompt, completion = write(batch, results)
+        budget.spent += prompt + completion
+        report.prompt_tokens += prompt
+        report.completion_tokens += completion
+        report.judged += len(batch)
+        report.kept += kept
+        report.errors += sum(1 for r in results if r["score"] is None)
+        done += len(batch)
+    return done
+
+
 def calibration_gap(store: Store, rule: JudgeRule, model: str) -> str | None:
     """Why a rule that requires calibration may not run yet with this judge model (None: it may).
     Only evals of this rule version, by this model, in the calibration's mode count."""
@@ -168,10 +189,8 @@ def run_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run_id: str, *
     rows = pending.to_dicts()
     report.eligible = len(rows)
     progress.start(f"judge: {rule.name} v{rule.version}", len(rows))
-    done = 0
-    while done < len(rows) and not budget.exhausted:
-        batch = rows[done:done + _batch_size(budget, report, batch_size)]
-        results = judge_samples(rule, batch, engine, max_retries=max_retries, on_progress=progress.advance)
+
+    def write(batch: list[dict], results: list[dict]) -> tuple[int, int, int]:
         tokens = []
         for r in results:
             d = json.loads(r["details"])
@@ -185,13 +204,10 @@ def run_judge(store: Store, rule: JudgeRule, engine: ChatBackend, run_id: str, *
                                                version=rule.version, run_id=run_id,
                                                details=[r["details"] for r in results], tokens=tokens,
                                                config_hash=config.config_hash))
-        budget.spent += sum(p + c for p, c in tokens)
-        report.prompt_tokens += sum(p for p, _ in tokens)
-        report.completion_tokens += sum(c for _, c in tokens)
-        report.judged += len(batch)
-        report.kept += int(frame["passed"].sum())
-        report.errors += sum(1 for r in results if r["score"] is None)
-        done += len(batch)
+        return int(frame["passed"].sum()), sum(p for p, _ in tokens), sum(c for _, c in tokens)
+
+    done = judge_in_batches(rows, rule, engine, write, report=report, budget=budget, batch_size=batch_size,
+                            max_retries=max_retries, progress=progress)
     skipped = rows[done:]
     if skipped:
         report.skipped_budget = len(skipped)
