@@ -58,20 +58,25 @@ def _job(task, env, seed: int) -> RolloutJob:
     return RolloutJob(Rollout(task, env, model="fake", seed=seed, call_syntax="hermes", recorded=plan.record()), plan)
 
 
-def test_other_rollouts_finish_while_one_tool_call_is_blocked():
-    tasks = generate(seed=3, n=4)
-    release = threading.Event()
-    blocked = BlockedShopDb(release)
+def _drive_with_one_call_held(n: int, **drive_args):
+    """n rollouts on the fake engine; rollout 0's tool call is held until all the others finished
+    (or BlockedShopDb's time limit). Returns (jobs, the held environment, finish order, stats)."""
+    tasks = generate(seed=3, n=n)
+    blocked = BlockedShopDb(threading.Event())
     jobs = [_job(tasks[0], blocked, 0)] + [_job(t, ShopDb(), i) for i, t in enumerate(tasks[1:], start=1)]
     finished: list[int] = []
 
     def on_done(r: Rollout) -> None:
         finished.append(r.seed)
-        if set(finished) >= {1, 2, 3}:
-            release.set()  # only now may the blocked call return
+        if set(finished) >= set(range(1, n)):
+            blocked.release.set()  # only now may the held call return
 
-    engine = FakeTurnEngine()
-    stats = drive(jobs, engine, Sampling(max_tokens=32), max_in_flight=4, tool_workers=2, on_done=on_done)
+    stats = drive(jobs, FakeTurnEngine(), Sampling(max_tokens=32), on_done=on_done, **drive_args)
+    return jobs, blocked, finished, stats
+
+
+def test_other_rollouts_finish_while_one_tool_call_is_blocked():
+    jobs, blocked, finished, stats = _drive_with_one_call_held(4, max_in_flight=4, tool_workers=2)
     assert blocked.released is True  # released by the others finishing, not by the time limit
     assert finished[-1] == 0 and sorted(finished[:3]) == [1, 2, 3]
     assert stats.polls_while_tools_ran >= 4  # the others' turns were generated during the blocked call
@@ -86,18 +91,7 @@ def test_other_rollouts_finish_while_one_tool_call_is_blocked():
 
 def test_a_rollout_in_its_tools_leaves_its_engine_slot_to_another():
     # One slot in the engine: while rollout 0's call is held, the others still get turns.
-    tasks = generate(seed=3, n=3)
-    release = threading.Event()
-    blocked = BlockedShopDb(release)
-    jobs = [_job(tasks[0], blocked, 0)] + [_job(t, ShopDb(), i) for i, t in enumerate(tasks[1:], start=1)]
-    finished: list[int] = []
-
-    def on_done(r: Rollout) -> None:
-        finished.append(r.seed)
-        if set(finished) >= {1, 2}:
-            release.set()
-
-    stats = drive(jobs, FakeTurnEngine(), Sampling(max_tokens=32), max_in_flight=1, tool_workers=2, on_done=on_done)
+    _, blocked, finished, stats = _drive_with_one_call_held(3, max_in_flight=1, tool_workers=2)
     assert blocked.released is True and finished[-1] == 0 and sorted(finished[:2]) == [1, 2]
     assert stats.rollouts == 3 and stats.max_in_flight <= 1 + 2
 
