@@ -39,6 +39,18 @@ MIGRATIONS = [
 # rule, version, effective parameters; for judges also model, sampling and rubric), and it is part
 # of the key: verdicts made under other parameters stay, so switching a parameter back reuses them.
 # '' = parameters not recorded (rows from before schema 6, or written without a hash).
+# A shard set written (samples' `exports`, agentic traces' `trace_exports`): one shape.
+EXPORTS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    export_id VARCHAR PRIMARY KEY,
+    run_id VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    out_dir VARCHAR NOT NULL,
+    config_hash VARCHAR NOT NULL,
+    manifest JSON NOT NULL
+);
+"""
+
 VERDICTS_TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
     sample_id VARCHAR NOT NULL,
@@ -243,14 +255,7 @@ CREATE TABLE IF NOT EXISTS question_domains (
     PRIMARY KEY (question_id, method, version)
 );
 
-CREATE TABLE IF NOT EXISTS exports (
-    export_id VARCHAR PRIMARY KEY,
-    run_id VARCHAR NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL,
-    out_dir VARCHAR NOT NULL,
-    config_hash VARCHAR NOT NULL,
-    manifest JSON NOT NULL
-);
+""" + EXPORTS_TABLE.format(name="exports") + """
 
 CREATE TABLE IF NOT EXISTS selections (
     export_id VARCHAR NOT NULL,
@@ -523,14 +528,7 @@ FROM trajectories t LEFT JOIN task_difficulty d
 -- Trace exports (pipeline/export/traces.py): a shard set of traces-*.jsonl per export, its files
 -- in `shards` under the same export_id, and one trace_selections row per stored trajectory saying
 -- whether it was exported and why (or why not). Apart from exports/selections, which are samples'.
-CREATE TABLE IF NOT EXISTS trace_exports (
-    export_id VARCHAR PRIMARY KEY,
-    run_id VARCHAR NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL,
-    out_dir VARCHAR NOT NULL,
-    config_hash VARCHAR NOT NULL,
-    manifest JSON NOT NULL
-);
+""" + EXPORTS_TABLE.format(name="trace_exports") + """
 
 CREATE TABLE IF NOT EXISTS trace_selections (
     export_id VARCHAR NOT NULL,
