@@ -73,18 +73,20 @@ def jobs(task_list, turn_engine, model: str, seed0: int, max_steps: int):
     return out, mode
 
 
-def raw(engine, prompts: list[dict], width: int, per_prompt: int) -> tuple[int, float]:
-    """(output tokens, seconds) of LLM.generate over the prompts, `width` at a time, each forced to
-    `per_prompt` tokens, seeded per prompt like the rollouts' turns."""
+def raw(engine, prompts: list[dict], width: int, per_prompt: int) -> tuple[int, float, int]:
+    """(output tokens, seconds, prompt tokens prefilled) of LLM.generate over the prompts, `width` at
+    a time, each forced to `per_prompt` tokens, seeded per prompt like the rollouts' turns."""
     from vllm import SamplingParams
 
-    started, tokens = time.perf_counter(), 0
+    started, tokens, prefilled = time.perf_counter(), 0, 0
     for start in range(0, len(prompts), width):
         chunk = prompts[start:start + width]
         params = [SamplingParams(temperature=0.7, max_tokens=per_prompt, ignore_eos=True, seed=start + i)
                   for i in range(len(chunk))]
-        tokens += sum(len(o.outputs[0].token_ids) for o in engine._llm.generate(chunk, params, use_tqdm=False))
-    return tokens, time.perf_counter() - started
+        for o in engine._llm.generate(chunk, params, use_tqdm=False):
+            tokens += len(o.outputs[0].token_ids)
+            prefilled += len(o.prompt_token_ids) - (o.num_cached_tokens or 0)
+    return tokens, time.perf_counter() - started, prefilled
 
 
 def main() -> None:
@@ -96,6 +98,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--in-flight", type=int, default=0, help="rollouts open at once (0: all); raw generate "
                     "runs in batches of the same width")
+    ap.add_argument("--block-size", type=int, default=0, help="the KV cache block size (0: vLLM's; 128 on CPU): "
+                    "the prefix cache reuses whole blocks, so a turn re-prefills up to a block of the history")
     ap.add_argument("--forced-first-call", action="store_true",
                     help="each rollout's first turn starts with a written tool call (SmolLM2 rarely writes one): "
                          "every rollout then has a tool turn")
@@ -109,7 +113,8 @@ def main() -> None:
     from schemas.config import EngineConfig
 
     t0 = time.perf_counter()
-    engine = make_engine(EngineConfig(model=args.model), announce=print).unwrap()
+    vllm_args = {"block_size": args.block_size} if args.block_size else {}
+    engine = make_engine(EngineConfig(model=args.model, vllm_args=vllm_args), announce=print).unwrap()
     turn_engine = VllmTurnEngine(engine)
     print(f"model {args.model} loaded in {time.perf_counter() - t0:.0f} s")
     sampling = Sampling(temperature=0.7, max_tokens=args.max_tokens, stop=("<tool_response>",))
@@ -143,9 +148,13 @@ def main() -> None:
         print(f"repeat {rep + 1}: {len(job_list)} rollouts ({mode} prompts, {width} in flight), {stats.turns} turns, "
               f"{sum(j.rollout.steps for j in job_list)} tool calls, {stats.completion_tokens} output tokens in "
               f"{stats.wall_seconds:.1f} s = {roll_rate:.1f} tok/s; tool time {stats.tool_seconds:.1f} s, "
-              f"{stats.polls_while_tools_ran}/{stats.engine_polls} engine steps while tools ran")
+              f"{stats.polls_while_tools_ran}/{stats.engine_polls} engine steps while tools ran (mean batch "
+              f"{stats.completion_tokens / max(stats.engine_polls, 1):.1f} of {width}); prompt tokens "
+              f"prefilled {stats.prompt_tokens - stats.cached_prompt_tokens} of {stats.prompt_tokens} (the rest from "
+              f"the prefix cache)")
         print(f"          raw generate, {len(prompts)} prompts x {per_prompt} tokens ({raw_after[0]} tokens): "
-              f"{raw_rate:.1f} tok/s;  ratio {roll_rate / raw_rate:.2f}   (load drift: raw before, x {args.max_tokens}"
+              f"{raw_rate:.1f} tok/s in {math.ceil(len(prompts) / width) * per_prompt} steps, prompt tokens prefilled "
+              f"{raw_after[2]};  ratio {roll_rate / raw_rate:.2f}   (load drift: raw before, x {args.max_tokens}"
               f" tokens: {raw_before[0] / raw_before[1]:.1f} tok/s)")
         print(f"          outcomes: {dict(sorted(outcomes.items()))}")
     print(f"ratio (rollout / raw output tok/s) per repeat: {[round(r, 2) for r in ratios]}")

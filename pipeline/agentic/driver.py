@@ -50,6 +50,7 @@ class DriveStats:
     turns: int = 0
     completion_tokens: int = 0
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0    # of prompt_tokens, read from the prefix cache (the rest was prefilled)
     engine_polls: int = 0
     polls_while_tools_ran: int = 0   # engine steps taken while some rollout's tools were running
     tool_seconds: float = 0.0        # summed over rollouts (advance(): parsing and tool calls)
@@ -59,7 +60,8 @@ class DriveStats:
 
     def as_counts(self) -> dict:
         return {"rollouts": self.rollouts, "turns": self.turns, "completion_tokens": self.completion_tokens,
-                "prompt_tokens": self.prompt_tokens, "engine_polls": self.engine_polls,
+                "prompt_tokens": self.prompt_tokens, "cached_prompt_tokens": self.cached_prompt_tokens,
+                "engine_polls": self.engine_polls,
                 "polls_while_tools_ran": self.polls_while_tools_ran, "tool_seconds": round(self.tool_seconds, 2),
                 "wall_seconds": round(self.wall_seconds, 2),
                 "output_tok_per_s": round(self.completion_tokens / self.wall_seconds, 1) if self.wall_seconds else 0}
@@ -143,6 +145,7 @@ def drive(jobs: Iterable[RolloutJob], engine, sampling: Sampling, *, max_in_flig
                     stats.turns += 1
                     stats.completion_tokens += result.completion_tokens
                     stats.prompt_tokens += result.prompt_tokens
+                    stats.cached_prompt_tokens += result.cached_tokens
                     in_tools[pool.submit(take_turn, job, result)] = job
             elif in_tools:
                 cf.wait(list(in_tools), return_when=cf.FIRST_COMPLETED)

@@ -39,6 +39,7 @@ class TurnResult:
     completion_tokens: int = 0
     reasoning: str | None = None  # a server's separate reasoning field
     error: str | None = None
+    cached_tokens: int = 0        # prompt tokens read from the engine's prefix cache (not prefilled again)
 
 
 class VllmTurnEngine:
@@ -97,7 +98,7 @@ class VllmTurnEngine:
             self._keys.remove(out.request_id)
             c = out.outputs[0]
             done.append(TurnResult(out.request_id, c.text, c.finish_reason or "stop", len(out.prompt_token_ids or []),
-                                   len(c.token_ids)))
+                                   len(c.token_ids), cached_tokens=out.num_cached_tokens or 0))
         return done
 
 

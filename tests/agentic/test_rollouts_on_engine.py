@@ -63,6 +63,8 @@ def test_rollouts_run_tools_store_and_resume(vllm_engine, tmp_path: Path):
         counts, stats = run_and_store(store, jobs, factory, cfg, run_id="r1")
         assert counts == {"planned": 6, "already_stored": 0, "new": 6} and made == [1]
         assert stats.turns >= 6 and stats.completion_tokens > 0
+        # Later turns and the rollouts' shared system prompt come from vLLM's prefix cache, counted apart.
+        assert 0 < stats.cached_prompt_tokens < stats.prompt_tokens
         trajectories = {t.trajectory_id: t for t in read_trajectories(store)}
         assert sorted(t.environment for t in trajectories.values()) == sorted(
             ["shop_db@1", "calculator@1", "python_exec@1"] * 2)
