@@ -1,0 +1,346 @@
+"""Build data/labels/domains_train.jsonl: labelled questions of varied forms for the kNN domain classifier.
+(Kept for provenance: it reads snapshots fetched outside the project, so it is not run by CI.)
+
+None of these sources is one of the unseen set's (MMLU, AGIEval and its AQuA-RAT/LSAT/LogiQA/Gaokao
+parts, CRUXEval, Exercism, TruthfulQA; data/labels/build/domains_unseen.py) or a benchmark in data/benchmarks.
+Each row keeps the source's own label (`label`); MAPS below send it to a domain and sub-domain.
+
+  OpenTriviaQA  uberspot/OpenTriviaQA @ dd31530bfbb19f9505b160b89c9df4b1127e3c70  categories/* (CC BY-SA 4.0)
+                trivia multiple choice by category: history, geography, literature, ... -> other; animals -> science
+  LegalBench    HazyResearch/legalbench @ ce482446b8eac4403b6db2c17223af4514bb24e3  tasks/*/train.tsv, only the
+                tasks whose README gives CC BY 4.0 -> other/law
+  AI2 science   allenai/aristo-mini @ 4d99fa4cb9eb1e64d0d21adfea15450d626cfcba  questions/AI2-*-NDMC-Feb2016-*.jsonl
+                (Apache-2.0; AI2 elementary and 8th-grade science exam questions) -> science
+  LeetCode      doocs/leetcode @ b6ee4f59f28bcf325b7ec535d0a0e12b409e70f4  solution/*/*/README_EN.md, the
+                description only (CC BY-SA 4.0) -> code/algorithms
+  CoNaLa        conala-train.json (CoNaLa, Yin et al. 2018, from Stack Overflow, CC BY-SA 4.0), copy at
+                shilliscmu/TranxConalaBaseline @ 5520285387d946e826f4cc5a4a0a1bf7361355e5 -> code/python_snippets
+  h5bp          h5bp/Front-end-Developer-Interview-Questions @ c8023cdcc4e13d45c096c3f37160a8fa5ab066d6
+                src/questions/*.md (MIT) -> code/web_development
+  BBH           suzgunmirac/BIG-Bench-Hard @ 9ee07bd481feebf959a6b59d61ea57bdcf30964d  bbh/{formal_fallacies,
+                web_of_lies,boolean_expressions,temporal_sequences}.json (MIT) -> logic (the other BBH tasks
+                repeat the BIG-bench tasks the pools already have)
+  FOLIO         Yale-LILY/FOLIO @ 5d7bb84c7edab3fb358e057d2807f19cf5cf5e2d  data/v0.0/folio-*.jsonl (CC BY-SA 4.0)
+                -> logic/first_order_logic
+  LogicBench    Mihir3009/LogicBench @ c014153303c98de4d5f09d41c3a235cd869be5c8  data/LogicBench(Eval)/{BQA,MCQA}
+                (MIT) -> logic/{propositional_logic,first_order_logic,nonmonotonic_reasoning}
+  SVAMP         arkilpatel/SVAMP @ 689d7ccac74b9983a2ac7cc3b264f441b99e7c53  SVAMP.json (MIT) -> math
+
+A training text that near-duplicates a question of data/labels/domains_unseen.jsonl (word 5-grams: half of
+the shorter text's shared with it, or the same normalized text) or of data/benchmarks is dropped, and counted.
+
+    .venv/bin/python data/labels/build/domains_train.py [data/labels/domains_train.jsonl]
+"""
+import csv
+import gzip
+import html
+import io
+import json
+import random
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+SEED = 20240612
+M = "/work/.mirror"
+ROOT = Path(__file__).resolve().parents[3]
+LETTERS = "ABCDEFGH"
+
+REVS = {
+    "uberspot+OpenTriviaQA": "dd31530bfbb19f9505b160b89c9df4b1127e3c70",
+    "HazyResearch+legalbench": "ce482446b8eac4403b6db2c17223af4514bb24e3",
+    "allenai+aristo-mini": "4d99fa4cb9eb1e64d0d21adfea15450d626cfcba",
+    "doocs+leetcode": "b6ee4f59f28bcf325b7ec535d0a0e12b409e70f4",
+    "shilliscmu+TranxConalaBaseline": "5520285387d946e826f4cc5a4a0a1bf7361355e5",
+    "h5bp+Front-end-Developer-Interview-Questions": "c8023cdcc4e13d45c096c3f37160a8fa5ab066d6",
+    "suzgunmirac+BIG-Bench-Hard": "9ee07bd481feebf959a6b59d61ea57bdcf30964d",
+    "Yale-LILY+FOLIO": "5d7bb84c7edab3fb358e057d2807f19cf5cf5e2d",
+    "Mihir3009+LogicBench": "c014153303c98de4d5f09d41c3a235cd869be5c8",
+    "arkilpatel+SVAMP": "689d7ccac74b9983a2ac7cc3b264f441b99e7c53",
+}
+
+# ---- the sources' labels -> (domain, sub-domain), and how many rows to draw per label
+TRIVIA = {  # OpenTriviaQA category file -> (domain, sub-domain, rows); general, for-kids, newest, rated,
+    # brain-teasers, science-technology and hobbies mix subjects (technology, medicine, riddles), so are left out
+    "history": ("other", "history", 170), "geography": ("other", "geography", 150),
+    "world": ("other", "geography", 60), "literature": ("other", "literature", 150),
+    "religion-faith": ("other", "religion", 130), "humanities": ("other", "humanities", 170),
+    "people": ("other", "people", 90), "sports": ("other", "sports", 70),
+    "music": ("other", "entertainment", 40), "movies": ("other", "entertainment", 40),
+    "television": ("other", "entertainment", 30), "celebrities": ("other", "entertainment", 20),
+    "animals": ("science", "biology", 150),
+}
+LEGAL_PER_TASK, LEGAL_MAX_CHARS = 3, 1500
+N_LEETCODE, N_CONALA = 450, 300
+BBH = {"formal_fallacies": ("formal_fallacies", 130), "web_of_lies": ("truth_tellers", 110),
+       "boolean_expressions": ("boolean_expressions", 60), "temporal_sequences": ("temporal_sequences", 110)}
+N_FOLIO, N_LOGICBENCH_PER_RULE, N_SVAMP = 220, 14, 300
+LOGICBENCH_TYPES = {"propositional_logic": "propositional_logic", "first_order_logic": "first_order_logic",
+                    "nm_logic": "nonmonotonic_reasoning"}
+
+
+def _decode(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:  # OpenTriviaQA mixes in Windows-1252 lines
+        return line.decode("cp1252", errors="replace")
+
+
+def git_show(repo, path):
+    out = subprocess.run(["git", "-C", f"{M}/{repo}/repo", "show", f"{REVS[repo]}:{path}"],
+                         check=True, capture_output=True).stdout
+    return "".join(_decode(line) for line in out.splitlines(keepends=True))
+
+
+def git_ls(repo, path):
+    out = subprocess.run(["git", "-C", f"{M}/{repo}/repo", "ls-tree", "--name-only", REVS[repo], path],
+                         check=True, capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def mc(stem, options):
+    return stem.strip() + "\n" + "\n".join(f"{LETTERS[i]}) {str(o).strip()}" for i, o in enumerate(options))
+
+
+def row(text, domain, sub, source, label):
+    return {"text": re.sub(r"[ \t]+\n", "\n", text).strip(), "domain": domain, "subdomain": sub,
+            "source": source, "label": label}
+
+
+def sample(items, k, *key):
+    items = list(items)
+    random.Random("-".join(map(str, (SEED, *key)))).shuffle(items)
+    return items[:k]
+
+
+def trivia():
+    rows = []
+    for cat, (domain, sub, k) in TRIVIA.items():
+        text = git_show("uberspot+OpenTriviaQA", f"categories/{cat}")
+        items = []
+        for block in re.split(r"\n(?=#Q )", text):
+            lines = [ln.strip() for ln in block.strip().splitlines() if ln.strip()]
+            if not lines or not lines[0].startswith("#Q "):
+                continue
+            # The question may wrap onto more lines before "^ answer"; options are "A x".
+            stem, opts, rest = [lines[0][3:]], [], lines[1:]
+            while rest and not rest[0].startswith("^"):
+                stem.append(rest.pop(0))
+            opts = [re.sub(r"^[A-H] ", "", ln) for ln in rest[1:] if re.match(r"^[A-H] ", ln)]
+            if len(opts) >= 2:
+                items.append(mc(" ".join(stem), opts))
+        rows += [row(t, domain, sub, "opentriviaqa", cat) for t in sample(items, k, "trivia", cat)]
+    return rows
+
+
+def legalbench():
+    rows = []
+    for task in git_ls("HazyResearch+legalbench", "tasks/"):
+        name = task.split("/")[-1]
+        files = git_ls("HazyResearch+legalbench", f"{task}/")
+        readme = next((f for f in files if f.lower().endswith("readme.md")), None)
+        if readme is None or f"{task}/train.tsv" not in files:
+            continue
+        licence = re.search(r"\*\*License\*\*:\s*(.*)", git_show("HazyResearch+legalbench", readme))
+        if not licence or not re.search(r"CC by 4\.0", licence.group(1), re.I):
+            continue
+        reader = csv.DictReader(io.StringIO(git_show("HazyResearch+legalbench", f"{task}/train.tsv")), delimiter="\t")
+        texts = []
+        for r in reader:
+            parts = [r.get(c) for c in ("question", "text") if r.get(c)]
+            text = "\n".join(p.strip() for p in parts)
+            if 20 <= len(text) <= LEGAL_MAX_CHARS:
+                texts.append(text)
+        rows += [row(t, "other", "law", "legalbench", name) for t in sample(sorted(set(texts)), LEGAL_PER_TASK, "legal", name)]
+    return rows
+
+
+def ai2_science():
+    rows = []
+    for path in git_ls("allenai+aristo-mini", "questions/"):
+        label = "elementary" if "Elementary" in path else "8th_grade"
+        for line in git_show("allenai+aristo-mini", path).splitlines():
+            if line.strip():
+                q = json.loads(line)["question"]
+                rows.append(row(mc(q["stem"], [c["text"] for c in q["choices"]]), "science", "general_science",
+                                "ai2_science", label))
+    return rows
+
+
+def _html_text(fragment):
+    text = re.sub(r"<sup>(.*?)</sup>", r"^\1", fragment)
+    text = re.sub(r"<li>", "- ", text)
+    text = re.sub(r"<[^>]+>", "", text)
+    text = html.unescape(text).replace("\xa0", " ")
+    text = "\n".join(re.sub(r"\s+", " ", line).strip() for line in text.splitlines())
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def leetcode():
+    items = []
+    for group in git_ls("doocs+leetcode", "solution/"):
+        if not re.match(r"solution/\d{4}-\d{4}$", group):
+            continue
+        for problem in git_ls("doocs+leetcode", f"{group}/"):
+            items.append(problem)
+    rows = []
+    for problem in sample(sorted(items), N_LEETCODE * 2, "leetcode"):
+        try:
+            md = git_show("doocs+leetcode", f"{problem}/README_EN.md")
+        except subprocess.CalledProcessError:
+            continue
+        desc = re.search(r"<!-- description:start -->(.*?)<!-- description:end -->", md, re.S)
+        title = re.search(r"^# \[\d+\. (.*?)\]", md, re.M)
+        if not desc or not title:
+            continue
+        body = re.split(r"<(?:p|strong)[^>]*>\s*<strong[^>]*>\s*Example|<strong class=\"example\">", desc.group(1))[0]
+        text = _html_text(body)
+        tags = re.findall(r"^    - (.*)$", md.split("---")[1], re.M) if md.startswith("---") else []
+        if 40 <= len(text) <= 2500:
+            rows.append(row(f"{title.group(1)}\n\n{text}", "code", "algorithms", "leetcode",
+                            (tags or ["untagged"])[0]))
+        if len(rows) == N_LEETCODE:
+            break
+    return rows
+
+
+def conala():
+    data = json.loads(git_show("shilliscmu+TranxConalaBaseline", "conala-train.json"))
+    intents = sorted({d["intent"].strip() for d in data if d.get("intent") and len(d["intent"].split()) >= 4})
+    return [row(t, "code", "python_snippets", "conala", "intent") for t in sample(intents, N_CONALA, "conala")]
+
+
+def h5bp():
+    rows = []
+    for path in git_ls("h5bp+Front-end-Developer-Interview-Questions", "src/questions/"):
+        name = path.split("/")[-1].removesuffix("-questions.md")
+        if name == "fun":  # "What's a cool project you've recently worked on?": about the candidate
+            continue
+        for line in git_show("h5bp+Front-end-Developer-Interview-Questions", path).splitlines():
+            m = re.match(r"^\* (.+)$", line)  # top-level questions; indented follow-ups lean on them
+            if m and len(m.group(1).split()) >= 4:
+                rows.append(row(m.group(1), "code", "web_development", "h5bp", name))
+    return rows
+
+
+def bbh():
+    rows = []
+    for task, (sub, k) in BBH.items():
+        examples = json.loads(git_show("suzgunmirac+BIG-Bench-Hard", f"bbh/{task}.json"))["examples"]
+        rows += [row(e["input"], "logic", sub, "bbh", task) for e in sample(examples, k, "bbh", task)]
+    return rows
+
+
+def folio():
+    items = {}
+    for split in ("train", "validation"):
+        for line in git_show("Yale-LILY+FOLIO", f"data/v0.0/folio-{split}.jsonl").splitlines():
+            if line.strip():
+                d = json.loads(line)
+                text = ("Premises:\n" + "\n".join(p.strip() for p in d["premises"]) + f"\nConclusion: {d['conclusion'].strip()}"
+                        "\nIs the conclusion true, false, or uncertain given the premises?")
+                items[text] = split
+    return [row(t, "logic", "first_order_logic", "folio", items[t]) for t in sample(sorted(items), N_FOLIO, "folio")]
+
+
+def logicbench():
+    rows = []
+    base = "data/LogicBench(Eval)"
+    for fmt in ("BQA", "MCQA"):
+        for kind in git_ls("Mihir3009+LogicBench", f"{base}/{fmt}/"):
+            sub = LOGICBENCH_TYPES[kind.split("/")[-1]]
+            for rule in git_ls("Mihir3009+LogicBench", f"{kind}/"):
+                samples = json.loads(git_show("Mihir3009+LogicBench", f"{rule}/data_instances.json"))["samples"]
+                texts = []
+                for s in samples:
+                    if fmt == "BQA":
+                        texts += [f"{s['context'].strip()}\n{qa['question'].strip()}" for qa in s["qa_pairs"][:1]]
+                    else:
+                        texts.append(mc(f"{s['context'].strip()}\n{s['question'].strip()}", list(s["choices"].values())))
+                label = f"{fmt}/{rule.split('/')[-1]}"
+                rows += [row(t, "logic", sub, "logicbench", label)
+                         for t in sample(texts, N_LOGICBENCH_PER_RULE // 2, "logicbench", label)]
+    return rows
+
+
+def svamp():
+    data = json.loads(git_show("arkilpatel+SVAMP", "SVAMP.json"))
+    texts = [f"{d['Body'].strip().rstrip('.')}. {d['Question'].strip()}" for d in data]
+    return [row(t, "math", "arithmetic_word_problems", "svamp", d["Type"])
+            for t, d in sample(list(zip(texts, data)), N_SVAMP, "svamp")]
+
+
+# ---- near duplicates of the unseen set (and of the benchmarks)
+def _norm(s):
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z0-9]+", " ", s.lower())).strip()
+
+
+def _grams(s, n=5):
+    w = _norm(s).split()
+    return {" ".join(w[i:i + n]) for i in range(max(1, len(w) - n + 1))}
+
+
+class NearDuplicates:
+    """Texts sharing half of the shorter one's word 5-grams with a reference text, or equal once normalized."""
+
+    def __init__(self, texts):
+        self.exact = {_norm(t) for t in texts}
+        self.index, self.grams = {}, []
+        for i, t in enumerate(texts):
+            g = _grams(t)
+            self.grams.append(g)
+            for x in g:
+                self.index.setdefault(x, set()).add(i)
+
+    def __call__(self, text):
+        if _norm(text) in self.exact:
+            return True
+        g = _grams(text)
+        hits = Counter(i for x in g for i in self.index.get(x, ()))
+        return any(n >= 0.5 * min(len(g), len(self.grams[i])) for i, n in hits.items())
+
+
+def reference_texts():
+    unseen = [json.loads(line)["question"] for line in (ROOT / "data/labels/domains_unseen.jsonl").open()]
+    bench = []
+    for f in sorted((ROOT / "data/benchmarks").glob("*.jsonl*")):
+        with (gzip.open if f.suffix == ".gz" else open)(f, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    d = json.loads(line)
+                    bench += [d[k] for k in ("problem", "question", "prompt") if isinstance(d.get(k), str)]
+    return unseen, bench
+
+
+def main():
+    rows = (trivia() + legalbench() + ai2_science() + leetcode() + conala() + h5bp() + bbh() + folio()
+            + logicbench() + svamp())
+    unseen, bench = reference_texts()
+    like_unseen, like_bench = NearDuplicates(unseen), NearDuplicates(bench)
+    out, seen, dropped = [], set(), Counter()
+    for r in rows:
+        if not r["text"] or r["text"] in seen:
+            dropped["repeated or empty"] += 1
+            continue
+        if like_unseen(r["text"]):
+            dropped[f"near-duplicate of an unseen question ({r['source']})"] += 1
+            continue
+        if like_bench(r["text"]):
+            dropped[f"near-duplicate of a benchmark question ({r['source']})"] += 1
+            continue
+        seen.add(r["text"])
+        out.append(r)
+    dest = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "data/labels/domains_train.jsonl"
+    with dest.open("w", encoding="utf-8") as f:
+        for r in out:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(len(out), "rows to", dest)
+    print("dropped:", dict(dropped))
+    print(Counter(r["domain"] for r in out))
+    print(sorted(Counter((r["domain"], r["subdomain"], r["source"]) for r in out).items()))
+
+
+if __name__ == "__main__":
+    main()
