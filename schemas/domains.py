@@ -13,20 +13,24 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class DomainTaxonomy(BaseModel):
-    """Top-level domain -> its sub-domains. The defaults are what the labelled pools carry
+    """Top-level domain -> its sub-domains. The defaults are what the labelled texts carry
     (pipeline/domain_classifier/labelled.py maps MATH subjects, TheoremQA fields, SciBench textbooks,
-    BIG-bench tasks, MBPP and GSM8K onto these names)."""
+    BIG-bench tasks, MBPP and GSM8K onto these names; data/labels/domains_train.jsonl carries the rest)."""
 
     model_config = ConfigDict(extra="forbid")
 
     math: list[str] = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra",
                        "number_theory", "prealgebra", "precalculus", "calculus", "analysis", "statistics",
                        "differential_equations", "arithmetic_word_problems"]
-    code: list[str] = ["python_functions"]
-    science: list[str] = ["physics", "chemistry", "quantum_chemistry", "thermodynamics", "eecs", "finance"]
+    code: list[str] = ["python_functions", "algorithms", "python_snippets", "web_development"]
+    science: list[str] = ["physics", "chemistry", "quantum_chemistry", "thermodynamics", "eecs", "finance",
+                          "general_science", "biology"]
     logic: list[str] = ["navigation", "causal_judgment", "date_understanding", "logical_deduction",
-                        "object_counting", "table_reasoning", "tracking_objects"]
-    other: list[str] = []
+                        "object_counting", "table_reasoning", "tracking_objects", "formal_fallacies",
+                        "truth_tellers", "boolean_expressions", "temporal_sequences", "first_order_logic",
+                        "propositional_logic", "nonmonotonic_reasoning"]
+    other: list[str] = ["history", "geography", "literature", "religion", "humanities", "people", "sports",
+                        "entertainment", "law"]
 
     @model_validator(mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Cosine kNN over sentence embeddings, and the cache of the labelled pools' embeddings.
+"""Cosine kNN over sentence embeddings, and the cache of the labelled texts' embeddings.
 
 Votes are the neighbours' similarities (clipped at 0): confidence is the winning domain's share
 of the vote. The sub-domain is the best-voted one among neighbours of the winning domain, so the
@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.domain_classifier.embed import DIM, Embedder, model_id
-from pipeline.domain_classifier.labelled import SEEDS, cap_per_subdomain, load_labelled, on_taxonomy
+from pipeline.domain_classifier.labelled import SEEDS, VARIED, cap_per_subdomain, load_labelled, on_taxonomy
 from pipeline.hashing import stable_hash
 from pipeline.progress import Progress
 from pipeline.runtime_env import curate_home
@@ -79,9 +79,11 @@ class KnnClassifier:
         return self.predict(self.embedder.embed(texts, progress=progress))
 
 
-def training_frame(cfg: DomainConfig, seeds: Path = SEEDS) -> pl.DataFrame:
-    """The labelled rows the classifier is fitted on: on the taxonomy, capped per sub-domain."""
-    return cap_per_subdomain(on_taxonomy(load_labelled(seeds), cfg.taxonomy), cfg.max_per_subdomain, cfg.seed)
+def training_frame(cfg: DomainConfig, seeds: Path = SEEDS, varied: Path | None = VARIED) -> pl.DataFrame:
+    """The labelled rows the classifier is fitted on (the pools and the varied labelled file, see
+    labelled.py): on the taxonomy, capped per sub-domain."""
+    return cap_per_subdomain(on_taxonomy(load_labelled(seeds, varied), cfg.taxonomy), cfg.max_per_subdomain,
+                             cfg.seed)
 
 
 def fingerprint(frame: pl.DataFrame, model: str, k: int) -> str:
@@ -125,11 +127,11 @@ def cached_embeddings(texts: list[str], embedder: Callable[[], Embedder], cache:
 
 
 def load_or_fit(cfg: DomainConfig, cache_dir: Path | None = None, embedder: Embedder | None = None,
-                seeds: Path = SEEDS, progress: Progress | None = None) -> KnnClassifier:
-    """The classifier for cfg, fitted on the labelled pools. The first call embeds them (a few
-    minutes on 2 idle cores) into $CURATE_HOME/domains; later calls read the cache and do not
-    load the model until a question needs kNN."""
-    frame = training_frame(cfg, seeds)
+                seeds: Path = SEEDS, progress: Progress | None = None, varied: Path | None = VARIED) -> KnnClassifier:
+    """The classifier for cfg, fitted on the labelled texts (training_frame). The first call embeds
+    them (a few minutes on 2 idle cores) into $CURATE_HOME/domains; later calls read the cache and
+    do not load the model until a question needs kNN."""
+    frame = training_frame(cfg, seeds, varied)
     model = embedder.model_id if embedder else model_id()
     clf = KnnClassifier(cfg.k, embedder)
     embeddings, clf.embed_seconds = cached_embeddings(frame["text"].to_list(), lambda: clf.embedder,
