@@ -22,7 +22,8 @@ class DomainTaxonomy(BaseModel):
     math: list[str] = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra",
                        "number_theory", "prealgebra", "precalculus", "calculus", "analysis", "statistics",
                        "differential_equations", "arithmetic_word_problems"]
-    code: list[str] = ["python_functions", "algorithms", "python_snippets", "web_development"]
+    code: list[str] = ["python_functions", "algorithms", "python_snippets", "web_development", "python_programs",
+                       "computer_science"]
     science: list[str] = ["physics", "chemistry", "quantum_chemistry", "thermodynamics", "eecs", "finance",
                           "general_science", "biology"]
     logic: list[str] = ["navigation", "causal_judgment", "date_understanding", "logical_deduction",
@@ -30,7 +31,7 @@ class DomainTaxonomy(BaseModel):
                         "truth_tellers", "boolean_expressions", "temporal_sequences", "first_order_logic",
                         "propositional_logic", "nonmonotonic_reasoning"]
     other: list[str] = ["history", "geography", "literature", "religion", "humanities", "people", "sports",
-                        "entertainment", "law"]
+                        "entertainment", "law", "economics", "politics", "education"]
 
     @model_validator(mode="before")
     @classmethod

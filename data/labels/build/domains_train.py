@@ -25,6 +25,10 @@ Each row keeps the source's own label (`label`); MAPS below send it to a domain 
   LogicBench    Mihir3009/LogicBench @ c014153303c98de4d5f09d41c3a235cd869be5c8  data/LogicBench(Eval)/{BQA,MCQA}
                 (MIT) -> logic/{propositional_logic,first_order_logic,nonmonotonic_reasoning}
   SVAMP         arkilpatel/SVAMP @ 689d7ccac74b9983a2ac7cc3b264f441b99e7c53  SVAMP.json (MIT) -> math
+  XQuAD         google-deepmind/xquad @ 7d30520c717524000f0d9d2f9c10a069acd9d285  xquad.en.json (CC BY-SA 4.0;
+                SQuAD v1.1 dev questions): the questions of articles whose subject is clear, by article (XQUAD)
+  OpenStax      openstax/osbooks-introduction-python-programming @ d6d069bb24677a375aa28a574bd506d4b893cfdf
+                modules/*/index.cnxml, the "practice-program" notes (CC BY 4.0) -> code/python_programs
 
 A training text that contains a question of data/labels/domains_unseen.jsonl or of data/benchmarks, by the
 screen stage's n-gram rule (filters/screening/decontam.py), is dropped and counted (none was, of either; the
@@ -60,6 +64,8 @@ REVS = {
     "Yale-LILY+FOLIO": "5d7bb84c7edab3fb358e057d2807f19cf5cf5e2d",
     "Mihir3009+LogicBench": "c014153303c98de4d5f09d41c3a235cd869be5c8",
     "arkilpatel+SVAMP": "689d7ccac74b9983a2ac7cc3b264f441b99e7c53",
+    "google-deepmind+xquad": "7d30520c717524000f0d9d2f9c10a069acd9d285",
+    "openstax+osbooks-introduction-python-programming": "d6d069bb24677a375aa28a574bd506d4b893cfdf",
 }
 
 # ---- the sources' labels -> (domain, sub-domain), and how many rows to draw per label
@@ -78,6 +84,25 @@ N_LEETCODE, N_CONALA = 450, 300
 BBH = {"formal_fallacies": ("formal_fallacies", 130), "web_of_lies": ("truth_tellers", 110),
        "boolean_expressions": ("boolean_expressions", 60), "temporal_sequences": ("temporal_sequences", 110)}
 N_FOLIO, N_LOGICBENCH_PER_RULE, N_SVAMP = 220, 14, 300
+XQUAD = {  # Wikipedia article -> (domain, sub-domain); articles of mixed or unclear subject
+    # (Nikola_Tesla, Apollo_program, Construction, Pharmacy, Steam_engine, IPCC) are left out
+    **{a: ("other", "economics") for a in ["1973_oil_crisis", "Economic_inequality"]},
+    **{a: ("other", "law") for a in ["European_Union_law", "Civil_disobedience"]},
+    **{a: ("other", "history") for a in ["Normans", "Martin_Luther", "Huguenot", "Black_Death", "Genghis_Khan",
+                                         "Yuan_dynasty", "Imperialism", "French_and_Indian_War"]},
+    **{a: ("other", "politics") for a in ["Scottish_Parliament", "Islamism"]},
+    **{a: ("other", "geography") for a in ["Warsaw", "Southern_California", "Victoria_(Australia)",
+                                           "Fresno,_California", "Jacksonville,_Florida", "Kenya", "Rhine",
+                                           "Newcastle_upon_Tyne"]},
+    **{a: ("other", "education") for a in ["Teacher", "Private_school", "Harvard_University", "University_of_Chicago"]},
+    **{a: ("other", "entertainment") for a in ["Super_Bowl_50", "Sky_(United_Kingdom)", "American_Broadcasting_Company",
+                                               "Doctor_Who"]},
+    "United_Methodist_Church": ("other", "religion"), "Victoria_and_Albert_Museum": ("other", "humanities"),
+    **{a: ("science", "biology") for a in ["Ctenophora", "Immune_system", "Chloroplast", "Amazon_rainforest"]},
+    **{a: ("science", "general_science") for a in ["Oxygen", "Geology", "Force"]},
+    **{a: ("code", "computer_science") for a in ["Computational_complexity_theory", "Packet_switching"]},
+    "Prime_number": ("math", "number_theory"),
+}
 LOGICBENCH_TYPES = {"propositional_logic": "propositional_logic", "first_order_logic": "first_order_logic",
                     "nm_logic": "nonmonotonic_reasoning"}
 
@@ -273,6 +298,38 @@ def svamp():
             for t, d in sample(list(zip(texts, data)), N_SVAMP, "svamp")]
 
 
+def xquad():
+    articles = json.loads(git_show("google-deepmind+xquad", "xquad.en.json"))["data"]
+    return [row(qa["question"], *XQUAD[a["title"]], "xquad", a["title"])
+            for a in articles if a["title"] in XQUAD for p in a["paragraphs"] for qa in p["qas"]]
+
+
+def _cnxml_text(fragment):
+    # MathML: its text pieces run together (ax2+bx+c=0); code keeps its lines.
+    text = re.sub(r"<m:math.*?</m:math>", lambda m: re.sub(r"\s+", "", re.sub(r"<[^>]+>", "", m.group(0))),
+                  fragment, flags=re.S)
+    text = re.sub(r"<code[^>]*>\s*(.*?)</code>", lambda m: m.group(1), text, flags=re.S)
+    text = re.sub(r"<item[^>]*>", "\n- ", text)
+    text = re.sub(r"<(media|title)[^>]*>.*?</\1>", "", text, flags=re.S)
+    text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    text = "\n".join(line.strip() for line in text.splitlines())
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def python_programs():
+    repo = "openstax+osbooks-introduction-python-programming"
+    rows = []
+    for module in git_ls(repo, "modules/"):
+        if not module.split("/")[-1].startswith("m"):
+            continue
+        cnxml = git_show(repo, f"{module}/index.cnxml")
+        for note in re.findall(r'<note class="practice-program"[^>]*>(.*?)</note>', cnxml, re.S):
+            text = _cnxml_text(note)
+            if len(text) >= 40:
+                rows.append(row(text, "code", "python_programs", "openstax_python", module.split("/")[-1]))
+    return rows
+
+
 # ---- near duplicates of the unseen set (and of the benchmarks): the screen stage's own check
 def near_duplicates(references):
     """A function telling whether a text contains one of the reference texts, by the decontamination
@@ -301,7 +358,7 @@ def reference_texts():
 
 def main():
     rows = (trivia() + legalbench() + ai2_science() + leetcode() + conala() + h5bp() + bbh() + folio()
-            + logicbench() + svamp())
+            + logicbench() + svamp() + xquad() + python_programs())
     unseen, bench = reference_texts()
     like_unseen, like_bench = near_duplicates(unseen), near_duplicates(bench)
     out, seen, dropped = [], set(), Counter()
