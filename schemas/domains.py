@@ -21,7 +21,8 @@ class DomainTaxonomy(BaseModel):
 
     math: list[str] = ["algebra", "counting_and_probability", "geometry", "intermediate_algebra",
                        "number_theory", "prealgebra", "precalculus", "calculus", "analysis", "statistics",
-                       "differential_equations", "arithmetic_word_problems"]
+                       "differential_equations", "arithmetic_word_problems", "abstract_algebra", "linear_algebra",
+                       "topology"]
     code: list[str] = ["python_functions", "algorithms", "python_snippets", "web_development", "python_programs",
                        "computer_science"]
     science: list[str] = ["physics", "chemistry", "quantum_chemistry", "thermodynamics", "eecs", "finance",

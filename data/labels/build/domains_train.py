@@ -17,6 +17,8 @@ Each row keeps the source's own label (`label`); MAPS below send it to a domain 
                 shilliscmu/TranxConalaBaseline @ 5520285387d946e826f4cc5a4a0a1bf7361355e5 -> code/python_snippets
   h5bp          h5bp/Front-end-Developer-Interview-Questions @ c8023cdcc4e13d45c096c3f37160a8fa5ab066d6
                 src/questions/*.md (MIT) -> code/web_development
+  sysadmin      trimstray/test-your-sysadmin-skills @ d566322e4f6a656fb835bf34712a67db269d5f2d  README.md, the
+                questions from "General Knowledge" on (MIT; system, network, devops, security) -> code/computer_science
   BBH           suzgunmirac/BIG-Bench-Hard @ 9ee07bd481feebf959a6b59d61ea57bdcf30964d  bbh/{formal_fallacies,
                 web_of_lies,boolean_expressions,temporal_sequences}.json (MIT) -> logic (the other BBH tasks
                 repeat the BIG-bench tasks the pools already have)
@@ -27,6 +29,8 @@ Each row keeps the source's own label (`label`); MAPS below send it to a domain 
   SVAMP         arkilpatel/SVAMP @ 689d7ccac74b9983a2ac7cc3b264f441b99e7c53  SVAMP.json (MIT) -> math
   XQuAD         google-deepmind/xquad @ 7d30520c717524000f0d9d2f9c10a069acd9d285  xquad.en.json (CC BY-SA 4.0;
                 SQuAD v1.1 dev questions): the questions of articles whose subject is clear, by article (XQUAD)
+  ProofNet      zhangir-azerbayev/ProofNet @ 509ad79710ed4f46ff5c282ed5640c1aa9ac3f30
+                benchmark/benchmark_to_publish/informal/*.tex, the exercise statements (MIT) -> math, by textbook
   OpenStax      openstax/osbooks-introduction-python-programming @ d6d069bb24677a375aa28a574bd506d4b893cfdf
                 modules/*/index.cnxml, the "practice-program" notes (CC BY 4.0) -> code/python_programs
 
@@ -66,6 +70,8 @@ REVS = {
     "arkilpatel+SVAMP": "689d7ccac74b9983a2ac7cc3b264f441b99e7c53",
     "google-deepmind+xquad": "7d30520c717524000f0d9d2f9c10a069acd9d285",
     "openstax+osbooks-introduction-python-programming": "d6d069bb24677a375aa28a574bd506d4b893cfdf",
+    "zhangir-azerbayev+ProofNet": "509ad79710ed4f46ff5c282ed5640c1aa9ac3f30",
+    "trimstray+test-your-sysadmin-skills": "d566322e4f6a656fb835bf34712a67db269d5f2d",
 }
 
 # ---- the sources' labels -> (domain, sub-domain), and how many rows to draw per label
@@ -103,6 +109,9 @@ XQUAD = {  # Wikipedia article -> (domain, sub-domain); articles of mixed or unc
     **{a: ("code", "computer_science") for a in ["Computational_complexity_theory", "Packet_switching"]},
     "Prime_number": ("math", "number_theory"),
 }
+PROOFNET = {"Artin": "abstract_algebra", "Dummit-Foote": "abstract_algebra", "Herstein": "abstract_algebra",
+            "Axler": "linear_algebra", "Munkres": "topology", "Rudin": "analysis", "Pugh": "analysis",
+            "Shakarchi": "analysis", "Ireland-Rosen": "number_theory"}  # Putnam, Cambridge Tripos: mixed
 LOGICBENCH_TYPES = {"propositional_logic": "propositional_logic", "first_order_logic": "first_order_logic",
                     "nm_logic": "nonmonotonic_reasoning"}
 
@@ -251,6 +260,18 @@ def h5bp():
     return rows
 
 
+def sysadmin():
+    readme = git_show("trimstray+test-your-sysadmin-skills", "README.md")
+    readme = readme[readme.index('<a name="general-knowledge">'):]  # before it: questions about the candidate
+    questions = re.findall(r"^<summary><b>(.*?)</b></summary>", readme, re.M) + re.findall(r"^- <b>(.*?)</b>\s*$", readme, re.M)
+    rows = []
+    for q in questions:
+        text = html.unescape(re.sub(r"<[^>]+>", "", q)).replace("***", "").replace("*", "").strip()
+        if len(text.split()) >= 4:
+            rows.append(row(text, "code", "computer_science", "sysadmin", "general-knowledge"))
+    return rows
+
+
 def bbh():
     rows = []
     for task, (sub, k) in BBH.items():
@@ -302,6 +323,17 @@ def xquad():
     articles = json.loads(git_show("google-deepmind+xquad", "xquad.en.json"))["data"]
     return [row(qa["question"], *XQUAD[a["title"]], "xquad", a["title"])
             for a in articles if a["title"] in XQUAD for p in a["paragraphs"] for qa in p["qas"]]
+
+
+def proofnet():
+    rows = []
+    for book, sub in PROOFNET.items():
+        tex = git_show("zhangir-azerbayev+ProofNet", f"benchmark/benchmark_to_publish/informal/{book}.tex")
+        for m in re.finditer(r"\\paragraph\{Exercise ([^}]*)\}(.*?)\\begin\{proof\}", tex, re.S):
+            text = re.sub(r"\s+", " ", m.group(2)).strip()
+            if len(text) >= 20:
+                rows.append(row(text, "math", sub, "proofnet", book))
+    return rows
 
 
 def _cnxml_text(fragment):
@@ -357,8 +389,8 @@ def reference_texts():
 
 
 def main():
-    rows = (trivia() + legalbench() + ai2_science() + leetcode() + conala() + h5bp() + bbh() + folio()
-            + logicbench() + svamp() + xquad() + python_programs())
+    rows = (trivia() + legalbench() + ai2_science() + leetcode() + conala() + h5bp() + sysadmin() + bbh() + folio()
+            + logicbench() + svamp() + xquad() + python_programs() + proofnet())
     unseen, bench = reference_texts()
     like_unseen, like_bench = near_duplicates(unseen), near_duplicates(bench)
     out, seen, dropped = [], set(), Counter()
