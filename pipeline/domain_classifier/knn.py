@@ -1,8 +1,9 @@
 """Cosine kNN over sentence embeddings, and the cache of the labelled texts' embeddings.
 
-Votes are the neighbours' similarities (clipped at 0): confidence is the winning domain's share
-of the vote. The sub-domain is the best-voted one among neighbours of the winning domain, so the
-pair is always consistent.
+Votes are the neighbours' similarities (clipped at 0); with `balanced`, each domain's votes are
+divided by its share of the labelled rows, so a domain with many labelled texts (math: 12 sub-domains)
+does not win by numbers alone. Confidence is the winning domain's share of the vote. The sub-domain
+is the best-voted one among neighbours of the winning domain, so the pair is always consistent.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ _CHUNK = 1024  # query rows per similarity block: bounds memory at 1024 x n_trai
 
 
 class KnnClassifier:
-    def __init__(self, k: int = 5, embedder: Embedder | None = None):
+    def __init__(self, k: int = 5, embedder: Embedder | None = None, balanced: bool = False):
         self.k = k
+        self.balanced = balanced
         self._embedder = embedder
         self.fingerprint: str | None = None  # set by load_or_fit
         self.embed_seconds: float | None = None  # spent embedding labelled texts (0: all cached)
@@ -46,6 +48,9 @@ class KnnClassifier:
         self.domains = np.asarray(domains, dtype=str)
         self.subdomains = np.asarray(["" if s is None else s for s in subdomains], dtype=str)
         self._domain_names, self._domain_codes = np.unique(self.domains, return_inverse=True)
+        counts = np.bincount(self._domain_codes, minlength=len(self._domain_names))
+        # Vote weight per domain: 1 / its share of the labelled rows (balanced), else 1.
+        self._domain_weight = len(self.domains) / counts if self.balanced else np.ones(len(counts))
         pairs = np.char.add(np.char.add(self.domains, "/"), self.subdomains)
         pair_names, self._pair_codes = np.unique(pairs, return_inverse=True)
         # Which domain each (domain, subdomain) code belongs to, and its sub-domain name.
@@ -64,6 +69,7 @@ class KnnClassifier:
             rows = np.repeat(np.arange(len(top)), k)
             votes = np.zeros((len(top), len(self._domain_names)))
             np.add.at(votes, (rows, self._domain_codes[top].ravel()), w.ravel())
+            votes *= self._domain_weight[None, :]
             winner = votes.argmax(1)
             pair_votes = np.zeros((len(top), len(self._pair_sub)))
             np.add.at(pair_votes, (rows, self._pair_codes[top].ravel()), w.ravel())
@@ -86,12 +92,12 @@ def training_frame(cfg: DomainConfig, seeds: Path = SEEDS, varied: Path | None =
                              cfg.seed)
 
 
-def fingerprint(frame: pl.DataFrame, model: str, k: int) -> str:
-    """Identifies a fitted classifier (labelled rows, model, k): provenance for reports."""
+def fingerprint(frame: pl.DataFrame, model: str, k: int, balanced: bool = False) -> str:
+    """Identifies a fitted classifier (labelled rows, model, k, vote balancing): provenance for reports."""
     digest = hashlib.sha256()
     for text, domain, sub in frame.select("text", "domain", "subdomain").iter_rows():
         digest.update(f"{domain}\x1f{sub}\x1f{text}\x1e".encode())
-    return stable_hash(model, digest.hexdigest(), k)
+    return stable_hash(model, digest.hexdigest(), k, *(["balanced"] if balanced else []))
 
 
 def _text_key(text: str) -> str:
@@ -133,9 +139,9 @@ def load_or_fit(cfg: DomainConfig, cache_dir: Path | None = None, embedder: Embe
     do not load the model until a question needs kNN."""
     frame = training_frame(cfg, seeds, varied)
     model = embedder.model_id if embedder else model_id()
-    clf = KnnClassifier(cfg.k, embedder)
+    clf = KnnClassifier(cfg.k, embedder, balanced=cfg.knn_balanced)
     embeddings, clf.embed_seconds = cached_embeddings(frame["text"].to_list(), lambda: clf.embedder,
                                                       cache_dir or curate_home() / "domains", model, progress)
     clf.fit(embeddings, frame["domain"].to_list(), frame["subdomain"].to_list())
-    clf.fingerprint = fingerprint(frame, model, cfg.k)
+    clf.fingerprint = fingerprint(frame, model, cfg.k, cfg.knn_balanced)
     return clf
