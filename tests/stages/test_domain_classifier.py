@@ -95,6 +95,23 @@ def test_knn_predicts_held_out_items(classifier):
     assert pred["confidence"].min() > 0.5 and pred["confidence"].max() <= 1.0
 
 
+def test_balanced_votes_let_a_domain_with_few_labelled_rows_win():
+    """Six math rows at similarity 0.8 outvote two code rows at 0.95 by numbers (4.8 to 1.9); divided by
+    each domain's share of the rows (6/8, 2/8) the code rows win (6.4 to 7.6)."""
+    def unit(sim: float) -> np.ndarray:  # a vector at cosine `sim` from the query e0
+        v = np.zeros(384, np.float32)
+        v[0], v[1] = sim, np.sqrt(1 - sim ** 2)
+        return v
+
+    labelled = np.stack([unit(0.8)] * 6 + [unit(0.95)] * 2)
+    domains, query = ["math"] * 6 + ["code"] * 2, unit(1.0)[None, :]
+    raw = KnnClassifier(k=8).fit(labelled, domains, [None] * 8).predict(query)
+    balanced = KnnClassifier(k=8, balanced=True).fit(labelled, domains, [None] * 8).predict(query)
+    assert raw["domain"][0] == "math" and balanced["domain"][0] == "code"
+    assert balanced["confidence"][0] == pytest.approx(7.6 / (7.6 + 6.4), abs=1e-4)
+    assert balanced["top_similarity"][0] == pytest.approx(0.95, abs=1e-6)
+
+
 def test_knn_fit_rejects_mismatched_labels():
     with pytest.raises(ValueError, match="as many labels"):
         KnnClassifier().fit(np.zeros((3, 384), np.float32), ["math"] * 2, [None] * 3)
@@ -209,7 +226,7 @@ def test_classify_frame_uses_metadata_first_then_knn(classifier):
     assert out["method"].to_list() == ["metadata", "knn", "metadata", "metadata"]
     assert out["domain"].to_list() == ["math", "code", "science", "science"]
     assert out["subdomain"].to_list() == ["counting_and_probability", "python_functions", "quantum_chemistry", None]
-    assert out["confidence"][0] == 1.0 and out["version"].to_list() == [1, 2, 1, 1]
+    assert out["confidence"][0] == 1.0 and out["version"].to_list() == [1, 3, 1, 1]
     assert "not in taxonomy" in out["detail"][3] and out["detail"][1].startswith("top similarity")
     assert calls == [1]
     # All metadata: the classifier factory is never called (no model load, no fit).
