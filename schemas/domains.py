@@ -32,7 +32,7 @@ class DomainTaxonomy(BaseModel):
                         "truth_tellers", "boolean_expressions", "temporal_sequences", "first_order_logic",
                         "propositional_logic", "nonmonotonic_reasoning"]
     other: list[str] = ["history", "geography", "literature", "religion", "humanities", "people", "sports",
-                        "entertainment", "law", "economics", "politics", "education"]
+                        "entertainment", "law", "economics", "politics", "education", "business"]
 
     @model_validator(mode="before")
     @classmethod

@@ -29,6 +29,8 @@ Each row keeps the source's own label (`label`); MAPS below send it to a domain 
   SVAMP         arkilpatel/SVAMP @ 689d7ccac74b9983a2ac7cc3b264f441b99e7c53  SVAMP.json (MIT) -> math
   XQuAD         google-deepmind/xquad @ 7d30520c717524000f0d9d2f9c10a069acd9d285  xquad.en.json (CC BY-SA 4.0;
                 SQuAD v1.1 dev questions): the questions of articles whose subject is clear, by article (XQUAD)
+  OpenStax      openstax/osbooks-introduction-business @ 78c9e7ad4e581d4ff98e78ea30214840e1fa7e1e
+                modules/*/index.cnxml, the "concept-check" and learning-outcome questions (CC BY 4.0) -> other/business
   ProofNet      zhangir-azerbayev/ProofNet @ 509ad79710ed4f46ff5c282ed5640c1aa9ac3f30
                 benchmark/benchmark_to_publish/informal/*.tex, the exercise statements (MIT) -> math, by textbook
   OpenStax      openstax/osbooks-introduction-python-programming @ d6d069bb24677a375aa28a574bd506d4b893cfdf
@@ -72,6 +74,7 @@ REVS = {
     "openstax+osbooks-introduction-python-programming": "d6d069bb24677a375aa28a574bd506d4b893cfdf",
     "zhangir-azerbayev+ProofNet": "509ad79710ed4f46ff5c282ed5640c1aa9ac3f30",
     "trimstray+test-your-sysadmin-skills": "d566322e4f6a656fb835bf34712a67db269d5f2d",
+    "openstax+osbooks-introduction-business": "78c9e7ad4e581d4ff98e78ea30214840e1fa7e1e",
 }
 
 # ---- the sources' labels -> (domain, sub-domain), and how many rows to draw per label
@@ -325,6 +328,24 @@ def xquad():
             for a in articles if a["title"] in XQUAD for p in a["paragraphs"] for qa in p["qas"]]
 
 
+def business():
+    repo = "openstax+osbooks-introduction-business"
+    rows = []
+    for module in git_ls(repo, "modules/"):
+        if not module.split("/")[-1].startswith("m"):
+            continue
+        cnxml = git_show(repo, f"{module}/index.cnxml")
+        # Concept checks, and the learning outcomes restated as questions over each section summary.
+        blocks = re.findall(r'<note[^>]*class="concept-check"[^>]*>(.*?)</note>', cnxml, re.S)
+        blocks += re.findall(r'<section[^>]*class="section-summary"[^>]*>(.*?)</section>', cnxml, re.S)
+        for block in blocks:
+            for item in re.findall(r"<item[^>]*>(.*?)</item>", block, re.S):
+                text = _cnxml_text(item)
+                if text.endswith("?") or len(text.split()) >= 5:
+                    rows.append(row(text, "other", "business", "openstax_business", module.split("/")[-1]))
+    return rows
+
+
 def proofnet():
     rows = []
     for book, sub in PROOFNET.items():
@@ -390,7 +411,7 @@ def reference_texts():
 
 def main():
     rows = (trivia() + legalbench() + ai2_science() + leetcode() + conala() + h5bp() + sysadmin() + bbh() + folio()
-            + logicbench() + svamp() + xquad() + python_programs() + proofnet())
+            + logicbench() + svamp() + xquad() + python_programs() + proofnet() + business())
     unseen, bench = reference_texts()
     like_unseen, like_bench = near_duplicates(unseen), near_duplicates(bench)
     out, seen, dropped = [], set(), Counter()
