@@ -4,7 +4,7 @@ classify S's rows. A source the classifier never saw is what the unseen set asks
 the honest figure to tune k, the cap and the cuts on (never the unseen set).
 
     .venv/bin/python bench/domains_loso.py [--k 5,20] [--cap 500,250] [--min-similarity 0,0.25] [--balanced 0,1]
-                                           [--varied-only] [--quiet]
+                                           [--varied-only | --pools-only] [--quiet]
 
 Prints, per setting (defaults: the config's), accuracy per held-out source and the mean over sources
 (each source counts once, whatever its size), then per domain, and how often kNN is right where the
@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--min-similarity", default=None, help="knn_min_similarity values (default: the config's)")
     ap.add_argument("--balanced", default=None, help="0 and/or 1 (default: the config's knn_balanced)")
     ap.add_argument("--varied-only", action="store_true", help="hold out only the sources of domains_train.jsonl")
+    ap.add_argument("--pools-only", action="store_true", help="fit on the pools alone (no domains_train.jsonl)")
     ap.add_argument("--quiet", action="store_true", help="one line per setting")
     args = ap.parse_args()
 
@@ -77,7 +78,7 @@ def main() -> None:
     varied_sources = sorted({r["source"] for r in load_varied()})
     for cap in values(args.cap, base.max_per_subdomain, int):
         cfg = base.model_copy(update={"max_per_subdomain": cap})
-        frame = training_frame(cfg)
+        frame = training_frame(cfg, varied=None) if args.pools_only else training_frame(cfg)
         emb, _ = cached_embeddings(frame["text"].to_list(), Embedder, curate_home() / "domains", model_id())
         sources = varied_sources if args.varied_only else sorted(frame["source"].unique())
         for k, sim, balanced in [(k, s, b) for k in values(args.k, base.k, int) for s in sims for b in balance]:
