@@ -191,7 +191,8 @@ def legalbench():
             text = "\n".join(p.strip() for p in parts)
             if 20 <= len(text) <= LEGAL_MAX_CHARS:
                 texts.append(text)
-        rows += [row(t, "other", "law", "legalbench", name) for t in sample(sorted(set(texts)), LEGAL_PER_TASK, "legal", name)]
+        picked = sample(sorted(set(texts)), LEGAL_PER_TASK, "legal", name)
+        rows += [row(t, "other", "law", "legalbench", name) for t in picked]
     return rows
 
 
@@ -266,7 +267,8 @@ def h5bp():
 def sysadmin():
     readme = git_show("trimstray+test-your-sysadmin-skills", "README.md")
     readme = readme[readme.index('<a name="general-knowledge">'):]  # before it: questions about the candidate
-    questions = re.findall(r"^<summary><b>(.*?)</b></summary>", readme, re.M) + re.findall(r"^- <b>(.*?)</b>\s*$", readme, re.M)
+    questions = (re.findall(r"^<summary><b>(.*?)</b></summary>", readme, re.M)
+                 + re.findall(r"^- <b>(.*?)</b>\s*$", readme, re.M))
     rows = []
     for q in questions:
         text = html.unescape(re.sub(r"<[^>]+>", "", q)).replace("***", "").replace("*", "").strip()
@@ -289,7 +291,8 @@ def folio():
         for line in git_show("Yale-LILY+FOLIO", f"data/v0.0/folio-{split}.jsonl").splitlines():
             if line.strip():
                 d = json.loads(line)
-                text = ("Premises:\n" + "\n".join(p.strip() for p in d["premises"]) + f"\nConclusion: {d['conclusion'].strip()}"
+                premises = "\n".join(p.strip() for p in d["premises"])
+                text = (f"Premises:\n{premises}\nConclusion: {d['conclusion'].strip()}"
                         "\nIs the conclusion true, false, or uncertain given the premises?")
                 items[text] = split
     return [row(t, "logic", "first_order_logic", "folio", items[t]) for t in sample(sorted(items), N_FOLIO, "folio")]
@@ -308,7 +311,8 @@ def logicbench():
                     if fmt == "BQA":
                         texts += [f"{s['context'].strip()}\n{qa['question'].strip()}" for qa in s["qa_pairs"][:1]]
                     else:
-                        texts.append(mc(f"{s['context'].strip()}\n{s['question'].strip()}", list(s["choices"].values())))
+                        stem = f"{s['context'].strip()}\n{s['question'].strip()}"
+                        texts.append(mc(stem, list(s["choices"].values())))
                 label = f"{fmt}/{rule.split('/')[-1]}"
                 rows += [row(t, "logic", sub, "logicbench", label)
                          for t in sample(texts, N_LOGICBENCH_PER_RULE // 2, "logicbench", label)]
