@@ -31,6 +31,10 @@ Each row keeps the source's own label (`label`); MAPS below send it to a domain 
                 SQuAD v1.1 dev questions): the questions of articles whose subject is clear, by article (XQUAD)
   OpenStax      openstax/osbooks-introduction-business @ 78c9e7ad4e581d4ff98e78ea30214840e1fa7e1e
                 modules/*/index.cnxml, the "concept-check" and learning-outcome questions (CC BY 4.0) -> other/business
+  OpenIntro     OpenIntroStat/openintro-statistics @ fee25091fb24e89c36296fd67c48c1fcf7a93b6e  ch_*/TeX/*.tex,
+                the end-of-chapter exercises (CC BY-SA 3.0) -> math/statistics
+  ODS           patmorin/ods @ 9d22c44906dda2017b2ef0c762025bee644b58aa  latex/*.tex, the exercises of Open Data
+                Structures (CC BY 2.5 CA) -> code/algorithms
   ProofNet      zhangir-azerbayev/ProofNet @ 509ad79710ed4f46ff5c282ed5640c1aa9ac3f30
                 benchmark/benchmark_to_publish/informal/*.tex, the exercise statements (MIT) -> math, by textbook
   OpenStax      openstax/osbooks-introduction-python-programming @ d6d069bb24677a375aa28a574bd506d4b893cfdf
@@ -75,6 +79,8 @@ REVS = {
     "zhangir-azerbayev+ProofNet": "509ad79710ed4f46ff5c282ed5640c1aa9ac3f30",
     "trimstray+test-your-sysadmin-skills": "d566322e4f6a656fb835bf34712a67db269d5f2d",
     "openstax+osbooks-introduction-business": "78c9e7ad4e581d4ff98e78ea30214840e1fa7e1e",
+    "OpenIntroStat+openintro-statistics": "fee25091fb24e89c36296fd67c48c1fcf7a93b6e",
+    "patmorin+ods": "9d22c44906dda2017b2ef0c762025bee644b58aa",
 }
 
 # ---- the sources' labels -> (domain, sub-domain), and how many rows to draw per label
@@ -350,6 +356,59 @@ def business():
     return rows
 
 
+def _braced(text, start):
+    """The text inside the brace group opening at text[start] ("{"), and the index after it."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0) if text[i - 1] != "\\" else 0
+        if depth == 0:
+            return text[start + 1:i], i + 1
+    raise ValueError(f"unbalanced braces from {start}")
+
+
+def _latex_text(tex):
+    tex = re.sub(r"(?<!\\)%.*", "", tex)  # comments
+    tex = re.sub(r"\\(label|ref|secref|figref|index|footnote|Figure|Section)\{[^}]*\}", "", tex)
+    tex = re.sub(r"\\begin\{(figure|center|tabular|minipage)\}.*?\\end\{\1\}", "", tex, flags=re.S)
+    tex = re.sub(r"\\(begin|end)\{[a-z*]+\}(\[[^]]*\])?", "", tex)
+    tex = re.sub(r"\\item\b", "\n-", tex)
+    tex = re.sub(r"\\(noindent|newline|hfill|vfill|medskip|smallskip|bigskip|centering)\b", "", tex)
+    tex = re.sub(r"\\[vh]space\*?\{[^}]*\}", "", tex)
+    tex = re.sub(r"\\[a-zA-Z]+\*?\{([^{}]*)\}", r"\1", tex)  # \textit{x} -> x
+    tex = tex.replace("#", "").replace("~", " ").replace("\\\\", " ")
+    return re.sub(r"[ \t]+", " ", re.sub(r"\s*\n\s*", "\n", tex)).strip()
+
+
+def openintro():
+    repo = "OpenIntroStat+openintro-statistics"
+    rows = []
+    for chapter in git_ls(repo, "."):
+        if not chapter.startswith("ch_"):
+            continue
+        for path in git_ls(repo, f"{chapter}/TeX/"):
+            tex = git_show(repo, path)
+            for m in re.finditer(r"\\eoce\{", tex):  # \eoce{\qt{title} exercise}
+                content, _ = _braced(tex, m.end() - 1)
+                if content.startswith("\\qt{"):
+                    content = content[_braced(content, 3)[1]:]
+                text = _latex_text(content)
+                if 40 <= len(text) <= 1500:
+                    rows.append(row(text, "math", "statistics", "openintro_stats", chapter))
+    return rows
+
+
+def ods():
+    rows = []
+    for path in git_ls("patmorin+ods", "latex/"):
+        if not path.endswith(".tex"):
+            continue
+        for body in re.findall(r"\\begin\{exc\}(.*?)\\end\{exc\}", git_show("patmorin+ods", path), re.S):
+            text = _latex_text(body)
+            if 40 <= len(text) <= 1500:
+                rows.append(row(text, "code", "algorithms", "ods", path.split("/")[-1].removesuffix(".tex")))
+    return rows
+
+
 def proofnet():
     rows = []
     for book, sub in PROOFNET.items():
@@ -415,7 +474,8 @@ def reference_texts():
 
 def main():
     rows = (trivia() + legalbench() + ai2_science() + leetcode() + conala() + h5bp() + sysadmin() + bbh() + folio()
-            + logicbench() + svamp() + xquad() + python_programs() + proofnet() + business())
+            + logicbench() + svamp() + xquad() + python_programs() + proofnet() + business()
+            + openintro() + ods())
     unseen, bench = reference_texts()
     like_unseen, like_bench = near_duplicates(unseen), near_duplicates(bench)
     out, seen, dropped = [], set(), Counter()
