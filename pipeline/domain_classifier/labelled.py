@@ -7,7 +7,7 @@ prefix, not the question (and the held-out split would be trivially easy).
 
 The pools are few sources of few question forms, and no pool is `other`: fitted on them alone the
 kNN learned their sources, not the domains. data/labels/domains_train.jsonl adds questions of
-other forms from other sources (trivia, law, science exams, LeetCode, interview questions, logic
+other forms from other sources (trivia, law, science exams, programming exercises, interview questions, logic
 puzzles and arguments, word problems; data/labels/build/domains_train.py), `other` included.
 """
 

@@ -11,8 +11,6 @@ Each row keeps the source's own label (`label`); MAPS below send it to a domain 
                 tasks whose README gives CC BY 4.0 -> other/law
   AI2 science   allenai/aristo-mini @ 4d99fa4cb9eb1e64d0d21adfea15450d626cfcba  questions/AI2-*-NDMC-Feb2016-*.jsonl
                 (Apache-2.0; AI2 elementary and 8th-grade science exam questions) -> science
-  LeetCode      doocs/leetcode @ b6ee4f59f28bcf325b7ec535d0a0e12b409e70f4  solution/*/*/README_EN.md, the
-                description only (CC BY-SA 4.0) -> code/algorithms
   CoNaLa        conala-train.json (CoNaLa, Yin et al. 2018, from Stack Overflow, CC BY-SA 4.0), copy at
                 shilliscmu/TranxConalaBaseline @ 5520285387d946e826f4cc5a4a0a1bf7361355e5 -> code/python_snippets
   h5bp          h5bp/Front-end-Developer-Interview-Questions @ c8023cdcc4e13d45c096c3f37160a8fa5ab066d6
@@ -67,7 +65,6 @@ REVS = {
     "uberspot+OpenTriviaQA": "dd31530bfbb19f9505b160b89c9df4b1127e3c70",
     "HazyResearch+legalbench": "ce482446b8eac4403b6db2c17223af4514bb24e3",
     "allenai+aristo-mini": "4d99fa4cb9eb1e64d0d21adfea15450d626cfcba",
-    "doocs+leetcode": "b6ee4f59f28bcf325b7ec535d0a0e12b409e70f4",
     "shilliscmu+TranxConalaBaseline": "5520285387d946e826f4cc5a4a0a1bf7361355e5",
     "h5bp+Front-end-Developer-Interview-Questions": "c8023cdcc4e13d45c096c3f37160a8fa5ab066d6",
     "suzgunmirac+BIG-Bench-Hard": "9ee07bd481feebf959a6b59d61ea57bdcf30964d",
@@ -95,7 +92,7 @@ TRIVIA = {  # OpenTriviaQA category file -> (domain, sub-domain, rows); general,
     "animals": ("science", "biology", 150),
 }
 LEGAL_PER_TASK, LEGAL_MAX_CHARS = 3, 1500
-N_LEETCODE, N_CONALA = 450, 300
+N_CONALA = 300
 BBH = {"formal_fallacies": ("formal_fallacies", 130), "web_of_lies": ("truth_tellers", 110),
        "boolean_expressions": ("boolean_expressions", 60), "temporal_sequences": ("temporal_sequences", 110)}
 N_FOLIO, N_LOGICBENCH_PER_RULE, N_SVAMP = 220, 14, 300
@@ -211,43 +208,6 @@ def ai2_science():
                 q = json.loads(line)["question"]
                 rows.append(row(mc(q["stem"], [c["text"] for c in q["choices"]]), "science", "general_science",
                                 "ai2_science", label))
-    return rows
-
-
-def _html_text(fragment):
-    text = re.sub(r"<sup>(.*?)</sup>", r"^\1", fragment)
-    text = re.sub(r"<li>", "- ", text)
-    text = re.sub(r"<[^>]+>", "", text)
-    text = html.unescape(text).replace("\xa0", " ")
-    text = "\n".join(re.sub(r"\s+", " ", line).strip() for line in text.splitlines())
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-def leetcode():
-    items = []
-    for group in git_ls("doocs+leetcode", "solution/"):
-        if not re.match(r"solution/\d{4}-\d{4}$", group):
-            continue
-        for problem in git_ls("doocs+leetcode", f"{group}/"):
-            items.append(problem)
-    rows = []
-    for problem in sample(sorted(items), N_LEETCODE * 2, "leetcode"):
-        try:
-            md = git_show("doocs+leetcode", f"{problem}/README_EN.md")
-        except subprocess.CalledProcessError:
-            continue
-        desc = re.search(r"<!-- description:start -->(.*?)<!-- description:end -->", md, re.S)
-        title = re.search(r"^# \[\d+\. (.*?)\]", md, re.M)
-        if not desc or not title:
-            continue
-        body = re.split(r"<(?:p|strong)[^>]*>\s*<strong[^>]*>\s*Example|<strong class=\"example\">", desc.group(1))[0]
-        text = _html_text(body)
-        tags = re.findall(r"^    - (.*)$", md.split("---")[1], re.M) if md.startswith("---") else []
-        if 40 <= len(text) <= 2500:
-            rows.append(row(f"{title.group(1)}\n\n{text}", "code", "algorithms", "leetcode",
-                            (tags or ["untagged"])[0]))
-        if len(rows) == N_LEETCODE:
-            break
     return rows
 
 
@@ -473,7 +433,7 @@ def reference_texts():
 
 
 def main():
-    rows = (trivia() + legalbench() + ai2_science() + leetcode() + conala() + h5bp() + sysadmin() + bbh() + folio()
+    rows = (trivia() + legalbench() + ai2_science() + conala() + h5bp() + sysadmin() + bbh() + folio()
             + logicbench() + svamp() + xquad() + python_programs() + proofnet() + business()
             + openintro() + ods())
     unseen, bench = reference_texts()
