@@ -381,7 +381,7 @@ def test_combined_asks_the_model_only_where_knn_is_not_close(tmp_path: Path, cla
     questions = question_frame(("q1", "other"), ("q2", "other"), ("q3", "other")).with_columns(
         text=pl.col("question_id").replace_strict(texts))
     judge = FakeDomainJudgeForOrchestrationTest({"treaty": "other", "sorted": "code"})
-    cfg = DomainConfig(knn_trust_similarity=0.6)  # the default classifier: metadata, then combined
+    cfg = DomainConfig(classifier="metadata_then_combined", knn_trust_similarity=0.6)
     with Store(tmp_path / "x.duckdb") as store:
         store.insert("questions", questions)
         from pipeline.domain_classifier.zero_shot import ZeroShotClassifier
