@@ -1,4 +1,4 @@
-"""Domain classifier (pipeline/domains): held-out accuracy on the labelled pools, and timings.
+"""Domain classifier (pipeline/domains): held-out accuracy on the labelled texts (pools and domains_train), and timings.
 
     .venv/bin/python bench/domain_classifier.py [--fresh] [--cap 1000] [--k 15]
 
@@ -101,8 +101,8 @@ def run(cfg: DomainConfig, cache: Path) -> None:
     pairs = [f"{d}/{s}" for d, s in zip(full.domains, full.subdomains)]
     train, test = holdout_split(pairs, cfg.holdout_fraction, cfg.seed)
     t0 = time.perf_counter()
-    clf = KnnClassifier(cfg.k).fit(full.embeddings[train], full.domains[train].tolist(),
-                                   [s or None for s in full.subdomains[train].tolist()])
+    clf = KnnClassifier(cfg.k, balanced=cfg.knn_balanced).fit(full.embeddings[train], full.domains[train].tolist(),
+                                                              [s or None for s in full.subdomains[train].tolist()])
     pred = clf.predict(full.embeddings[test])
     knn_s = time.perf_counter() - t0
     frame = training_frame(cfg)  # the rows load_or_fit fitted on, in the same order
@@ -117,7 +117,7 @@ def run(cfg: DomainConfig, cache: Path) -> None:
         keep = cap_per_subdomain(train_frame, cap, cfg.seed)["_pos"].to_numpy()
         idx = train[keep]
         for k in (3, 5, 10, 15, 30):
-            p = KnnClassifier(k).fit(full.embeddings[idx], full.domains[idx].tolist(),
+            p = KnnClassifier(k, balanced=cfg.knn_balanced).fit(full.embeddings[idx], full.domains[idx].tolist(),
                                      [s or None for s in full.subdomains[idx].tolist()]).predict(full.embeddings[test])
             top = (p["domain"] == truth["domain"]).mean()
             sub = ((p["domain"] == truth["domain"]) & (p["subdomain"] == truth["subdomain"])).mean()

@@ -27,8 +27,10 @@ from pipeline.progress import Progress
 from pipeline.store import Store, now
 from schemas.domains import DomainConfig, DomainTaxonomy
 
-# knn 2: "other" below knn_min_similarity (1 gave every question a domain, however far its neighbours)
-VERSIONS = {"metadata": 1, "knn": 2, "zero_shot": 1, "combined": 1}
+# knn 2: "other" below knn_min_similarity (1 gave every question a domain, however far its neighbours);
+# 3: fitted on data/labels/domains_train.jsonl too (varied forms and sources, `other` included), votes
+# balanced by domain (knn_balanced)
+VERSIONS = {"metadata": 1, "knn": 3, "zero_shot": 1, "combined": 1}
 OUTPUT_SCHEMA = {"question_id": pl.String, "method": pl.String, "version": pl.Int32, "domain": pl.String,
                  "subdomain": pl.String, "confidence": pl.Float64, "detail": pl.String}
 ClassifierArg = KnnClassifier | Callable[[], KnnClassifier] | None
@@ -57,7 +59,7 @@ def method_hashes(cfg: DomainConfig, model: str | None = None) -> dict[str, str]
         embedding_model = None
     taxonomy = cfg.taxonomy.model_dump(mode="json")
     knn = stable_hash("knn", VERSIONS["knn"], taxonomy, cfg.k, cfg.max_per_subdomain, cfg.seed, cfg.min_confidence,
-                      cfg.knn_min_similarity, embedding_model)
+                      cfg.knn_min_similarity, embedding_model, cfg.knn_balanced)
     zero_shot = stable_hash("zero_shot", VERSIONS["zero_shot"], PROMPT_VERSION, cfg.descriptions, cfg.examples, taxonomy,
                             model)
     return {"metadata": stable_hash("metadata", VERSIONS["metadata"], taxonomy), "knn": knn, "zero_shot": zero_shot,

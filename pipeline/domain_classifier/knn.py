@@ -1,8 +1,9 @@
-"""Cosine kNN over sentence embeddings, and the cache of the labelled pools' embeddings.
+"""Cosine kNN over sentence embeddings, and the cache of the labelled texts' embeddings.
 
-Votes are the neighbours' similarities (clipped at 0): confidence is the winning domain's share
-of the vote. The sub-domain is the best-voted one among neighbours of the winning domain, so the
-pair is always consistent.
+Votes are the neighbours' similarities (clipped at 0); with `balanced`, each domain's votes are
+divided by its share of the labelled rows, so a domain with many labelled texts (math: 12 sub-domains)
+does not win by numbers alone. Confidence is the winning domain's share of the vote. The sub-domain
+is the best-voted one among neighbours of the winning domain, so the pair is always consistent.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.domain_classifier.embed import DIM, Embedder, model_id
-from pipeline.domain_classifier.labelled import SEEDS, cap_per_subdomain, load_labelled, on_taxonomy
+from pipeline.domain_classifier.labelled import SEEDS, VARIED, cap_per_subdomain, load_labelled, on_taxonomy
 from pipeline.hashing import stable_hash
 from pipeline.progress import Progress
 from pipeline.runtime_env import curate_home
@@ -26,8 +27,9 @@ _CHUNK = 1024  # query rows per similarity block: bounds memory at 1024 x n_trai
 
 
 class KnnClassifier:
-    def __init__(self, k: int = 5, embedder: Embedder | None = None):
+    def __init__(self, k: int = 5, embedder: Embedder | None = None, balanced: bool = False):
         self.k = k
+        self.balanced = balanced
         self._embedder = embedder
         self.fingerprint: str | None = None  # set by load_or_fit
         self.embed_seconds: float | None = None  # spent embedding labelled texts (0: all cached)
@@ -46,6 +48,9 @@ class KnnClassifier:
         self.domains = np.asarray(domains, dtype=str)
         self.subdomains = np.asarray(["" if s is None else s for s in subdomains], dtype=str)
         self._domain_names, self._domain_codes = np.unique(self.domains, return_inverse=True)
+        counts = np.bincount(self._domain_codes, minlength=len(self._domain_names))
+        # Vote weight per domain: 1 / its share of the labelled rows (balanced), else 1.
+        self._domain_weight = len(self.domains) / counts if self.balanced else np.ones(len(counts))
         pairs = np.char.add(np.char.add(self.domains, "/"), self.subdomains)
         pair_names, self._pair_codes = np.unique(pairs, return_inverse=True)
         # Which domain each (domain, subdomain) code belongs to, and its sub-domain name.
@@ -64,6 +69,7 @@ class KnnClassifier:
             rows = np.repeat(np.arange(len(top)), k)
             votes = np.zeros((len(top), len(self._domain_names)))
             np.add.at(votes, (rows, self._domain_codes[top].ravel()), w.ravel())
+            votes *= self._domain_weight[None, :]
             winner = votes.argmax(1)
             pair_votes = np.zeros((len(top), len(self._pair_sub)))
             np.add.at(pair_votes, (rows, self._pair_codes[top].ravel()), w.ravel())
@@ -79,17 +85,19 @@ class KnnClassifier:
         return self.predict(self.embedder.embed(texts, progress=progress))
 
 
-def training_frame(cfg: DomainConfig, seeds: Path = SEEDS) -> pl.DataFrame:
-    """The labelled rows the classifier is fitted on: on the taxonomy, capped per sub-domain."""
-    return cap_per_subdomain(on_taxonomy(load_labelled(seeds), cfg.taxonomy), cfg.max_per_subdomain, cfg.seed)
+def training_frame(cfg: DomainConfig, seeds: Path = SEEDS, varied: Path | None = VARIED) -> pl.DataFrame:
+    """The labelled rows the classifier is fitted on (the pools and the varied labelled file, see
+    labelled.py): on the taxonomy, capped per sub-domain."""
+    return cap_per_subdomain(on_taxonomy(load_labelled(seeds, varied), cfg.taxonomy), cfg.max_per_subdomain,
+                             cfg.seed)
 
 
-def fingerprint(frame: pl.DataFrame, model: str, k: int) -> str:
-    """Identifies a fitted classifier (labelled rows, model, k): provenance for reports."""
+def fingerprint(frame: pl.DataFrame, model: str, k: int, balanced: bool = False) -> str:
+    """Identifies a fitted classifier (labelled rows, model, k, vote balancing): provenance for reports."""
     digest = hashlib.sha256()
     for text, domain, sub in frame.select("text", "domain", "subdomain").iter_rows():
         digest.update(f"{domain}\x1f{sub}\x1f{text}\x1e".encode())
-    return stable_hash(model, digest.hexdigest(), k)
+    return stable_hash(model, digest.hexdigest(), k, *(["balanced"] if balanced else []))
 
 
 def _text_key(text: str) -> str:
@@ -125,15 +133,15 @@ def cached_embeddings(texts: list[str], embedder: Callable[[], Embedder], cache:
 
 
 def load_or_fit(cfg: DomainConfig, cache_dir: Path | None = None, embedder: Embedder | None = None,
-                seeds: Path = SEEDS, progress: Progress | None = None) -> KnnClassifier:
-    """The classifier for cfg, fitted on the labelled pools. The first call embeds them (a few
-    minutes on 2 idle cores) into $CURATE_HOME/domains; later calls read the cache and do not
-    load the model until a question needs kNN."""
-    frame = training_frame(cfg, seeds)
+                seeds: Path = SEEDS, progress: Progress | None = None, varied: Path | None = VARIED) -> KnnClassifier:
+    """The classifier for cfg, fitted on the labelled texts (training_frame). The first call embeds
+    them (a few minutes on 2 idle cores) into $CURATE_HOME/domains; later calls read the cache and
+    do not load the model until a question needs kNN."""
+    frame = training_frame(cfg, seeds, varied)
     model = embedder.model_id if embedder else model_id()
-    clf = KnnClassifier(cfg.k, embedder)
+    clf = KnnClassifier(cfg.k, embedder, balanced=cfg.knn_balanced)
     embeddings, clf.embed_seconds = cached_embeddings(frame["text"].to_list(), lambda: clf.embedder,
                                                       cache_dir or curate_home() / "domains", model, progress)
     clf.fit(embeddings, frame["domain"].to_list(), frame["subdomain"].to_list())
-    clf.fingerprint = fingerprint(frame, model, cfg.k)
+    clf.fingerprint = fingerprint(frame, model, cfg.k, cfg.knn_balanced)
     return clf

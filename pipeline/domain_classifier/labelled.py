@@ -1,9 +1,14 @@
-"""The labelled pools (data/seeds) as (text, domain, subdomain, source) rows on the taxonomy.
+"""The labelled texts the kNN is fitted on, as (text, domain, subdomain, source) rows on the taxonomy.
 
-The labels come from the pools themselves: MATH subject, TheoremQA field/subfield, SciBench
-textbook, BIG-bench task, MBPP (code) and GSM8K (arithmetic word problems). BIG-bench rows are
-the bare `input`: the task prefix is shared by a whole task, so with it the kNN would learn the
+The labelled pools (data/seeds) carry their own labels: MATH subject, TheoremQA field/subfield,
+SciBench textbook, BIG-bench task, MBPP (code) and GSM8K (arithmetic word problems). BIG-bench rows
+are the bare `input`: the task prefix is shared by a whole task, so with it the kNN would learn the
 prefix, not the question (and the held-out split would be trivially easy).
+
+The pools are few sources of few question forms, and no pool is `other`: fitted on them alone the
+kNN learned their sources, not the domains. data/labels/domains_train.jsonl adds questions of
+other forms from other sources (trivia, law, science exams, programming exercises, interview questions, logic
+puzzles and arguments, word problems; data/labels/build/domains_train.py), `other` included.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import polars as pl
 
 from pipeline.hashing import seed_from
 from schemas.domains import DomainTaxonomy
+from schemas.question import DOMAINS
 
 SEEDS = Path(__file__).resolve().parents[2] / "data" / "seeds"
+VARIED = Path(__file__).resolve().parents[2] / "data" / "labels" / "domains_train.jsonl"
 
 MATH_SUBJECTS = {"Algebra": "algebra", "Counting & Probability": "counting_and_probability",
                  "Geometry": "geometry", "Intermediate Algebra": "intermediate_algebra",
@@ -65,8 +72,32 @@ def _rows(texts, domain, subdomain, source) -> list[dict]:
     return [{"text": t, "domain": domain, "subdomain": subdomain, "source": source} for t in texts]
 
 
-def load_labelled(seeds: Path = SEEDS) -> pl.DataFrame:
-    """Every labelled pool, in a fixed order; blank texts dropped, repeated texts kept once."""
+def load_varied(path: Path = VARIED) -> list[dict]:
+    """The rows of a labelled file (JSON lines: text, domain, subdomain or null, source), checked:
+    an error names the line and field of the first bad row."""
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not JSON ({e})") from None
+            for field in ("text", "domain", "source"):
+                if not isinstance(r.get(field), str) or not r[field].strip():
+                    raise ValueError(f"{path}:{n}: field {field!r} must be a non-empty string (got {r.get(field)!r})")
+            if r["domain"] not in DOMAINS:
+                raise ValueError(f"{path}:{n}: field 'domain' is {r['domain']!r}, not one of {list(DOMAINS)}")
+            if r.get("subdomain") is not None and not isinstance(r["subdomain"], str):
+                raise ValueError(f"{path}:{n}: field 'subdomain' must be a string or null (got {r['subdomain']!r})")
+            rows += _rows([r["text"]], r["domain"], r.get("subdomain"), r["source"])
+    return rows
+
+
+def load_labelled(seeds: Path = SEEDS, varied: Path | None = VARIED) -> pl.DataFrame:
+    """Every labelled pool, then the rows of `varied` (None: the pools only), in a fixed order;
+    blank texts dropped, repeated texts kept once."""
     rows: list[dict] = []
     for r in json.loads((seeds / "math_train.json").read_text()):
         rows += _rows([r["problem"]], "math", MATH_SUBJECTS[r["type"]], "math")
@@ -84,6 +115,8 @@ def load_labelled(seeds: Path = SEEDS) -> pl.DataFrame:
     with (seeds / "gsm8k_train.jsonl").open() as f:
         rows += _rows([json.loads(line)["question"] for line in f if line.strip()],
                       "math", "arithmetic_word_problems", "gsm8k")
+    if varied is not None:
+        rows += load_varied(varied)
     frame = pl.DataFrame(rows, schema={"text": pl.String, "domain": pl.String, "subdomain": pl.String,
                                        "source": pl.String})
     frame = frame.with_columns(pl.col("text").str.strip_chars()).filter(pl.col("text") != "")

@@ -245,7 +245,7 @@ def test_domain_embeddings_on_ray_classify_as_the_local_embedder(cluster, prefec
     from pipeline.stages.domains import classify_run_questions
     from schemas.domains import DomainConfig
 
-    domains = DomainConfig(classifier="knn", max_per_subdomain=8)  # ~300 labelled texts: seconds, not minutes
+    domains = DomainConfig(classifier="knn", max_per_subdomain=8)  # ~450 labelled texts: seconds, not minutes
     config = CurateConfig(domains=domains.model_dump(), scaleout=CONFIG.scaleout.model_dump())
     texts = load_labelled().sample(60, seed=3)["text"].to_list()
     questions = pl.DataFrame([_question(f"q{i}", t, domain="other") for i, t in enumerate(texts)])

@@ -3,6 +3,7 @@ metadata-first classification and the question_domains stage."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,11 @@ from pydantic import ValidationError
 from pipeline.domain_classifier.classify import classify_frame, classify_questions, metadata_subdomain
 from pipeline.domain_classifier.embed import Embedder
 from pipeline.domain_classifier.knn import KnnClassifier, load_or_fit
-from pipeline.domain_classifier.labelled import cap_per_subdomain, holdout_split, load_labelled, on_taxonomy
+from pipeline.domain_classifier.labelled import (VARIED, cap_per_subdomain, holdout_split, load_labelled, load_varied,
+                                                 on_taxonomy)
 from pipeline.store import Store
 from schemas.domains import DomainConfig, DomainTaxonomy
+from schemas.question import DOMAINS
 from tests.stages.test_store import question_frame
 
 LABELLED = {  # (domain, subdomain) -> texts; the last of each is held out
@@ -92,6 +95,23 @@ def test_knn_predicts_held_out_items(classifier):
     assert pred["confidence"].min() > 0.5 and pred["confidence"].max() <= 1.0
 
 
+def test_balanced_votes_let_a_domain_with_few_labelled_rows_win():
+    """Six math rows at similarity 0.8 outvote two code rows at 0.95 by numbers (4.8 to 1.9); divided by
+    each domain's share of the rows (6/8, 2/8) the code rows win (6.4 to 7.6)."""
+    def unit(sim: float) -> np.ndarray:  # a vector at cosine `sim` from the query e0
+        v = np.zeros(384, np.float32)
+        v[0], v[1] = sim, np.sqrt(1 - sim ** 2)
+        return v
+
+    labelled = np.stack([unit(0.8)] * 6 + [unit(0.95)] * 2)
+    domains, query = ["math"] * 6 + ["code"] * 2, unit(1.0)[None, :]
+    raw = KnnClassifier(k=8).fit(labelled, domains, [None] * 8).predict(query)
+    balanced = KnnClassifier(k=8, balanced=True).fit(labelled, domains, [None] * 8).predict(query)
+    assert raw["domain"][0] == "math" and balanced["domain"][0] == "code"
+    assert balanced["confidence"][0] == pytest.approx(7.6 / (7.6 + 6.4), abs=1e-4)
+    assert balanced["top_similarity"][0] == pytest.approx(0.95, abs=1e-6)
+
+
 def test_knn_fit_rejects_mismatched_labels():
     with pytest.raises(ValueError, match="as many labels"):
         KnnClassifier().fit(np.zeros((3, 384), np.float32), ["math"] * 2, [None] * 3)
@@ -109,15 +129,18 @@ def test_load_or_fit_embeds_once_then_reads_the_cache(tmp_path: Path, embedder):
     assert second.subdomains.tolist() == first.subdomains.tolist()
     # A larger cap keeps the smaller cap's rows (nested samples): only the new rows are embedded.
     third = load_or_fit(cfg.model_copy(update={"max_per_subdomain": 3}), tmp_path, embedder)
-    assert len(third.domains) == 3 * 26 and third.embed_seconds > 0
+    subdomains = sum(len(s) for _, s in cfg.taxonomy.items())
+    assert len(third.domains) == 3 * subdomains and third.embed_seconds > 0
     with np.load(next(tmp_path.glob("embeddings-*.npz"))) as cached:
-        assert len(cached["keys"]) == 3 * 26  # 52 from the first call, 26 new
+        assert len(cached["keys"]) == 3 * subdomains  # 2 per sub-domain from the first call, 1 new
 
 
 def test_labelled_pools_sample_and_split_deterministically():
     frame = on_taxonomy(load_labelled(), DomainTaxonomy())
     assert frame["subdomain"].null_count() == 0 and frame["text"].is_unique().all()
-    assert set(frame["domain"]) == {"math", "code", "science", "logic"}
+    assert set(frame["domain"]) == {"math", "code", "science", "logic", "other"}
+    assert set(on_taxonomy(load_labelled(varied=None), DomainTaxonomy())["domain"]) == {"math", "code", "science",
+                                                                                      "logic"}
     a, b = cap_per_subdomain(frame, 50, 0), cap_per_subdomain(frame, 50, 0)
     assert a.equals(b) and a.group_by("subdomain").len()["len"].max() == 50
     assert not a.equals(cap_per_subdomain(frame, 50, 1))
@@ -126,7 +149,47 @@ def test_labelled_pools_sample_and_split_deterministically():
     assert set(a[test.tolist()]["subdomain"]) == set(a["subdomain"])  # every sub-domain is held out
     # A taxonomy without a sub-domain keeps its rows' domain and drops the sub-domain.
     narrow = on_taxonomy(frame, DomainTaxonomy(code=[]))
-    assert narrow.filter(pl.col("domain") == "code")["subdomain"].null_count() == 425
+    code_rows = frame.filter(pl.col("domain") == "code").height
+    assert code_rows > 1000 and narrow.filter(pl.col("domain") == "code")["subdomain"].null_count() == code_rows
+
+
+# The unseen set's sources (data/labels/build/domains_unseen.py): no training row may come from them.
+UNSEEN_SOURCES = {"mmlu", "agieval", "aqua-rat", "lsat", "logiqa", "cruxeval", "exercism", "truthfulqa"}
+
+
+def test_shipped_training_file_is_on_the_taxonomy_and_apart_from_the_unseen_set():
+    from filters.screening.decontam import DecisionRule, NgramIndex
+
+    rows = pl.DataFrame(load_varied(VARIED))
+    assert rows.height > 4000 and rows["text"].str.strip_chars().str.len_chars().min() > 0
+    tax = DomainTaxonomy()
+    off = [(d, s) for d, s in rows.select("domain", "subdomain").unique().iter_rows() if not tax.has(d, s)]
+    assert off == []  # every (domain, sub-domain) is in the default taxonomy
+    assert rows.group_by("domain").len()["len"].min() >= 300 and set(rows["domain"]) == set(DOMAINS)
+    assert not set(rows["source"]) & UNSEEN_SOURCES
+    unseen = [json.loads(line)["question"] for line in (VARIED.parent / "domains_unseen.jsonl").open()]
+    # The screen stage's n-gram rule (its rewrite rule is off: it matches trivia on option letters alone).
+    index = NgramIndex([("unseen", str(i), q) for i, q in enumerate(unseen)], DecisionRule(order_free_min_coverage=0))
+    assert [t for t in rows["text"] if index.match(t)] == []
+    assert not {" ".join(t.lower().split()) for t in rows["text"]} & {" ".join(q.lower().split()) for q in unseen}
+
+
+def test_a_bad_labelled_row_is_named_by_line_and_field(tmp_path: Path):
+    good = {"text": "Who wrote Hamlet?", "domain": "other", "subdomain": "literature", "source": "quiz"}
+    path = tmp_path / "labels.jsonl"
+    for bad, message in [({**good, "domain": "history"}, r"labels.jsonl:2: field 'domain' is 'history'"),
+                         ({**good, "text": "  "}, r"labels.jsonl:2: field 'text' must be a non-empty string"),
+                         ({**good, "subdomain": 3}, r"labels.jsonl:2: field 'subdomain' must be a string or null")]:
+        path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+        with pytest.raises(ValueError, match=message):
+            load_varied(path)
+    path.write_text(json.dumps(good) + "\n{not json\n")
+    with pytest.raises(ValueError, match="labels.jsonl:2: not JSON"):
+        load_varied(path)
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "subdomain": None, "text": "Who painted it?"}) + "\n")
+    frame = load_labelled(varied=path)
+    assert frame.tail(2).select("domain", "subdomain", "source").rows() == [("other", "literature", "quiz"),
+                                                                            ("other", None, "quiz")]
 
 
 # --- config -------------------------------------------------------------------------------------
@@ -163,7 +226,7 @@ def test_classify_frame_uses_metadata_first_then_knn(classifier):
     assert out["method"].to_list() == ["metadata", "knn", "metadata", "metadata"]
     assert out["domain"].to_list() == ["math", "code", "science", "science"]
     assert out["subdomain"].to_list() == ["counting_and_probability", "python_functions", "quantum_chemistry", None]
-    assert out["confidence"][0] == 1.0 and out["version"].to_list() == [1, 2, 1, 1]
+    assert out["confidence"][0] == 1.0 and out["version"].to_list() == [1, 3, 1, 1]
     assert "not in taxonomy" in out["detail"][3] and out["detail"][1].startswith("top similarity")
     assert calls == [1]
     # All metadata: the classifier factory is never called (no model load, no fit).
@@ -318,7 +381,7 @@ def test_combined_asks_the_model_only_where_knn_is_not_close(tmp_path: Path, cla
     questions = question_frame(("q1", "other"), ("q2", "other"), ("q3", "other")).with_columns(
         text=pl.col("question_id").replace_strict(texts))
     judge = FakeDomainJudgeForOrchestrationTest({"treaty": "other", "sorted": "code"})
-    cfg = DomainConfig(knn_trust_similarity=0.6)  # the default classifier: metadata, then combined
+    cfg = DomainConfig(classifier="metadata_then_combined", knn_trust_similarity=0.6)
     with Store(tmp_path / "x.duckdb") as store:
         store.insert("questions", questions)
         from pipeline.domain_classifier.zero_shot import ZeroShotClassifier
