@@ -63,8 +63,6 @@ def test_rollouts_run_tools_store_and_resume(vllm_engine, tmp_path: Path):
         counts, stats = run_and_store(store, jobs, factory, cfg, run_id="r1")
         assert counts == {"planned": 6, "already_stored": 0, "new": 6} and made == [1]
         assert stats.turns >= 6 and stats.completion_tokens > 0
-        # Later turns and the rollouts' shared system prompt come from vLLM's prefix cache, counted apart.
-        assert 0 < stats.cached_prompt_tokens < stats.prompt_tokens
         trajectories = {t.trajectory_id: t for t in read_trajectories(store)}
         assert sorted(t.environment for t in trajectories.values()) == sorted(
             ["shop_db@1", "calculator@1", "python_exec@1"] * 2)
@@ -88,3 +86,25 @@ def test_rollouts_run_tools_store_and_resume(vllm_engine, tmp_path: Path):
         counts, stats = run_and_store(store, again, factory, cfg, run_id="r2")
         assert counts == {"planned": 6, "already_stored": 6, "new": 0} and stats is None and made == [1]
         assert all(r["checked"] == 0 for r in trace_rule_pass(store, list(trajectories), run_id="r2").values())
+
+
+def test_a_repeated_prompt_is_read_from_the_prefix_cache_and_counted(vllm_engine):
+    """A later turn repeats its rollout's history: the tokens vLLM reads from its prefix cache are
+    counted apart (cached_tokens), which is how the throughput bench tells prefill from decode."""
+    from pipeline.agentic.turn_engines import TurnRequest
+    from pipeline.engines.base import Sampling
+
+    engine = VllmTurnEngine(vllm_engine)
+    history = [{"role": "system", "content": "You keep a shop's ledger. " * 80},
+               {"role": "user", "content": "How many customers live in Osaka?"}]
+
+    def turn(key: str):
+        engine.submit(TurnRequest(key, history, None, None, Sampling(temperature=0.0, max_tokens=4)))
+        done = []
+        while not done:
+            done = engine.poll()
+        return done[0]
+
+    first, again = turn("cache-probe:0"), turn("cache-probe:1")
+    assert first.prompt_tokens == again.prompt_tokens > 256
+    assert again.cached_tokens >= 256 > first.cached_tokens  # whole KV blocks of the repeated prompt
