@@ -298,13 +298,16 @@ def xquad():
             for a in articles if a["title"] in XQUAD for p in a["paragraphs"] for qa in p["qas"]]
 
 
-def business():
-    repo = "openstax+osbooks-introduction-business"
-    rows = []
+def openstax_modules(repo):
+    """(module id, its index.cnxml) of each module of an OpenStax book repository."""
     for module in git_ls(repo, "modules/"):
-        if not module.split("/")[-1].startswith("m"):
-            continue
-        cnxml = git_show(repo, f"{module}/index.cnxml")
+        if module.split("/")[-1].startswith("m"):
+            yield module.split("/")[-1], git_show(repo, f"{module}/index.cnxml")
+
+
+def business():
+    rows = []
+    for module, cnxml in openstax_modules("openstax+osbooks-introduction-business"):
         # Concept checks, and the learning outcomes restated as questions over each section summary.
         blocks = re.findall(r'<note[^>]*class="concept-check"[^>]*>(.*?)</note>', cnxml, re.S)
         blocks += re.findall(r'<section[^>]*class="section-summary"[^>]*>(.*?)</section>', cnxml, re.S)
@@ -312,7 +315,7 @@ def business():
             for item in re.findall(r"<item[^>]*>(.*?)</item>", block, re.S):
                 text = _cnxml_text(item)
                 if text.endswith("?") or len(text.split()) >= 5:
-                    rows.append(row(text, "other", "business", "openstax_business", module.split("/")[-1]))
+                    rows.append(row(text, "other", "business", "openstax_business", module))
     return rows
 
 
@@ -393,16 +396,12 @@ def _cnxml_text(fragment):
 
 
 def python_programs():
-    repo = "openstax+osbooks-introduction-python-programming"
     rows = []
-    for module in git_ls(repo, "modules/"):
-        if not module.split("/")[-1].startswith("m"):
-            continue
-        cnxml = git_show(repo, f"{module}/index.cnxml")
+    for module, cnxml in openstax_modules("openstax+osbooks-introduction-python-programming"):
         for note in re.findall(r'<note class="practice-program"[^>]*>(.*?)</note>', cnxml, re.S):
             text = _cnxml_text(note)
             if len(text) >= 40:
-                rows.append(row(text, "code", "python_programs", "openstax_python", module.split("/")[-1]))
+                rows.append(row(text, "code", "python_programs", "openstax_python", module))
     return rows
 
 
