@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--max-steps", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--first-repeat", type=int, default=0, help="number the repeats from here: repeat r's "
+                    "rollouts are seeded from 1000 * r, so another first repeat gives other rollouts")
     ap.add_argument("--in-flight", type=int, default=0, help="rollouts open at once (0: all); raw generate "
                     "runs in batches of the same width")
     ap.add_argument("--block-size", type=int, default=0, help="the KV cache block size (0: vLLM's; 128 on CPU): "
@@ -120,7 +122,7 @@ def main() -> None:
     sampling = Sampling(temperature=0.7, max_tokens=args.max_tokens, stop=("<tool_response>",))
     task_list = tasks(args.per_env)
     ratios = []
-    for rep in range(args.repeats):
+    for rep in range(args.first_repeat, args.first_repeat + args.repeats):
         job_list, mode = jobs(task_list, turn_engine, args.model, 1000 * rep, args.max_steps)
         if args.forced_first_call:
             for job in job_list:
@@ -151,11 +153,20 @@ def main() -> None:
               f"{stats.polls_while_tools_ran}/{stats.engine_polls} engine steps while tools ran (mean batch "
               f"{stats.completion_tokens / max(stats.engine_polls, 1):.1f} of {width}); prompt tokens "
               f"prefilled {stats.prompt_tokens - stats.cached_prompt_tokens} of {stats.prompt_tokens} (the rest from "
-              f"the prefix cache)")
+              f"the prefix cache); later turns sent as generated {turn_engine.continued_turns}, re-rendered "
+              f"{turn_engine.rerendered_turns}")
         print(f"          raw generate, {len(prompts)} prompts x {per_prompt} tokens ({raw_after[0]} tokens): "
               f"{raw_rate:.1f} tok/s in {math.ceil(len(prompts) / width) * per_prompt} steps, prompt tokens prefilled "
               f"{raw_after[2]};  ratio {roll_rate / raw_rate:.2f}   (load drift: raw before, x {args.max_tokens}"
               f" tokens: {raw_before[0] / raw_before[1]:.1f} tok/s)")
+        other_polls = stats.engine_polls - stats.admitting_polls
+        raw_steps = math.ceil(len(prompts) / width) * per_prompt
+        print(f"          where the rollouts' wall time went: engine steps {stats.engine_seconds:.1f} s "
+              f"({stats.engine_polls} steps, {1000 * stats.engine_seconds / max(stats.engine_polls, 1):.0f} ms each; "
+              f"{stats.admitting_polls} that prefilled a sent turn {1000 * stats.admitting_seconds / max(stats.admitting_polls, 1):.0f} ms, "
+              f"the others {1000 * (stats.engine_seconds - stats.admitting_seconds) / max(other_polls, 1):.0f} ms; raw "
+              f"{1000 * raw_after[1] / raw_steps:.0f} ms), sending turns {stats.submit_seconds:.1f} s, the rest "
+              f"{stats.wall_seconds - stats.engine_seconds - stats.submit_seconds:.1f} s")
         print(f"          outcomes: {dict(sorted(outcomes.items()))}")
     print(f"ratio (rollout / raw output tok/s) per repeat: {[round(r, 2) for r in ratios]}")
 

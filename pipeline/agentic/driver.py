@@ -42,6 +42,7 @@ class RolloutJob:
     first_prefill: str | None = None  # the first turn starts with it instead of think_prefill (a written call)
     turns: int = 0
     sent_prefill: str | None = None  # the prefill of the turn in the engine
+    prompt_ids: list[int] | None = None  # the last turn's prompt as the engine sent it (in-process engines)
 
 
 @dataclass
@@ -54,8 +55,13 @@ class DriveStats:
     engine_polls: int = 0
     polls_while_tools_ran: int = 0   # engine steps taken while some rollout's tools were running
     tool_seconds: float = 0.0        # summed over rollouts (advance(): parsing and tool calls)
+    engine_seconds: float = 0.0      # in engine.poll() (the engine's steps), on the caller's thread
+    submit_seconds: float = 0.0      # in send(): rendering and tokenizing turns, on the caller's thread
+    admitting_polls: int = 0         # polls right after a turn was sent: their step prefills it
+    admitting_seconds: float = 0.0
     wall_seconds: float = 0.0
     max_in_flight: int = 0
+    turns_as_generated: int = 0      # later turns the engine sent as the previous prompt + the text written
     errors: list[str] = field(default_factory=list)
 
     def as_counts(self) -> dict:
@@ -63,6 +69,8 @@ class DriveStats:
                 "prompt_tokens": self.prompt_tokens, "cached_prompt_tokens": self.cached_prompt_tokens,
                 "engine_polls": self.engine_polls,
                 "polls_while_tools_ran": self.polls_while_tools_ran, "tool_seconds": round(self.tool_seconds, 2),
+                "turns_as_generated": self.turns_as_generated, "engine_seconds": round(self.engine_seconds, 2), "submit_seconds": round(self.submit_seconds, 2),
+                "admitting_polls": self.admitting_polls, "admitting_seconds": round(self.admitting_seconds, 2),
                 "wall_seconds": round(self.wall_seconds, 2),
                 "output_tok_per_s": round(self.completion_tokens / self.wall_seconds, 1) if self.wall_seconds else 0}
 
@@ -76,6 +84,8 @@ def drive(jobs: Iterable[RolloutJob], engine, sampling: Sampling, *, max_in_flig
     in_tools: dict[cf.Future, RolloutJob] = {}
     stats = DriveStats()
     started = time.perf_counter()
+    sent_since_poll = False
+    continued_before = getattr(engine, "continued_turns", 0)
 
     def finish(job: RolloutJob) -> None:
         stats.rollouts += 1
@@ -85,14 +95,32 @@ def drive(jobs: Iterable[RolloutJob], engine, sampling: Sampling, *, max_in_flig
     def prefill_of(job: RolloutJob) -> str | None:
         return job.first_prefill if job.first_prefill is not None and job.turns == 0 else think_prefill
 
+    def previous_of(job: RolloutJob) -> tuple[list[int], str] | None:
+        """The last turn's prompt ids and the text it generated that the history keeps (the
+        prefill is in the prompt), for an engine that feeds them back as they were."""
+        written, prefill = job.rollout.last_turn_text, job.sent_prefill or ""
+        if job.turns == 0 or job.prompt_ids is None or written is None or not written.startswith(prefill):
+            return None
+        return job.prompt_ids, written[len(prefill):]
+
     def send(job: RolloutJob) -> None:
+        nonlocal sent_since_poll
+        t0 = time.perf_counter()
+        try:
+            _send(job)
+        finally:
+            stats.submit_seconds += time.perf_counter() - t0
+            sent_since_poll = True
+
+    def _send(job: RolloutJob) -> None:
         r = job.rollout
         messages, tools = turn_messages(r, job.plan, knows_reasoning)
         key = f"{r.trajectory_id}:{job.turns}"
         turn_sampling = replace(sampling, seed=seed_from(r.seed, job.turns, "turn"))
         try:
+            previous = previous_of(job)
             job.sent_prefill = prefill_of(job)
-            engine.submit(TurnRequest(key, messages, tools, job.sent_prefill, turn_sampling))
+            engine.submit(TurnRequest(key, messages, tools, job.sent_prefill, turn_sampling, previous))
         except Exception as exc:  # noqa: BLE001 - a request the engine refuses ends this rollout only
             log.exception("engine refused a turn of %s", r.trajectory_id)
             r.fail(f"engine refused the turn: {type(exc).__name__}: {exc}"[:300])
@@ -136,12 +164,20 @@ def drive(jobs: Iterable[RolloutJob], engine, sampling: Sampling, *, max_in_flig
                     send(job)
             if engine.in_flight():
                 tools_running = any(not f.done() for f in in_tools)
+                t0 = time.perf_counter()
                 results = engine.poll()
+                seconds = time.perf_counter() - t0
+                stats.engine_seconds += seconds
+                if sent_since_poll:
+                    stats.admitting_polls += 1
+                    stats.admitting_seconds += seconds
+                    sent_since_poll = False
                 stats.engine_polls += 1
                 stats.polls_while_tools_ran += tools_running
                 for result in results:
                     job = in_engine.pop(result.key)
                     job.turns += 1
+                    job.prompt_ids = result.prompt_ids
                     stats.turns += 1
                     stats.completion_tokens += result.completion_tokens
                     stats.prompt_tokens += result.prompt_tokens
@@ -150,4 +186,5 @@ def drive(jobs: Iterable[RolloutJob], engine, sampling: Sampling, *, max_in_flig
             elif in_tools:
                 cf.wait(list(in_tools), return_when=cf.FIRST_COMPLETED)
     stats.wall_seconds = time.perf_counter() - started
+    stats.turns_as_generated = getattr(engine, "continued_turns", 0) - continued_before
     return stats

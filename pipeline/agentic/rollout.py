@@ -31,7 +31,7 @@ import re
 from filters.trace.view import final_answer
 from pipeline.agentic.envs.base import Environment, Observation
 from pipeline.agentic.export import chat_record, for_template
-from pipeline.agentic.perturb.call_syntax import parse_calls
+from pipeline.agentic.perturb.call_syntax import cut_after_calls, parse_calls
 from pipeline.agentic.perturb.response_format import FlakyEnvironment, ResponseChoice, render_observation
 from schemas.agentic import Message, Outcome, Task, ToolCall, Trajectory, trajectory_id_for
 
@@ -57,6 +57,10 @@ class Rollout:
             "call_syntax": call_syntax, "max_steps": max_steps}
         self.steps = self.prompt_tokens = self.completion_tokens = 0
         self.outcome: Outcome | None = None
+        # The last model turn as written, as far as the history keeps it (thinking and calls; the
+        # text after the last call dropped): an engine may feed these tokens back as they were
+        # generated instead of the re-rendered message (pipeline/agentic/turn_engines.py).
+        self.last_turn_text: str | None = None
 
     @property
     def done(self) -> bool:
@@ -79,9 +83,12 @@ class Rollout:
             raise RuntimeError("the rollout is over")
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
+        written = text
         reasoning, text = _split_thinking(text, reasoning)
         # A turn with calls ends at its last call (hermes): what follows was written unseen of the results.
         content, calls = parse_calls(self.call_syntax, text, self.specs, stop_after_calls=True)
+        kept = cut_after_calls(self.call_syntax, text, self.specs)
+        self.last_turn_text = written[:len(written) - len(text) + len(kept)] if written.endswith(text) else None
         # Cut by max_tokens: the rollout ends, unless the turn wrote whole calls before the cut
         # (a small model rambles on after its call): those run as usual.
         if finish_reason == "length" and (not calls or any(c.arguments is None for c in calls)):

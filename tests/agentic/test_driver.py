@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 from pipeline.agentic.driver import RolloutJob, drive
 from pipeline.agentic.envs.shop_db import ShopDb
@@ -132,3 +133,21 @@ def test_a_full_context_ends_its_rollout_as_length():
     outcome = job.rollout.trajectory().outcome
     assert outcome.status == "length" and outcome.detail.startswith("context full")
     assert job.rollout.prompt_tokens == 4000
+
+
+def test_the_stats_split_the_wall_time_into_engine_steps_and_sending():
+    class SlowFakeEngine(FakeTurnEngine):
+        def poll(self):
+            time.sleep(0.01)
+            return super().poll()
+
+    tasks = generate(seed=3, n=3)
+    jobs = [_job(t, ShopDb(), i) for i, t in enumerate(tasks)]
+    stats = drive(jobs, SlowFakeEngine(), Sampling(), max_in_flight=3)
+    assert stats.engine_polls == 6 and stats.engine_seconds >= 0.06
+    assert stats.engine_seconds + stats.submit_seconds <= stats.wall_seconds
+    # Polls after a send: the first (three first turns sent) and those after a rollout came back
+    # from its tools; never more than the polls, never fewer than one.
+    assert 1 <= stats.admitting_polls <= stats.engine_polls
+    assert stats.admitting_seconds <= stats.engine_seconds
+    assert set(stats.as_counts()) >= {"engine_seconds", "submit_seconds", "admitting_polls"}

@@ -108,3 +108,40 @@ def test_a_repeated_prompt_is_read_from_the_prefix_cache_and_counted(vllm_engine
     first, again = turn("cache-probe:0"), turn("cache-probe:1")
     assert first.prompt_tokens == again.prompt_tokens > 256
     assert again.cached_tokens >= 256 > first.cached_tokens  # whole KV blocks of the repeated prompt
+
+
+def test_a_later_turn_sends_the_previous_turn_back_as_generated_and_reads_it_from_the_cache(vllm_engine):
+    """A later turn's prompt is the previous prompt's tokens + the text the model wrote + what the
+    template puts after it (end of turn, the tool result, the new turn's start): the model's turn
+    is not re-rendered, so vLLM's prefix cache holds every whole block of it."""
+    from pipeline.agentic.turn_engines import TurnRequest
+    from pipeline.engines.base import Sampling
+
+    engine = VllmTurnEngine(vllm_engine)
+    history = [{"role": "system", "content": "You keep a shop's ledger and think before you answer. " * 30},
+               {"role": "user", "content": "How many customers live in Osaka?"}]
+
+    def turn(request: TurnRequest):
+        engine.submit(request)
+        done = []
+        while not done:
+            done = engine.poll()
+        return done[0]
+
+    sampling = Sampling(temperature=0.0, max_tokens=24)
+    first = turn(TurnRequest("splice:0", history, None, "<think>\n", sampling))
+    assert first.prompt_ids and first.completion_tokens > 0
+    # As a rollout stores the turn: the thinking re-rendered in tags, stripped; then a tool result.
+    later = history + [{"role": "assistant", "content": f"<think>\n{first.text.strip()}\n</think>\n\nFinal"},
+                       {"role": "user", "content": "Tool result: 12 customers."}]
+    request = TurnRequest("splice:1", later, None, "<think>\n", sampling, previous=(first.prompt_ids, first.text))
+    ids = engine.prompt_ids(request)
+    generated = vllm_engine._llm.get_tokenizer().encode(first.text, add_special_tokens=False)
+    assert ids[:len(first.prompt_ids) + len(generated)] == first.prompt_ids + generated
+    assert engine.tokenizer.decode(ids).endswith("Tool result: 12 customers.<|im_end|>\n<|im_start|>assistant\n<think>\n")
+    assert engine.continued_turns == 1 and engine.rerendered_turns == 0
+    second = turn(request)
+    block = vllm_engine._llm.llm_engine.vllm_config.cache_config.block_size
+    assert second.cached_tokens >= (len(first.prompt_ids) + len(generated) - 1) // block * block
+    # Without `previous` the same messages are re-rendered (the thinking stripped, "Final" added).
+    assert engine.prompt_ids(TurnRequest("splice:x", later, None, "<think>\n", sampling)) != ids

@@ -43,12 +43,18 @@ def parse_calls(syntax: str, text: str, specs: list[ToolSpec] | None = None,
     """(the content without the calls, the calls) from a model's text. stop_after_calls (hermes):
     the text after the last call is dropped, as a stop sequence at the call's end would have (a
     small model writes on: a guessed 'Final answer:' before it has seen the result)."""
-    if stop_after_calls and syntax == "hermes":
-        text = text[:_end_of_calls(text, {s.name for s in specs or []})]
+    if stop_after_calls:
+        text = cut_after_calls(syntax, text, specs)
     parser = {"openai_json": _parse_openai, "hermes": _parse_hermes, "xml_invoke": _parse_xml,
               "pythonic": _parse_pythonic}[syntax]
     content, calls = parser(text, {s.name: s for s in specs or []})
     return content.strip(), [c.model_copy(update={"id": f"call_{i}"}) for i, c in enumerate(calls)]
+
+
+def cut_after_calls(syntax: str, text: str, specs: list[ToolSpec] | None = None) -> str:
+    """The text up to the end of its last call (hermes; other syntaxes: all of it): what a turn
+    keeps when the text after the calls is dropped."""
+    return text[:_end_of_calls(text, {s.name for s in specs or []})] if syntax == "hermes" else text
 
 
 def _ok(name, arguments) -> ToolCall:
