@@ -163,7 +163,8 @@ def main() -> None:
         raw_steps = math.ceil(len(prompts) / width) * per_prompt
         print(f"          where the rollouts' wall time went: engine steps {stats.engine_seconds:.1f} s "
               f"({stats.engine_polls} steps, {1000 * stats.engine_seconds / max(stats.engine_polls, 1):.0f} ms each; "
-              f"{stats.admitting_polls} that prefilled a sent turn {1000 * stats.admitting_seconds / max(stats.admitting_polls, 1):.0f} ms, "
+              f"{stats.admitting_polls} that prefilled a sent turn "
+              f"{1000 * stats.admitting_seconds / max(stats.admitting_polls, 1):.0f} ms, "
               f"the others {1000 * (stats.engine_seconds - stats.admitting_seconds) / max(other_polls, 1):.0f} ms; raw "
               f"{1000 * raw_after[1] / raw_steps:.0f} ms), sending turns {stats.submit_seconds:.1f} s, the rest "
               f"{stats.wall_seconds - stats.engine_seconds - stats.submit_seconds:.1f} s")

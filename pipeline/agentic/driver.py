@@ -69,7 +69,8 @@ class DriveStats:
                 "prompt_tokens": self.prompt_tokens, "cached_prompt_tokens": self.cached_prompt_tokens,
                 "engine_polls": self.engine_polls,
                 "polls_while_tools_ran": self.polls_while_tools_ran, "tool_seconds": round(self.tool_seconds, 2),
-                "turns_as_generated": self.turns_as_generated, "engine_seconds": round(self.engine_seconds, 2), "submit_seconds": round(self.submit_seconds, 2),
+                "turns_as_generated": self.turns_as_generated, "engine_seconds": round(self.engine_seconds, 2),
+                "submit_seconds": round(self.submit_seconds, 2),
                 "admitting_polls": self.admitting_polls, "admitting_seconds": round(self.admitting_seconds, 2),
                 "wall_seconds": round(self.wall_seconds, 2),
                 "output_tok_per_s": round(self.completion_tokens / self.wall_seconds, 1) if self.wall_seconds else 0}

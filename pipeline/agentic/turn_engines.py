@@ -8,8 +8,10 @@ rollout driver (pipeline/agentic/driver.py) needs to keep many rollouts in fligh
 VllmTurnEngine drives the in-process vLLM engine step by step (LLMEngine.add_request / step(),
 what LLM.generate does inside, continuous batching): a request joins the running batch at the
 next step, so a rollout back from its tools does not wait for the others' turns to end.
-HttpTurnEngine sends each turn to an OpenAI-compatible server from a thread pool (the server
-batches what is in flight).
+A later turn carries the previous one (`previous`: its prompt ids and the text kept): the
+in-process engine sends those tokens back as they were (token-in, token-out) so the prefix cache
+holds them. HttpTurnEngine sends each turn to an OpenAI-compatible server from a thread pool (the
+server batches what is in flight, and renders the messages itself: `previous` is not used).
 """
 
 from __future__ import annotations

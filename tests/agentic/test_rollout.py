@@ -143,3 +143,16 @@ def test_calculator_rollout_with_a_math_reference():
                                                    ("1,234", "1234", True), ("lyon", "Lyon", True)])
 def test_db_answers(answer, reference, ok):
     assert match_db_answer(answer, reference).passed is ok
+
+
+def test_the_last_turn_is_kept_as_written_up_to_its_last_call():
+    """What an engine may send back as generated: the turn as the model wrote it (thinking and
+    call, whitespace and all), without the text after the call that the history drops."""
+    task = count_task()
+    r = Rollout(task, make(task.environment), model="scripted", seed=0)
+    written = "<think>\n  I list the tables first. \n</think>\n" + hermes("list_tables", {})
+    r.advance(written + "\n<tool_response>a guessed result", None)
+    assert r.last_turn_text == written
+    assert r.messages[1].reasoning == "I list the tables first."  # stored parsed, as before
+    r.advance("<think>I know enough.</think>\nFinal answer: 3", None)
+    assert r.last_turn_text == "<think>I know enough.</think>\nFinal answer: 3" and r.done

@@ -138,7 +138,8 @@ def test_a_later_turn_sends_the_previous_turn_back_as_generated_and_reads_it_fro
     ids = engine.prompt_ids(request)
     generated = vllm_engine._llm.get_tokenizer().encode(first.text, add_special_tokens=False)
     assert ids[:len(first.prompt_ids) + len(generated)] == first.prompt_ids + generated
-    assert engine.tokenizer.decode(ids).endswith("Tool result: 12 customers.<|im_end|>\n<|im_start|>assistant\n<think>\n")
+    assert engine.tokenizer.decode(ids).endswith(
+        "Tool result: 12 customers.<|im_end|>\n<|im_start|>assistant\n<think>\n")
     assert engine.continued_turns == 1 and engine.rerendered_turns == 0
     second = turn(request)
     block = vllm_engine._llm.llm_engine.vllm_config.cache_config.block_size
